@@ -1,0 +1,11 @@
+"""The ASGI entry point uvicorn imports (also in each worker process): settings come from the environment.
+
+The CLI exports its flags as `BRIDGE_*` variables before starting uvicorn, so workers see the same settings.
+"""
+
+from __future__ import annotations
+
+from messages_bridge.app.factory import create_app
+from messages_bridge.config import Settings
+
+app = create_app(Settings())

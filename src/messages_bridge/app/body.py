@@ -1,0 +1,53 @@
+"""Reading and decoding request bodies with the limits and errors the Anthropic API gives."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import msgspec
+from starlette.requests import Request
+
+from messages_bridge.errors import InvalidRequestError, RequestTooLargeError
+
+T = TypeVar("T")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing (413) anything over `limit` bytes before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLargeError(f"Request exceeds the maximum allowed number of bytes ({limit})")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLargeError(f"Request exceeds the maximum allowed number of bytes ({limit})")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_content_type(request: Request) -> None:
+    content_type = request.headers.get("content-type", "application/json")
+    if not content_type.split(";", 1)[0].strip().lower().endswith("json"):
+        raise InvalidRequestError(f"Unsupported content-type '{content_type[:64]}': send application/json")
+
+
+def decode_json(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
+    """Decode and validate; msgspec's error names the JSON path of the offending field."""
+    if not body.strip():
+        raise InvalidRequestError("Request body is empty: expected a JSON object")
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequestError(_path_first(str(exc))) from exc
+    except msgspec.DecodeError as exc:
+        raise InvalidRequestError(f"Invalid JSON in request body: {exc}") from exc
+
+
+def _path_first(message: str) -> str:
+    """`Expected int, got str - at $.max_tokens` → `max_tokens: Expected int, got str` (Anthropic's style)."""
+    text, sep, path = message.rpartition(" - at `$")
+    if not sep:
+        return message
+    return f"{path.rstrip('`').lstrip('.')}: {text}"

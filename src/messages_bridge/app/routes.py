@@ -1,0 +1,100 @@
+"""HTTP routes: validate → relay → render. Handlers stay short; failures are raised as `GatewayError`."""
+
+from __future__ import annotations
+
+import msgspec
+from asgi_correlation_id import correlation_id
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from messages_bridge.app.auth import check_key
+from messages_bridge.app.body import check_content_type, decode_json, read_body
+from messages_bridge.app.relay import empty_message, relay_count_tokens, relay_message
+from messages_bridge.app.state import gateway
+from messages_bridge.errors import InvalidRequestError, NotFoundError
+from messages_bridge.protocol import anthropic as a
+from messages_bridge.translate.request import to_responses_request
+
+_ENCODER = msgspec.json.Encoder()
+DEFAULT_VERSION = "2023-06-01"
+MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
+
+
+def json_response(payload: object, status: int = 200) -> Response:
+    return Response(_ENCODER.encode(payload), status_code=status, media_type="application/json")
+
+
+async def _decoded(request: Request, decoder: msgspec.json.Decoder[a.MessagesRequest] | msgspec.json.Decoder[
+    a.CountTokensRequest]) -> a.MessagesRequest | a.CountTokensRequest:
+    state = gateway(request)
+    check_key(request.headers, state.keys)
+    check_content_type(request)
+    return decode_json(await read_body(request, state.settings.max_body_bytes), decoder)
+
+
+async def create_message(request: Request) -> Response:
+    state = gateway(request)
+    req = await _decoded(request, a.MESSAGES_DECODER)
+    assert isinstance(req, a.MessagesRequest)
+    version = request.headers.get("anthropic-version", DEFAULT_VERSION)
+    settings = state.settings
+    translation = to_responses_request(req, settings.profile(req.model),
+                                       api_version=version if settings.reject_sampling_on_new_api else DEFAULT_VERSION)  # fmt: skip
+    if req.stream:
+        raise InvalidRequestError("stream: streaming is not available yet on this gateway")
+    if req.max_tokens == 0:
+        return json_response(empty_message(req))
+    message, _ = await relay_message(state.client, req, translation, request_id=correlation_id.get(),
+                                     context_window=settings.context_window)  # fmt: skip
+    return json_response(message)
+
+
+async def count_tokens(request: Request) -> Response:
+    state = gateway(request)
+    req = await _decoded(request, a.COUNT_TOKENS_DECODER)
+    assert isinstance(req, a.CountTokensRequest)
+    tokens, _ = await relay_count_tokens(state.client, req, state.settings.profile(req.model),
+                                         request_id=correlation_id.get(), context_window=state.settings.context_window)  # fmt: skip
+    return json_response({"input_tokens": tokens})
+
+
+def _model_info(model_id: str) -> dict[str, str]:
+    return {"type": "model", "id": model_id, "display_name": model_id, "created_at": MODEL_CREATED_AT}
+
+
+async def list_models(request: Request) -> Response:
+    state = gateway(request)
+    check_key(request.headers, state.keys)
+    data = [_model_info(m) for m in state.settings.listed_models]
+    return json_response({"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]})
+
+
+async def get_model(request: Request) -> Response:
+    state = gateway(request)
+    check_key(request.headers, state.keys)
+    model_id = request.path_params["model_id"]
+    if model_id not in state.settings.listed_models and model_id not in state.settings.model_map:
+        raise NotFoundError(f"model: {model_id}")
+    return json_response(_model_info(model_id))
+
+
+async def healthz(_: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    state = gateway(request)
+    if await state.client.ready():
+        return json_response({"status": "ready", "demo": state.settings.demo})
+    return json_response({"status": "unready", "reason": "upstream unreachable"}, status=503)
+
+
+ROUTES = [
+    Route("/v1/messages", create_message, methods=["POST"]),
+    Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+    Route("/v1/models", list_models, methods=["GET"]),
+    Route("/v1/models/{model_id:str}", get_model, methods=["GET"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+]

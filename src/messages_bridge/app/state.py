@@ -1,0 +1,22 @@
+"""What the routes share for the process lifetime: settings, the upstream client, the key set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from messages_bridge.config import Settings
+from messages_bridge.upstream.client import ResponsesClient
+
+
+@dataclass(slots=True)
+class GatewayState:
+    settings: Settings
+    client: ResponsesClient
+    keys: tuple[bytes, ...]
+
+
+def gateway(request: Request) -> GatewayState:
+    state: GatewayState = request.app.state.gateway
+    return state

@@ -1,0 +1,124 @@
+"""Settings: read once at start-up from the environment (and CLI flags), then frozen."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+from messages_bridge.translate.request import UpstreamProfile
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEMO_BASE_URL = "http://demo-upstream/v1"
+DEFAULT_MODEL_MAP: dict[str, str] = {"opus": "gpt-5", "sonnet": "gpt-5", "haiku": "gpt-5-mini"}
+# Model ids listed by GET /v1/models (Claude Code's picker keeps ids starting with "claude").
+LISTED_MODELS = ("claude-opus-4-8", "claude-opus-4-7", "claude-sonnet-5", "claude-sonnet-4-5", "claude-haiku-4-5-20251001")
+FAMILIES = ("opus", "sonnet", "haiku")
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting; `OPENAI_*` follow the OpenAI SDK's names, the rest use the `BRIDGE_` prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="BRIDGE_", frozen=True, extra="ignore", populate_by_name=True)
+
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"))
+    openai_base_url: str | None = Field(default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url"))
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    allow_unauthenticated: bool = False
+    model_map: Annotated[dict[str, str], NoDecode] = Field(default_factory=lambda: dict(DEFAULT_MODEL_MAP))
+    default_model: str = "gpt-5"
+    reasoning_models: CommaList = ("o1", "o3", "o4", "gpt-5")
+    sampling_models: CommaList = ("gpt-4",)
+    disabled_thinking_effort: str | None = "minimal"
+    context_window: int = 400_000
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    connect_timeout: float = Field(default=10.0, gt=0)
+    read_timeout: float = Field(default=600.0, gt=0)
+    max_connections: int = Field(default=512, ge=1)
+    ping_interval: float = Field(default=10.0, gt=0)
+    reject_sampling_on_new_api: bool = True
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    log_content: bool = False
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: object) -> object:
+        return _split(value)
+
+    @field_validator("reasoning_models", "sampling_models", mode="before")
+    @classmethod
+    def _parse_list(cls, value: object) -> object:
+        return _split(value)
+
+    @field_validator("model_map", mode="before")
+    @classmethod
+    def _parse_map(cls, value: object) -> object:
+        """JSON object, or `name=model,name=model`; merged over the defaults."""
+        if isinstance(value, str):
+            text = value.strip()
+            parsed = json.loads(text) if text.startswith("{") else dict(p.split("=", 1) for p in _split(text))  # type: ignore[union-attr]
+            return {**DEFAULT_MODEL_MAP, **{k.strip(): v.strip() for k, v in parsed.items()}}
+        return value
+
+    @property
+    def demo(self) -> bool:
+        """No key and no base URL: serve from the built-in simulator."""
+        return self.openai_api_key is None and self.openai_base_url is None
+
+    @property
+    def upstream_base_url(self) -> str:
+        if self.demo:
+            return DEMO_BASE_URL
+        return (self.openai_base_url or DEFAULT_BASE_URL).rstrip("/")
+
+    def upstream_model(self, requested: str) -> str:
+        """Exact names first, then the family (opus/sonnet/haiku) in the name, then the default."""
+        if (exact := self.model_map.get(requested)) is not None:
+            return exact
+        lowered = requested.lower()
+        for family in FAMILIES:
+            if family in lowered and family in self.model_map:
+                return self.model_map[family]
+        return self.default_model
+
+    def profile(self, requested: str) -> UpstreamProfile:
+        model = self.upstream_model(requested)
+        return _profile_cache(self, model)
+
+    @cached_property
+    def listed_models(self) -> tuple[str, ...]:
+        extra = [m for m in self.model_map if m.startswith("claude") and m not in LISTED_MODELS]
+        return (*LISTED_MODELS, *extra)
+
+
+_PROFILES: dict[tuple[int, str], UpstreamProfile] = {}
+
+
+def _profile_cache(settings: Settings, model: str) -> UpstreamProfile:
+    key = (id(settings), model)
+    profile = _PROFILES.get(key)
+    if profile is None:
+        profile = UpstreamProfile(
+            model=model,
+            reasoning=model.startswith(settings.reasoning_models),
+            sampling=model.startswith(settings.sampling_models),
+            disabled_effort=settings.disabled_thinking_effort,
+        )
+        _PROFILES[key] = profile
+    return profile

@@ -1,0 +1,209 @@
+"""A deterministic Responses API simulator (pure): the demo upstream and the test suite's fake upstream.
+
+It validates what the real API validates where the gateway could get it wrong (unknown parameters, function
+calls without outputs, reasoning items whose encrypted content does not match their id, item ids with the
+wrong prefix), answers in text, calls a tool when tools are offered and the prompt asks for one, and reasons
+(with a summary and encrypted content) when the request asks for reasoning.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from typing import Any
+
+JSON = dict[str, Any]
+
+KNOWN_PARAMS = frozenset({
+    "model", "input", "instructions", "max_output_tokens", "tools", "tool_choice", "parallel_tool_calls",
+    "reasoning", "text", "temperature", "top_p", "store", "include", "stream", "stream_options",
+    "safety_identifier", "prompt_cache_key", "service_tier", "truncation", "metadata", "user",
+})  # fmt: skip
+_TOOL_WORDS = re.compile(r"\b(use|call|run|invoke|execute)\b", re.IGNORECASE)
+_BACKTICKS = re.compile(r"`([^`]+)`")
+
+
+class SimulatorError(Exception):
+    """A 4xx the real API would return, with its OpenAI error body."""
+
+    def __init__(self, status: int, message: str, *, code: str | None = None, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: JSON = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:24]
+
+
+def encrypted_for(item_id: str) -> str:
+    """The simulator's 'encrypted' reasoning: verifiable against the item id, like OpenAI's."""
+    return base64.b64encode(f"sim:{item_id}".encode()).decode()
+
+
+def _check_reasoning(item: JSON, index: int) -> None:
+    item_id = str(item.get("id", ""))
+    if not item_id.startswith("rs_"):
+        raise SimulatorError(400, f"Invalid 'input[{index}].id': '{item_id}'. Expected an ID that begins with 'rs'.")
+    if item.get("encrypted_content") != encrypted_for(item_id):
+        raise SimulatorError(400, f"The encrypted content for item {item_id} could not be verified.")
+
+
+def validate(request: JSON) -> None:
+    """Reject what the real Responses API rejects (the subset a gateway could get wrong)."""
+    unknown = sorted(set(request) - KNOWN_PARAMS)
+    if unknown:
+        raise SimulatorError(400, f"Unknown parameter: '{unknown[0]}'.", code="unknown_parameter", param=unknown[0])
+    if not isinstance(request.get("model"), str):
+        raise SimulatorError(400, "Missing required parameter: 'model'.", param="model")
+    if (limit := request.get("max_output_tokens")) is not None and limit < 16:
+        raise SimulatorError(400, "Invalid 'max_output_tokens': integer below minimum value 16.")
+    items = request.get("input") or []
+    calls: dict[str, int] = {}
+    outputs: set[str] = set()
+    for index, item in enumerate(items):
+        kind = item.get("type", "message")
+        if kind == "function_call":
+            calls[item["call_id"]] = index
+            if "id" in item and not str(item["id"]).startswith("fc"):
+                raise SimulatorError(400, f"Invalid 'input[{index}].id'. Expected an ID that begins with 'fc'.")
+        elif kind == "function_call_output":
+            outputs.add(item["call_id"])
+        elif kind == "reasoning":
+            _check_reasoning(item, index)
+            if index + 1 >= len(items) or items[index + 1].get("role") == "user":
+                raise SimulatorError(400, f"Item '{item['id']}' of type 'reasoning' was provided without its required following item.")
+    for call_id in calls:
+        if call_id not in outputs:
+            raise SimulatorError(400, f"No tool output found for function call {call_id}.")
+
+
+def _last_text(items: list[JSON]) -> str:
+    for item in reversed(items):
+        if item.get("type", "message") == "message" and item.get("role") == "user":
+            content = item.get("content")
+            if isinstance(content, str):
+                return content
+            return " ".join(p.get("text", "") for p in content or [] if p.get("type") == "input_text")
+    return ""
+
+
+def _dummy(schema: JSON, hint: str) -> Any:
+    kind = schema.get("type")
+    if "enum" in schema:
+        return schema["enum"][0]
+    if kind in ("integer", "number"):
+        return 1
+    if kind == "boolean":
+        return False
+    if kind == "array":
+        return []
+    if kind == "object":
+        return {}
+    return hint
+
+
+def _arguments(tool: JSON, prompt: str) -> JSON:
+    params = tool.get("parameters") or {}
+    props: JSON = params.get("properties") or {}
+    quoted = _BACKTICKS.search(prompt)
+    hint = quoted.group(1) if quoted else "demo"
+    args: JSON = {}
+    for name in params.get("required") or list(props)[:1]:
+        args[name] = _dummy(props.get(name, {}), hint)
+    if "command" in props:
+        args["command"] = hint
+    return args
+
+
+def _pick_tool(request: JSON, prompt: str) -> JSON | None:
+    tools = [t for t in request.get("tools") or [] if t.get("type") == "function"]
+    if not tools or request.get("tool_choice") == "none":
+        return None
+    choice = request.get("tool_choice")
+    if isinstance(choice, dict):
+        return next((t for t in tools if t["name"] == choice.get("name")), None)
+    named = [t for t in tools if re.search(rf"\b{re.escape(t['name'])}\b", prompt, re.IGNORECASE)]
+    if named and (_TOOL_WORDS.search(prompt) or choice == "required"):
+        return named[0]
+    return tools[0] if choice == "required" else None
+
+
+def _words(text: str) -> int:
+    return max(1, len(text.split()))
+
+
+def plan_output(request: JSON, response_id: str) -> tuple[list[JSON], bool]:
+    """The output items for a request, and whether max_output_tokens cut them short."""
+    items: list[JSON] = request.get("input") or []
+    prompt = _last_text(items)
+    output: list[JSON] = []
+    reasoning = request.get("reasoning") or {}
+    if reasoning.get("effort") not in (None, "none", "minimal") or reasoning.get("summary"):
+        rs_id = "rs_" + _digest(response_id, "rs")
+        summary = [{"type": "summary_text", "text": f"Considering: {prompt[:60]}"}] if reasoning.get("summary") else []
+        output.append({"id": rs_id, "type": "reasoning", "summary": summary, "encrypted_content": encrypted_for(rs_id)})
+    last = items[-1] if items else {}
+    tool = None if last.get("type") == "function_call_output" else _pick_tool(request, prompt)
+    if tool is not None:
+        call = {"id": "fc_" + _digest(response_id, "fc"), "type": "function_call", "status": "completed",
+                "call_id": "call_" + _digest(response_id, "call"), "name": tool["name"]}  # fmt: skip
+        call["arguments"] = _json(_arguments(tool, prompt))
+        output.append(call)
+        return output, False
+    if last.get("type") == "function_call_output":
+        result = last.get("output")
+        shown = result if isinstance(result, str) else "[structured output]"
+        text = f"The tool returned: {shown[:200]}"
+    else:
+        text = f"Hello from the messages-bridge demo upstream ({request.get('model')}). You said: {prompt[:200]}"
+    limit = request.get("max_output_tokens")
+    truncated = limit is not None and _words(text) > limit
+    if truncated:
+        text = " ".join(text.split()[:limit])
+    output.append({"id": "msg_" + _digest(response_id, "msg"), "type": "message", "status": "completed",
+                   "role": "assistant", "content": [{"type": "output_text", "text": text, "annotations": []}]})  # fmt: skip
+    return output, truncated
+
+
+def _json(value: Any) -> str:
+    import json  # noqa: PLC0415 - only the simulator needs the stdlib encoder's formatting
+
+    return json.dumps(value, separators=(",", ":"))
+
+
+def usage_for(request: JSON, output: list[JSON]) -> JSON:
+    input_tokens = max(1, len(_json(request.get("input") or [])) // 4 + len(request.get("instructions") or "") // 4)
+    out_text = " ".join(_json(o) for o in output)
+    reasoning = sum(1 for o in output if o["type"] == "reasoning") * 8
+    output_tokens = _words(out_text) // 2 + reasoning
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+def respond(request: JSON) -> JSON:
+    """The `Response` object the simulator returns for a valid request."""
+    validate(request)
+    response_id = "resp_" + _digest(_json(request.get("input") or []), str(request.get("model")))
+    output, truncated = plan_output(request, response_id)
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": 1_764_000_000,
+        "model": request["model"],
+        "status": "incomplete" if truncated else "completed",
+        "incomplete_details": {"reason": "max_output_tokens"} if truncated else None,
+        "error": None,
+        "output": output,
+        "usage": usage_for(request, output),
+    }
+
+
+def count_input_tokens(request: JSON) -> JSON:
+    return {"object": "response.input_tokens", "input_tokens": usage_for(request, [])["input_tokens"]}

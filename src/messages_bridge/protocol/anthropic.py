@@ -1,0 +1,276 @@
+"""Wire shapes of the Anthropic Messages API (requests in, messages and events out).
+
+Requests are decoded and validated in one pass by msgspec (fast, and its errors name the JSON path).
+Fields the gateway accepts but has no use for (`cache_control`, `citations`, `caller`, `context_management`)
+are simply not declared: msgspec skips unknown fields without building objects for them.
+Tool schemas and tool inputs stay `msgspec.Raw`: the gateway forwards them verbatim, so decoding
+64 KB of JSON Schema into Python objects on every request would be pure waste.
+Responses are TypedDicts: they are built once and encoded straight to JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, NotRequired, TypedDict
+
+import msgspec
+from msgspec import UNSET, Meta, Raw, Struct, UnsetType
+
+
+class _Block(Struct, tag_field="type", kw_only=True, omit_defaults=True):
+    """Base of every request content block; the JSON `type` field is the tag."""
+
+
+class TextBlock(_Block, tag="text"):
+    text: str
+
+
+class Base64Source(Struct, tag_field="type", tag="base64", kw_only=True):
+    media_type: str
+    data: str
+
+
+class UrlSource(Struct, tag_field="type", tag="url", kw_only=True):
+    url: str
+
+
+class FileSource(Struct, tag_field="type", tag="file", kw_only=True):
+    file_id: str
+
+
+class PlainTextSource(Struct, tag_field="type", tag="text", kw_only=True):
+    data: str
+    media_type: str = "text/plain"
+
+
+class ContentSource(Struct, tag_field="type", tag="content", kw_only=True):
+    content: str | list[TextBlock | ImageBlock]
+
+
+class ImageBlock(_Block, tag="image"):
+    source: Base64Source | UrlSource | FileSource
+
+
+class DocumentBlock(_Block, tag="document"):
+    source: Base64Source | UrlSource | FileSource | PlainTextSource | ContentSource
+    title: str | None = None
+    context: str | None = None
+
+
+class SearchResultBlock(_Block, tag="search_result"):
+    content: list[TextBlock]
+    source: str
+    title: str
+
+
+class ToolReferenceBlock(_Block, tag="tool_reference"):
+    tool_name: str
+
+
+ToolResultContent = TextBlock | ImageBlock | DocumentBlock | SearchResultBlock | ToolReferenceBlock
+
+
+class ToolUseBlock(_Block, tag="tool_use"):
+    id: str
+    name: str
+    input: Raw
+
+
+class ToolResultBlock(_Block, tag="tool_result"):
+    tool_use_id: str
+    content: str | list[ToolResultContent] | None = None
+    is_error: bool | None = None
+
+
+class ThinkingBlock(_Block, tag="thinking"):
+    thinking: str
+    signature: str
+
+
+class RedactedThinkingBlock(_Block, tag="redacted_thinking"):
+    data: str
+
+
+class ServerToolUseBlock(_Block, tag="server_tool_use"):
+    id: str
+    name: str
+    input: Raw
+
+
+class WebSearchToolResultBlock(_Block, tag="web_search_tool_result"):
+    tool_use_id: str
+    content: Raw
+
+
+ContentBlock = (
+    TextBlock
+    | ImageBlock
+    | DocumentBlock
+    | SearchResultBlock
+    | ToolReferenceBlock
+    | ToolUseBlock
+    | ToolResultBlock
+    | ThinkingBlock
+    | RedactedThinkingBlock
+    | ServerToolUseBlock
+    | WebSearchToolResultBlock
+)
+
+
+class InputMessage(Struct, kw_only=True):
+    role: Literal["user", "assistant", "system"]
+    content: str | list[ContentBlock]
+
+
+class Tool(Struct, kw_only=True, omit_defaults=True):
+    """A custom tool, or an Anthropic-defined tool when `type` is a versioned name."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=128)]
+    type: str | None = None
+    description: str | None = None
+    input_schema: Raw | UnsetType = UNSET
+    strict: bool | None = None
+    defer_loading: bool | None = None
+    allowed_domains: list[str] | None = None
+    blocked_domains: list[str] | None = None
+    user_location: Raw | UnsetType = UNSET
+    max_uses: int | None = None
+
+
+class ToolChoiceAuto(Struct, tag_field="type", tag="auto", kw_only=True):
+    disable_parallel_tool_use: bool | None = None
+
+
+class ToolChoiceAny(Struct, tag_field="type", tag="any", kw_only=True):
+    disable_parallel_tool_use: bool | None = None
+
+
+class ToolChoiceTool(Struct, tag_field="type", tag="tool", kw_only=True):
+    name: str
+    disable_parallel_tool_use: bool | None = None
+
+
+class ToolChoiceNone(Struct, tag_field="type", tag="none", kw_only=True):
+    pass
+
+
+ToolChoice = ToolChoiceAuto | ToolChoiceAny | ToolChoiceTool | ToolChoiceNone
+
+
+class ThinkingEnabled(Struct, tag_field="type", tag="enabled", kw_only=True):
+    budget_tokens: Annotated[int, Meta(ge=0)]
+    display: Literal["summarized", "omitted"] | None = None
+
+
+class ThinkingAdaptive(Struct, tag_field="type", tag="adaptive", kw_only=True):
+    display: Literal["summarized", "omitted"] | None = None
+
+
+class ThinkingDisabled(Struct, tag_field="type", tag="disabled", kw_only=True):
+    pass
+
+
+class ThinkingBetweenTools(Struct, tag_field="type", tag="between_tools", kw_only=True):
+    pass
+
+
+ThinkingConfig = ThinkingEnabled | ThinkingAdaptive | ThinkingDisabled | ThinkingBetweenTools
+
+
+class JsonSchemaFormat(Struct, tag_field="type", tag="json_schema", kw_only=True):
+    schema: Raw
+
+
+class OutputConfig(Struct, kw_only=True):
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    format: JsonSchemaFormat | None = None
+
+
+class Metadata(Struct, kw_only=True):
+    user_id: str | None = None
+
+
+class _ConversationRequest(Struct, kw_only=True):
+    """Fields shared by /v1/messages and /v1/messages/count_tokens."""
+
+    model: Annotated[str, Meta(min_length=1)]
+    messages: list[InputMessage]
+    system: str | list[TextBlock] | None = None
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    thinking: ThinkingConfig | None = None
+    output_config: OutputConfig | None = None
+    speed: Literal["standard", "fast"] | None = None
+
+
+class MessagesRequest(_ConversationRequest, kw_only=True):
+    """`POST /v1/messages` body (unknown top-level fields are ignored, as the issue asks)."""
+
+    max_tokens: Annotated[int, Meta(ge=0)]
+    stop_sequences: list[str] | None = None
+    stream: bool | None = None
+    metadata: Metadata | None = None
+    temperature: Annotated[float, Meta(ge=0, le=1)] | None = None
+    top_p: Annotated[float, Meta(ge=0, le=1)] | None = None
+    top_k: Annotated[int, Meta(ge=0)] | None = None
+    service_tier: Literal["auto", "standard_only"] | None = None
+
+
+class CountTokensRequest(_ConversationRequest, kw_only=True):
+    """`POST /v1/messages/count_tokens` body."""
+
+
+MESSAGES_DECODER = msgspec.json.Decoder(MessagesRequest)
+COUNT_TOKENS_DECODER = msgspec.json.Decoder(CountTokensRequest)
+
+
+# ---- output shapes -------------------------------------------------------------------------------
+
+
+class Usage(TypedDict):
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+    service_tier: NotRequired[str]
+    output_tokens_details: NotRequired[dict[str, int]]
+
+
+class TextOut(TypedDict):
+    type: Literal["text"]
+    text: str
+
+
+class ThinkingOut(TypedDict):
+    type: Literal["thinking"]
+    thinking: str
+    signature: str
+
+
+class ToolUseOut(TypedDict):
+    type: Literal["tool_use"]
+    id: str
+    name: str
+    input: object
+
+
+ContentOut = TextOut | ThinkingOut | ToolUseOut
+
+StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "refusal", "pause_turn"]
+
+
+class StopDetails(TypedDict):
+    type: Literal["refusal"]
+    category: str | None
+    explanation: str | None
+
+
+class Message(TypedDict):
+    id: str
+    type: Literal["message"]
+    role: Literal["assistant"]
+    model: str
+    content: list[ContentOut]
+    stop_reason: StopReason | None
+    stop_sequence: str | None
+    usage: Usage
+    stop_details: NotRequired[StopDetails | None]

@@ -1,0 +1,344 @@
+"""Anthropic Messages request → OpenAI Responses request (pure: no I/O, no logging, no config lookups)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import msgspec
+
+from messages_bridge.errors import InvalidRequestError
+from messages_bridge.protocol import anthropic as a
+from messages_bridge.protocol import responses as r
+from messages_bridge.translate.content import block_type, text_part, tool_result_output, user_parts
+from messages_bridge.translate.signatures import decode_signature
+from messages_bridge.translate.tools import name_map, to_function_tool, to_tool_choice, upstream_name
+
+MIN_OUTPUT_TOKENS = 16  # the Responses API rejects max_output_tokens below 16
+NEW_API_VERSION = "2026-10-21"
+# Claude Code's first system block is a per-conversation billing tag for Anthropic, not prompt text; it changes
+# between conversations, so forwarding it would defeat the upstream's prefix cache.
+_BILLING_HEADER = "x-anthropic-billing-header:"
+_PREFILL_NOTE = (
+    "Continue the previous assistant message exactly where it stops. Do not repeat any of it; output only "
+    "the continuation."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamProfile:
+    """What the target upstream model accepts (from settings; resolved once per model name)."""
+
+    model: str
+    reasoning: bool = True
+    sampling: bool = False
+    disabled_effort: str | None = "minimal"
+
+
+@dataclass(slots=True)
+class Translation:
+    """A translated request plus what the response side needs to translate back."""
+
+    body: r.ResponsesRequest
+    tool_names: dict[str, str] = field(default_factory=dict)
+    stop_sequences: tuple[str, ...] = ()
+    thinking_requested: bool = False
+    prefill: str = ""
+    ignored: list[str] = field(default_factory=list)
+
+
+def effort_for_budget(budget_tokens: int) -> str:
+    """Thinking budget → reasoning effort ([policy] thresholds; a budget has no Responses counterpart)."""
+    if budget_tokens < 4096:
+        return "low"
+    if budget_tokens < 16384:
+        return "medium"
+    return "high"
+
+
+def _short_id(value: str) -> str:
+    """call_id must be ≤ 64 chars; longer foreign ids are shortened deterministically so pairs still match."""
+    if len(value) <= 64:
+        return value
+    return value[:47] + "_" + hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+def _hashed_user(user_id: str) -> str:
+    """Never forward the raw end-user id (Claude Code packs device and session ids into it)."""
+    return "mb_" + hashlib.sha256(user_id.encode()).hexdigest()[:40]
+
+
+def _blocks(message: a.InputMessage) -> list[a.ContentBlock]:
+    return [a.TextBlock(text=message.content)] if isinstance(message.content, str) else message.content
+
+
+@dataclass(slots=True)
+class _InputBuilder:
+    """Walks messages in order, grouping consecutive parts into one message item."""
+
+    profile: UpstreamProfile
+    items: list[r.InputItem] = field(default_factory=list)
+    _parts: list[r.InputPart] = field(default_factory=list)
+    _role: str = ""
+
+    def add_part(self, role: str, part: r.InputPart) -> None:
+        if role != self._role:
+            self.flush()
+            self._role = role
+        self._parts.append(part)
+
+    def add_item(self, item: r.InputItem) -> None:
+        self.flush()
+        self.items.append(item)
+
+    def flush(self) -> None:
+        if not self._parts:
+            return
+        if self._role == "assistant":
+            texts = [p["text"] for p in self._parts if p["type"] == "input_text"]
+            content: list[r.OutputTextPart] = [{"type": "output_text", "text": t, "annotations": []} for t in texts]
+            self.items.append({"type": "message", "role": "assistant", "content": content})
+        else:
+            role = "developer" if self._role == "system" else "user"
+            self.items.append({"type": "message", "role": role, "content": self._parts})  # type: ignore[typeddict-item]
+        self._parts = []
+        self._role = ""
+
+
+def _add_user(builder: _InputBuilder, blocks: list[a.ContentBlock], where: str, expected: set[str]) -> None:
+    for j, block in enumerate(blocks):
+        at = f"{where}.content.{j}"
+        if isinstance(block, a.ToolResultBlock):
+            if block.tool_use_id not in expected:
+                raise InvalidRequestError(
+                    f"{at}: unexpected `tool_use_id` found in `tool_result` blocks: {block.tool_use_id}. Each "
+                    "`tool_result` block must have a corresponding `tool_use` block in the previous message."
+                )
+            expected.discard(block.tool_use_id)
+            output = tool_result_output(block, at)
+            builder.add_item({"type": "function_call_output", "call_id": _short_id(block.tool_use_id), "output": output})
+        else:
+            for part in user_parts(block, at):
+                builder.add_part("user", part)
+
+
+def _add_system(builder: _InputBuilder, blocks: list[a.ContentBlock], where: str) -> None:
+    for j, block in enumerate(blocks):
+        if not isinstance(block, a.TextBlock):
+            raise InvalidRequestError(f"{where}.content.{j}: system messages may only contain text blocks")
+        builder.add_part("system", text_part(block.text))
+
+
+def _reasoning_item(block: a.ThinkingBlock | a.RedactedThinkingBlock) -> r.ReasoningInputItem | None:
+    signature = block.signature if isinstance(block, a.ThinkingBlock) else block.data
+    ref = decode_signature(signature)
+    if ref is None:
+        return None  # minted by real Anthropic (or forged): OpenAI cannot use it
+    summary: list[r.SummaryTextPart] = []
+    if isinstance(block, a.ThinkingBlock) and block.thinking:
+        summary = [{"type": "summary_text", "text": block.thinking}]
+    return {"type": "reasoning", "id": ref.id, "summary": summary, "encrypted_content": ref.ec}
+
+
+def _add_assistant(builder: _InputBuilder, blocks: list[a.ContentBlock], where: str, notes: list[str]) -> set[str]:
+    """Adds one assistant turn; returns the tool_use ids it opened."""
+    opened: set[str] = set()
+    pending_reasoning: list[r.ReasoningInputItem] = []
+    for j, block in enumerate(blocks):
+        match block:
+            case a.TextBlock(text=text):
+                builder.items.extend(pending_reasoning)
+                pending_reasoning = []
+                if text:
+                    builder.add_part("assistant", text_part(text))
+            case a.ToolUseBlock(id=call_id, name=name, input=args):
+                builder.items.extend(pending_reasoning)
+                pending_reasoning = []
+                opened.add(call_id)
+                arguments = bytes(args).decode() if args else "{}"
+                if not arguments.lstrip().startswith("{"):
+                    raise InvalidRequestError(f"{where}.content.{j}.tool_use.input: Input should be an object")
+                fc: r.FunctionCallItem = {
+                    "type": "function_call", "call_id": _short_id(call_id),
+                    "name": upstream_name(name), "arguments": arguments,
+                }  # fmt: skip
+                builder.add_item(fc)
+            case a.ThinkingBlock() | a.RedactedThinkingBlock():
+                item = _reasoning_item(block) if builder.profile.reasoning else None
+                if item is not None:
+                    builder.flush()
+                    pending_reasoning.append(item)
+            case a.ServerToolUseBlock() | a.WebSearchToolResultBlock():
+                notes.append(f"{where}.content.{j}: {block_type(block)}")
+            case _:
+                raise InvalidRequestError(
+                    f"{where}.content.{j}: content block type '{block_type(block)}' is not allowed in assistant messages"
+                )
+    # A reasoning item with nothing after it in its turn is rejected by OpenAI; it carries no answer anyway.
+    return opened
+
+
+def _check_answered(opened: set[str], where: str) -> None:
+    if opened:
+        ids = ", ".join(sorted(opened))
+        raise InvalidRequestError(
+            f"{where}: `tool_use` ids were found without `tool_result` blocks immediately after: {ids}. Each "
+            "`tool_use` block must have a corresponding `tool_result` block in the next message."
+        )
+
+
+def _translate_messages(messages: list[a.InputMessage], profile: UpstreamProfile, notes: list[str]) -> tuple[
+    list[r.InputItem], str
+]:
+    """The `input` items, and the prefill text when the conversation ends on an assistant turn."""
+    if not messages:
+        raise InvalidRequestError("messages: at least one message is required")
+    builder = _InputBuilder(profile)
+    expected: set[str] = set()
+    expected_from = ""
+    last = len(messages) - 1
+    for i, message in enumerate(messages):
+        where = f"messages.{i}"
+        blocks = _blocks(message)
+        if not blocks and not (i == last and message.role == "assistant"):
+            raise InvalidRequestError(f"{where}: all messages must have non-empty content except for the optional final assistant message")
+        if message.role == "system":
+            _add_system(builder, blocks, where)
+        elif message.role == "user":
+            _add_user(builder, blocks, where, expected)
+            _check_answered(expected, expected_from)
+            expected = set()
+        else:
+            _check_answered(expected, expected_from)
+            expected, expected_from = _add_assistant(builder, blocks, where, notes), where
+    builder.flush()
+    prefill = ""
+    if messages[last].role == "assistant":
+        if expected:
+            _check_answered(expected, expected_from)
+        prefill = "".join(b.text for b in _blocks(messages[last]) if isinstance(b, a.TextBlock))
+        if prefill:
+            builder.items.append({"type": "message", "role": "developer", "content": [text_part(_PREFILL_NOTE)]})
+    return builder.items, prefill
+
+
+def _instructions(system: str | list[a.TextBlock] | None) -> str | None:
+    if system is None:
+        return None
+    if isinstance(system, str):
+        return system or None
+    texts = [b.text for b in system if b.text and not b.text.startswith(_BILLING_HEADER)]
+    return "\n\n".join(texts) or None
+
+
+def _reasoning(req: a.CountTokensRequest | a.MessagesRequest, profile: UpstreamProfile) -> tuple[
+    r.ReasoningParam | None, bool
+]:
+    """The `reasoning` parameter, and whether the client asked for thinking blocks."""
+    thinking = req.thinking
+    requested = isinstance(thinking, a.ThinkingEnabled | a.ThinkingAdaptive)
+    if not profile.reasoning:
+        return None, requested
+    effort = req.output_config.effort if req.output_config else None
+    param: r.ReasoningParam = {}
+    if isinstance(thinking, a.ThinkingEnabled):
+        effort = effort or effort_for_budget(thinking.budget_tokens)
+    elif isinstance(thinking, a.ThinkingDisabled | a.ThinkingBetweenTools):
+        effort = effort or profile.disabled_effort
+    if effort:
+        param["effort"] = effort
+    if requested and thinking is not None and getattr(thinking, "display", None) != "omitted":
+        param["summary"] = "auto"
+    return (param or None), requested
+
+
+def _is_strict_schema(schema: object) -> bool:
+    """Whether OpenAI strict mode accepts the schema as is (all properties required, no extra properties)."""
+    if isinstance(schema, list):
+        return all(_is_strict_schema(s) for s in schema)
+    if not isinstance(schema, dict):
+        return True
+    props = schema.get("properties")
+    if isinstance(props, dict):
+        if schema.get("additionalProperties") is not False or set(schema.get("required", [])) != set(props):
+            return False
+    return all(_is_strict_schema(v) for k, v in schema.items() if k not in ("enum", "const", "default"))
+
+
+def _text_format(output_config: a.OutputConfig | None) -> r.TextConfig | None:
+    if output_config is None or output_config.format is None:
+        return None
+    schema = output_config.format.schema
+    try:
+        strict = _is_strict_schema(msgspec.json.decode(schema))
+    except msgspec.DecodeError as exc:
+        raise InvalidRequestError("output_config.format.schema: invalid JSON schema") from exc
+    return {"format": {"type": "json_schema", "name": "output", "schema": schema, "strict": strict}}
+
+
+def _sampling(req: a.MessagesRequest, body: r.ResponsesRequest, profile: UpstreamProfile, api_version: str) -> list[str]:
+    """Copies temperature/top_p where the model accepts them; returns the names it had to drop."""
+    present = [n for n in ("temperature", "top_p", "top_k") if getattr(req, n) is not None]
+    if present and api_version == NEW_API_VERSION:
+        raise InvalidRequestError(f"{present[0]}: Extra inputs are not permitted")
+    dropped = [n for n in present if n == "top_k" or not profile.sampling]
+    if profile.sampling and req.temperature is not None:
+        body["temperature"] = req.temperature
+    if profile.sampling and req.top_p is not None:
+        body["top_p"] = req.top_p
+    return dropped
+
+
+def _base_body(req: a.CountTokensRequest | a.MessagesRequest, profile: UpstreamProfile, notes: list[str]) -> tuple[
+    r.ResponsesRequest, bool, str
+]:
+    items, prefill = _translate_messages(req.messages, profile, notes)
+    body: r.ResponsesRequest = {"model": profile.model, "input": items, "store": False, "include": []}
+    if (instructions := _instructions(req.system)) is not None:
+        body["instructions"] = instructions
+    if req.tools:
+        body["tools"] = [to_function_tool(t) for t in req.tools]
+    choice, parallel = to_tool_choice(req.tool_choice)
+    if choice is not None:
+        body["tool_choice"] = choice
+    if parallel is not None:
+        body["parallel_tool_calls"] = parallel
+    reasoning, requested = _reasoning(req, profile)
+    if reasoning is not None:
+        body["reasoning"] = reasoning
+    if profile.reasoning:
+        # Stateless (store:false) replay of reasoning needs the encrypted content; non-reasoning models reject it.
+        body["include"] = ["reasoning.encrypted_content"]
+    if (text := _text_format(req.output_config)) is not None:
+        body["text"] = text
+    if req.speed == "fast":
+        body["service_tier"] = "priority"
+    return body, requested, prefill
+
+
+def to_responses_request(req: a.MessagesRequest, profile: UpstreamProfile, *, api_version: str) -> Translation:
+    """Translate a `POST /v1/messages` body for `POST /responses`."""
+    notes: list[str] = []
+    body, requested, prefill = _base_body(req, profile, notes)
+    body["max_output_tokens"] = max(req.max_tokens, MIN_OUTPUT_TOKENS)
+    notes.extend(_sampling(req, body, profile, api_version))
+    if req.metadata is not None and req.metadata.user_id:
+        hashed = _hashed_user(req.metadata.user_id)
+        body["safety_identifier"] = hashed
+        body["prompt_cache_key"] = hashed
+    if req.service_tier is not None and req.speed != "fast":
+        body["service_tier"] = "auto" if req.service_tier == "auto" else "default"
+    if req.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_obfuscation": False}
+    stops = tuple(s for s in req.stop_sequences or () if s)
+    return Translation(body, name_map(req.tools), stops, requested, prefill, notes)
+
+
+_COUNT_KEYS = ("model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "reasoning", "text")
+
+
+def to_input_tokens_request(req: a.CountTokensRequest, profile: UpstreamProfile) -> dict[str, object]:
+    """Translate a `count_tokens` body for `POST /responses/input_tokens` (same mapping, fewer fields)."""
+    body, _, _ = _base_body(req, profile, [])
+    return {k: v for k, v in body.items() if k in _COUNT_KEYS}

@@ -1,0 +1,129 @@
+"""OpenAI `Response` → Anthropic `Message` (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from messages_bridge.errors import ApiError, GatewayError, from_stream_error
+from messages_bridge.protocol import anthropic as a
+from messages_bridge.protocol import responses as r
+from messages_bridge.translate.request import Translation
+from messages_bridge.translate.signatures import encode_signature
+from messages_bridge.translate.stops import find_stop
+from messages_bridge.translate.usage import to_anthropic_usage
+
+_EMPTY_OBJECT = msgspec.json.decode(b"{}")
+
+
+def message_id(response_id: str) -> str:
+    """`msg_` + the upstream id's suffix, so one id can be traced across both APIs."""
+    return "msg_" + (response_id.split("_", 1)[1] if "_" in response_id else response_id or "bridge")
+
+
+def parse_arguments(arguments: str) -> object:
+    """Tool arguments as an object; invalid JSON is an upstream fault, never silently `{}`."""
+    if not arguments.strip():
+        return {}
+    try:
+        value = msgspec.json.decode(arguments)
+    except msgspec.DecodeError as exc:
+        raise ApiError("The upstream model produced tool arguments that are not valid JSON") from exc
+    if not isinstance(value, dict):
+        raise ApiError("The upstream model produced tool arguments that are not a JSON object")
+    return value
+
+
+@dataclass(slots=True)
+class _Collected:
+    content: list[a.ContentOut]
+    refusal: str | None = None
+    stop_sequence: str | None = None
+    saw_tool: bool = False
+
+
+def _add_text(out: _Collected, text: str, t: Translation) -> None:
+    if out.stop_sequence is not None:
+        return
+    if not out.content and t.prefill and text.startswith(t.prefill):
+        text = text[len(t.prefill) :]
+    if t.stop_sequences and (hit := find_stop(text, t.stop_sequences)):
+        text, out.stop_sequence = text[: hit[0]], hit[1]
+    if text:
+        out.content.append({"type": "text", "text": text})
+
+
+def _collect(response: r.Response, t: Translation) -> _Collected:
+    out = _Collected(content=[])
+    for raw in response.output:
+        item = r.decode_output_item(raw)
+        if out.stop_sequence is not None:
+            break  # nothing after a stop sequence reaches the client
+        match item:
+            case r.ReasoningOutput() if t.thinking_requested and item.encrypted_content:
+                thinking = "\n\n".join(s.text for s in item.summary)
+                signature = encode_signature(item.id, item.encrypted_content)
+                out.content.append({"type": "thinking", "thinking": thinking, "signature": signature})
+            case r.MessageOutput(content=parts):
+                for part in parts:
+                    if isinstance(part, r.Refusal):
+                        out.refusal = part.refusal
+                        out.content.append({"type": "text", "text": part.refusal})
+                    else:
+                        _add_text(out, part.text, t)
+            case r.FunctionCallOutput(call_id=call_id, name=name, arguments=arguments):
+                out.saw_tool = True
+                tool: a.ToolUseOut = {
+                    "type": "tool_use", "id": call_id,
+                    "name": t.tool_names.get(name, name), "input": parse_arguments(arguments),
+                }  # fmt: skip
+                out.content.append(tool)
+            case _:
+                pass  # reasoning the client did not ask for; unknown hosted-tool items (none are requested)
+    return out
+
+
+def stop_reason(status: str | None, incomplete_reason: str | None, *, refusal: bool, stop_sequence: bool,
+                tool_use: bool) -> a.StopReason:  # fmt: skip
+    """PROTOCOL.md §6.3: the first matching rule wins."""
+    if status == "incomplete" and incomplete_reason == "content_filter":
+        return "refusal"
+    if status == "incomplete":
+        return "max_tokens"
+    if refusal:
+        return "refusal"
+    if stop_sequence:
+        return "stop_sequence"
+    return "tool_use" if tool_use else "end_turn"
+
+
+def failure_of(response: r.Response) -> GatewayError | None:
+    """A failed (or cancelled) response is an error, never a message."""
+    if response.status in ("failed", "cancelled"):
+        error = response.error
+        return from_stream_error(error.code if error else None, error.message if error else None)
+    return None
+
+
+def to_anthropic_message(response: r.Response, t: Translation, *, model: str) -> a.Message:
+    """Translate a completed or incomplete `Response`; raise the mapped error for a failed one."""
+    if (failure := failure_of(response)) is not None:
+        raise failure
+    out = _collect(response, t)
+    incomplete = response.incomplete_details.reason if response.incomplete_details else None
+    reason = stop_reason(response.status, incomplete, refusal=out.refusal is not None,
+                         stop_sequence=out.stop_sequence is not None, tool_use=out.saw_tool)  # fmt: skip
+    message: a.Message = {
+        "id": message_id(response.id),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": out.content,
+        "stop_reason": reason,
+        "stop_sequence": out.stop_sequence,
+        "usage": to_anthropic_usage(response.usage, service_tier=response.service_tier),
+    }
+    if reason == "refusal":
+        message["stop_details"] = {"type": "refusal", "category": None, "explanation": out.refusal}
+    return message

@@ -1,0 +1,49 @@
+"""Stop-sequence emulation: the Responses API has no stop parameter, so the gateway cuts the text itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def find_stop(text: str, stops: tuple[str, ...]) -> tuple[int, str] | None:
+    """The earliest (position, sequence) among `stops` in `text`; the longest wins a tie."""
+    best: tuple[int, str] | None = None
+    for stop in stops:
+        pos = text.find(stop)
+        if pos >= 0 and (best is None or pos < best[0] or (pos == best[0] and len(stop) > len(best[1]))):
+            best = (pos, stop)
+    return best
+
+
+@dataclass(slots=True)
+class StopSequenceFilter:
+    """Streaming filter: holds back only the characters a stop sequence could still need.
+
+    `feed` returns the text that is safe to send; once a stop matches, `matched` is set and everything after
+    it is discarded. `flush` releases what was held back at the end of a text block.
+    """
+
+    stops: tuple[str, ...]
+    matched: str | None = None
+    _held: str = ""
+    _keep: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._keep = max((len(s) for s in self.stops), default=1) - 1
+
+    def feed(self, delta: str) -> str:
+        if self.matched is not None:
+            return ""
+        text = self._held + delta
+        hit = find_stop(text, self.stops)
+        if hit is not None:
+            self.matched = hit[1]
+            self._held = ""
+            return text[: hit[0]]
+        cut = len(text) - self._keep if self._keep else len(text)
+        self._held = text[cut:]
+        return text[:cut]
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return held

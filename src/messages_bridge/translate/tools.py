@@ -1,0 +1,94 @@
+"""Tool definitions, tool_choice, and the reversible tool-name mapping (Anthropic ⇄ Responses)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import msgspec
+
+from messages_bridge.errors import InvalidRequestError
+from messages_bridge.protocol import anthropic as a
+from messages_bridge.protocol import responses as r
+
+MAX_NAME = 64  # OpenAI function names: ^[a-zA-Z0-9_-]{1,64}$
+_VALID_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+# Anthropic-defined client tools whose schema Anthropic owns: Claude-side clients execute them by name,
+# so they become ordinary function tools with the schema the client expects.
+_BASH_SCHEMA = msgspec.Raw(
+    b'{"type":"object","properties":{"command":{"type":"string","description":"The bash command to run."},'
+    b'"restart":{"type":"boolean","description":"Restart the tool."}}}'
+)
+_EDITOR_SCHEMA = msgspec.Raw(
+    b'{"type":"object","properties":{"command":{"type":"string","enum":["view","create","str_replace","insert",'
+    b'"undo_edit"]},"path":{"type":"string"},"file_text":{"type":"string"},"old_str":{"type":"string"},'
+    b'"new_str":{"type":"string"},"insert_line":{"type":"integer"},"insert_text":{"type":"string"},'
+    b'"view_range":{"type":"array","items":{"type":"integer"}}},"required":["command","path"]}'
+)
+_CLIENT_TOOL_SCHEMAS: dict[str, msgspec.Raw] = {"bash_": _BASH_SCHEMA, "text_editor_": _EDITOR_SCHEMA}
+_EMPTY_SCHEMA = msgspec.Raw(b'{"type":"object","properties":{}}')
+
+
+def upstream_name(name: str) -> str:
+    """A name OpenAI accepts: unchanged when valid, else a deterministic `prefix_hash` form.
+
+    Deterministic (no per-process table) so a tool_use replayed from an earlier turn maps to the same name.
+    """
+    if _VALID_NAME.match(name):
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    cleaned = re.sub(r"[^a-zA-Z0-9_-]", "_", name)
+    return f"{cleaned[: MAX_NAME - 11]}_{digest}"
+
+
+def name_map(tools: list[a.Tool] | None) -> dict[str, str]:
+    """Upstream name → Anthropic name, for the tools whose name had to change."""
+    return {upstream_name(t.name): t.name for t in tools or () if upstream_name(t.name) != t.name}
+
+
+def _client_tool_schema(tool_type: str) -> msgspec.Raw | None:
+    for prefix, schema in _CLIENT_TOOL_SCHEMAS.items():
+        if tool_type.startswith(prefix):
+            return schema
+    return None
+
+
+def to_function_tool(tool: a.Tool) -> r.FunctionTool:
+    """One Anthropic tool → one Responses function tool (server tools are rejected, never dropped)."""
+    if tool.type in (None, "custom"):
+        schema = tool.input_schema if isinstance(tool.input_schema, msgspec.Raw) else _EMPTY_SCHEMA
+    else:
+        client_schema = _client_tool_schema(tool.type)
+        if client_schema is None:
+            raise InvalidRequestError(
+                f"tools: tool type '{tool.type}' ({tool.name}) is an Anthropic server tool that this gateway's "
+                "upstream (OpenAI Responses API) cannot run; remove it from the request"
+            )
+        schema = client_schema
+    out: r.FunctionTool = {
+        "type": "function",
+        "name": upstream_name(tool.name),
+        "parameters": schema,
+        # Explicit false: an omitted `strict` makes Responses try to coerce the schema into strict mode,
+        # which rejects the optional properties Claude Code's tools have.
+        "strict": False,
+    }
+    if tool.description:
+        out["description"] = tool.description
+    return out
+
+
+def to_tool_choice(choice: a.ToolChoice | None) -> tuple[r.ToolChoiceParam | None, bool | None]:
+    """Anthropic tool_choice → (Responses tool_choice, parallel_tool_calls or None to leave the default)."""
+    match choice:
+        case None:
+            return None, None
+        case a.ToolChoiceAuto(disable_parallel_tool_use=serial):
+            return "auto", False if serial else None
+        case a.ToolChoiceAny(disable_parallel_tool_use=serial):
+            return "required", False if serial else None
+        case a.ToolChoiceTool(name=name, disable_parallel_tool_use=serial):
+            return {"type": "function", "name": upstream_name(name)}, False if serial else None
+        case _:
+            return "none", None

@@ -1,0 +1,25 @@
+"""Responses usage → Anthropic usage (shared by the non-streaming and the streaming translators)."""
+
+from __future__ import annotations
+
+from messages_bridge.protocol import anthropic as a
+from messages_bridge.protocol import responses as r
+
+
+def to_anthropic_usage(usage: r.ResponseUsage | None, *, service_tier: str | None = None) -> a.Usage:
+    """Anthropic's `input_tokens` excludes cache reads and writes; OpenAI's includes them."""
+    if usage is None:
+        return {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    details = usage.input_tokens_details
+    cached = details.cached_tokens if details else 0
+    written = details.cache_write_tokens if details else 0
+    out: a.Usage = {
+        "input_tokens": max(usage.input_tokens - cached - written, 0),
+        "output_tokens": usage.output_tokens,
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": cached,
+        "service_tier": "priority" if service_tier == "priority" else "standard",
+    }
+    if usage.output_tokens_details is not None:
+        out["output_tokens_details"] = {"thinking_tokens": usage.output_tokens_details.reasoning_tokens}
+    return out

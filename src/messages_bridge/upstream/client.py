@@ -1,0 +1,118 @@
+"""The one small interface to the upstream Responses API: a pooled httpx client behind three calls.
+
+Tests (and demo mode) swap the network for another httpx transport (`MockTransport`, `ASGITransport`)
+without touching anything above this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from messages_bridge.errors import from_transport_error
+from messages_bridge.protocol import responses as r
+
+REQUEST_ID_HEADER = "x-client-request-id"
+
+
+class UpstreamHTTPError(Exception):
+    """The upstream answered with a non-2xx status; `errors.from_upstream_status` maps it."""
+
+    def __init__(self, status: int, body: bytes, headers: httpx.Headers) -> None:
+        super().__init__(f"upstream HTTP {status}")
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamReply:
+    response: r.Response
+    upstream_request_id: str | None
+    status: int
+
+
+def build_http_client(*, connect_timeout: float, read_timeout: float, max_connections: int,
+                      transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:  # fmt: skip
+    """One pooled client for the process lifetime (never one per request)."""
+    timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout)
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    return httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
+
+
+class ResponsesClient:
+    """Calls `POST {base}/responses`, `POST {base}/responses/input_tokens` and `GET {base}/models`."""
+
+    def __init__(self, http: httpx.AsyncClient, *, base_url: str, api_key: str | None) -> None:
+        self._http = http
+        self._base = base_url.rstrip("/")
+        self._headers = {"content-type": "application/json", "accept": "application/json"}
+        if api_key:
+            self._headers["authorization"] = f"Bearer {api_key}"
+
+    def _request_headers(self, request_id: str | None) -> dict[str, str]:
+        if request_id is None:
+            return self._headers
+        return {**self._headers, REQUEST_ID_HEADER: request_id}
+
+    async def _post(self, path: str, body: bytes, request_id: str | None) -> httpx.Response:
+        try:
+            reply = await self._http.post(self._base + path, content=body, headers=self._request_headers(request_id))
+        except httpx.HTTPError as exc:
+            raise from_transport_error(exc) from exc
+        if reply.status_code >= 300:
+            raise UpstreamHTTPError(reply.status_code, reply.content, reply.headers)
+        return reply
+
+    async def create(self, body: bytes, *, request_id: str | None) -> UpstreamReply:
+        """A non-streaming `Response`; raises `UpstreamHTTPError` or a `GatewayError`."""
+        reply = await self._post("/responses", body, request_id)
+        try:
+            response = r.RESPONSE_DECODER.decode(reply.content)
+        except ValueError as exc:
+            raise from_transport_error(httpx.DecodingError("invalid upstream JSON")) from exc
+        return UpstreamReply(response, reply.headers.get("x-request-id"), reply.status_code)
+
+    async def input_tokens(self, body: bytes, *, request_id: str | None) -> int | None:
+        """The upstream's input-token count, or None when it has no such endpoint (404/405)."""
+        try:
+            reply = await self._post("/responses/input_tokens", body, request_id)
+        except UpstreamHTTPError as exc:
+            if exc.status in (404, 405):
+                return None
+            raise
+        try:
+            return r.INPUT_TOKENS_DECODER.decode(reply.content).input_tokens
+        except ValueError:
+            return None
+
+    @asynccontextmanager
+    async def stream(self, body: bytes, *, request_id: str | None) -> AsyncIterator[httpx.Response]:
+        """An open streaming response (status already checked); closing the context releases the connection."""
+        request = self._http.build_request("POST", self._base + "/responses", content=body,
+                                           headers=self._request_headers(request_id))  # fmt: skip
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise from_transport_error(exc) from exc
+        try:
+            if response.status_code >= 300:
+                try:
+                    content = await response.aread()
+                except httpx.HTTPError:
+                    content = b""
+                raise UpstreamHTTPError(response.status_code, content, response.headers)
+            yield response
+        finally:
+            await response.aclose()
+
+    async def ready(self) -> bool:
+        """Whether the upstream answers at all (any HTTP status counts: it is reachable)."""
+        try:
+            await self._http.get(self._base + "/models", headers=self._headers, timeout=5.0)
+        except httpx.HTTPError:
+            return False
+        return True
