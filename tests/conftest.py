@@ -1,0 +1,94 @@
+"""Shared fixtures: the fake upstream (the demo simulator + a Script) over real HTTP, and the gateway app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from messages_bridge.app.factory import create_app
+from messages_bridge.config import Settings
+from messages_bridge.demo.server import Script, create_upstream_app
+from tests.servers import ThreadedServer, serving
+from tests.upstream_schema import assert_valid_count, assert_valid_create
+
+GATEWAY = "http://gateway.test"
+
+
+class FakeUpstream:
+    """The simulator on 127.0.0.1 with a script; `requests` are the bodies the gateway sent, schema-checked."""
+
+    def __init__(self, server: ThreadedServer, script: Script) -> None:
+        self.server = server
+        self.script = script
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url + "/v1"
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        return [r.body for r in self.script.received]
+
+    def check_schema(self) -> None:
+        for received in self.script.received:
+            if received.path.endswith("/input_tokens"):
+                assert_valid_count(received.body)
+            else:
+                assert_valid_create(received.body)
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    script = Script()
+    with serving(create_upstream_app(script)) as server:
+        fake = FakeUpstream(server, script)
+        yield fake
+        fake.check_schema()
+
+
+@pytest.fixture
+def make_settings(upstream: FakeUpstream) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"openai_api_key": "sk-upstream-secret", "openai_base_url": upstream.base_url}
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+async def app_factory() -> AsyncIterator[Callable[[Settings], Any]]:
+    """Builds gateway apps with their lifespan running; all are shut down at teardown."""
+    stack: list[Any] = []
+
+    async def make(settings: Settings) -> Starlette:
+        app = create_app(settings)
+        ctx = app.router.lifespan_context(app)
+        await ctx.__aenter__()
+        stack.append(ctx)
+        return app
+
+    yield make
+    for ctx in reversed(stack):
+        await ctx.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def client(app_factory: Callable[[Settings], Any], make_settings: Callable[..., Settings]) -> AsyncIterator[
+    httpx.AsyncClient
+]:
+    """An httpx client talking to the gateway in-process (ASGITransport) with a real upstream on 127.0.0.1."""
+    app = await app_factory(make_settings())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY) as http:
+        yield http
+
+
+@pytest.fixture
+def gateway_server(make_settings: Callable[..., Settings]) -> Iterator[ThreadedServer]:
+    """The gateway served by uvicorn on 127.0.0.1 (for the official SDKs and Claude Code)."""
+    with serving(create_app(make_settings())) as server:
+        yield server
