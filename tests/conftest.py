@@ -78,9 +78,9 @@ async def app_factory() -> AsyncIterator[Callable[[Settings], Any]]:
 
 
 @pytest.fixture
-async def client(app_factory: Callable[[Settings], Any], make_settings: Callable[..., Settings]) -> AsyncIterator[
-    httpx.AsyncClient
-]:
+async def client(
+    app_factory: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client talking to the gateway in-process (ASGITransport) with a real upstream on 127.0.0.1."""
     app = await app_factory(make_settings())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY) as http:

@@ -40,8 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (BRIDGE_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (BRIDGE_PORT, default 8080)")
     serve.add_argument("--workers", type=int, help="worker processes (BRIDGE_WORKERS, default 1)")
-    serve.add_argument("--allow-unauthenticated", action="store_true", default=None,
-                       help="allow a non-loopback bind without BRIDGE_API_KEYS")  # fmt: skip
+    serve.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        default=None,
+        help="allow a non-loopback bind without BRIDGE_API_KEYS",
+    )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="BRIDGE_LOG_LEVEL")
     serve.add_argument("--log-format", choices=["json", "console"], help="BRIDGE_LOG_FORMAT")
     serve.add_argument("--ping-interval", type=float, help="seconds between stream pings (BRIDGE_PING_INTERVAL)")
@@ -67,8 +71,10 @@ def check_deployment(settings: Settings) -> str | None:
     if settings.demo:
         return "refusing to serve the demo upstream on a non-loopback address; set OPENAI_API_KEY or bind 127.0.0.1"
     if not settings.api_keys and not settings.allow_unauthenticated:
-        return ("refusing to bind a non-loopback address without BRIDGE_API_KEYS; "
-                "pass --allow-unauthenticated to do it anyway")  # fmt: skip
+        return (
+            "refusing to bind a non-loopback address without BRIDGE_API_KEYS; "
+            "pass --allow-unauthenticated to do it anyway"
+        )
     return None
 
 
@@ -79,9 +85,18 @@ def serve(settings: Settings) -> int:
         return 2
     if settings.demo:
         sys.stderr.write(DEMO_BANNER)
-    uvicorn.run("messages_bridge.app.asgi:app", factory=False, host=settings.host, port=settings.port,
-                workers=settings.workers, log_level=settings.log_level, access_log=False,
-                loop="auto", http="auto", timeout_graceful_shutdown=30)  # fmt: skip
+    uvicorn.run(
+        "messages_bridge.app.asgi:app",
+        factory=False,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=False,
+        loop="auto",
+        http="auto",
+        timeout_graceful_shutdown=30,
+    )
     return 0
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 from functools import cached_property
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from messages_bridge.translate.request import UpstreamProfile
 
@@ -16,7 +15,13 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEMO_BASE_URL = "http://demo-upstream/v1"
 DEFAULT_MODEL_MAP: dict[str, str] = {"opus": "gpt-5", "sonnet": "gpt-5", "haiku": "gpt-5-mini"}
 # Model ids listed by GET /v1/models (Claude Code's picker keeps ids starting with "claude").
-LISTED_MODELS = ("claude-opus-4-8", "claude-opus-4-7", "claude-sonnet-5", "claude-sonnet-4-5", "claude-haiku-4-5-20251001")
+LISTED_MODELS = (
+    "claude-opus-4-8",
+    "claude-opus-4-7",
+    "claude-sonnet-5",
+    "claude-sonnet-4-5",
+    "claude-haiku-4-5-20251001",
+)
 FAMILIES = ("opus", "sonnet", "haiku")
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
@@ -33,8 +38,12 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="BRIDGE_", frozen=True, extra="ignore", populate_by_name=True)
 
-    openai_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"))
-    openai_base_url: str | None = Field(default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url"))
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
@@ -72,7 +81,8 @@ class Settings(BaseSettings):
         """JSON object, or `name=model,name=model`; merged over the defaults."""
         if isinstance(value, str):
             text = value.strip()
-            parsed = json.loads(text) if text.startswith("{") else dict(p.split("=", 1) for p in _split(text))  # type: ignore[union-attr]
+            pairs = (pair.split("=", 1) for pair in text.split(",") if "=" in pair)
+            parsed = json.loads(text) if text.startswith("{") else dict(pairs)
             return {**DEFAULT_MODEL_MAP, **{k.strip(): v.strip() for k, v in parsed.items()}}
         return value
 

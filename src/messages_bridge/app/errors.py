@@ -16,8 +16,12 @@ logger = logging.getLogger("messages_bridge.errors")
 
 def render_error(error: GatewayError) -> Response:
     headers = dict(error.headers)
-    return Response(error_body(error, correlation_id.get()), status_code=error.status_code,
-                    media_type="application/json", headers=headers)  # fmt: skip
+    return Response(
+        error_body(error, correlation_id.get()),
+        status_code=error.status_code,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 async def on_gateway_error(_: Request, exc: Exception) -> Response:

@@ -47,8 +47,12 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        http = build_http_client(connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
-                                 max_connections=settings.max_connections, transport=_transport(settings, transport))  # fmt: skip
+        http = build_http_client(
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            max_connections=settings.max_connections,
+            transport=_transport(settings, transport),
+        )
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         client = ResponsesClient(http, base_url=settings.upstream_base_url, api_key=key)
         keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
@@ -59,8 +63,13 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
             await http.aclose()
 
     middleware = [
-        Middleware(CorrelationIdMiddleware, header_name="request-id", generator=new_request_id,
-                   validator=valid_request_id, update_request_header=True),  # fmt: skip
+        Middleware(
+            CorrelationIdMiddleware,
+            header_name="request-id",
+            generator=new_request_id,
+            validator=valid_request_id,
+            update_request_header=True,
+        ),
     ]
     handlers = {GatewayError: on_gateway_error, HTTPException: on_http_exception, Exception: on_unexpected}
-    return Starlette(routes=ROUTES, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)  # type: ignore[arg-type]
+    return Starlette(routes=ROUTES, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)

@@ -14,14 +14,18 @@ from messages_bridge.upstream.client import ResponsesClient, UpstreamHTTPError
 _ENCODER = msgspec.json.Encoder()
 
 
-def upstream_error(exc: UpstreamHTTPError, req: a.MessagesRequest | a.CountTokensRequest, context_window: int) -> GatewayError:
+def upstream_error(
+    exc: UpstreamHTTPError, req: a.MessagesRequest | a.CountTokensRequest, context_window: int
+) -> GatewayError:
     """Map an upstream HTTP failure; the token estimate is computed only on this (rare) path."""
-    return from_upstream_status(exc.status, exc.body, exc.headers, estimated_tokens=estimate_input_tokens(req),
-                                context_window=context_window)  # fmt: skip
+    return from_upstream_status(
+        exc.status, exc.body, exc.headers, estimated_tokens=estimate_input_tokens(req), context_window=context_window
+    )
 
 
-async def relay_message(client: ResponsesClient, req: a.MessagesRequest, t: Translation, *, request_id: str | None,
-                        context_window: int) -> tuple[a.Message, str | None]:  # fmt: skip
+async def relay_message(
+    client: ResponsesClient, req: a.MessagesRequest, t: Translation, *, request_id: str | None, context_window: int
+) -> tuple[a.Message, str | None]:
     """A non-streaming Message, and the upstream's own request id for the logs."""
     try:
         reply = await client.create(_ENCODER.encode(t.body), request_id=request_id)
@@ -32,14 +36,32 @@ async def relay_message(client: ResponsesClient, req: a.MessagesRequest, t: Tran
 
 def empty_message(req: a.MessagesRequest) -> a.Message:
     """`max_tokens: 0` (Anthropic's cache pre-warm): no generation, the estimated input usage."""
-    usage: a.Usage = {"input_tokens": estimate_input_tokens(req), "output_tokens": 0,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}  # fmt: skip
-    return {"id": "msg_prewarm", "type": "message", "role": "assistant", "model": req.model, "content": [],
-            "stop_reason": "max_tokens", "stop_sequence": None, "usage": usage}  # fmt: skip
+    usage: a.Usage = {
+        "input_tokens": estimate_input_tokens(req),
+        "output_tokens": 0,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
+    return {
+        "id": "msg_prewarm",
+        "type": "message",
+        "role": "assistant",
+        "model": req.model,
+        "content": [],
+        "stop_reason": "max_tokens",
+        "stop_sequence": None,
+        "usage": usage,
+    }
 
 
-async def relay_count_tokens(client: ResponsesClient, req: a.CountTokensRequest, profile: UpstreamProfile, *,
-                             request_id: str | None, context_window: int) -> tuple[int, bool]:  # fmt: skip
+async def relay_count_tokens(
+    client: ResponsesClient,
+    req: a.CountTokensRequest,
+    profile: UpstreamProfile,
+    *,
+    request_id: str | None,
+    context_window: int,
+) -> tuple[int, bool]:
     """(input tokens, exact?): the upstream's count, or the local estimate when it cannot count."""
     body = _ENCODER.encode(to_input_tokens_request(req, profile))
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import msgspec
 from asgi_correlation_id import correlation_id
 from starlette.requests import Request
@@ -16,6 +18,7 @@ from messages_bridge.errors import InvalidRequestError, NotFoundError
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.translate.request import to_responses_request
 
+T = TypeVar("T")
 _ENCODER = msgspec.json.Encoder()
 DEFAULT_VERSION = "2023-06-01"
 MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
@@ -25,8 +28,8 @@ def json_response(payload: object, status: int = 200) -> Response:
     return Response(_ENCODER.encode(payload), status_code=status, media_type="application/json")
 
 
-async def _decoded(request: Request, decoder: msgspec.json.Decoder[a.MessagesRequest] | msgspec.json.Decoder[
-    a.CountTokensRequest]) -> a.MessagesRequest | a.CountTokensRequest:
+async def _decoded(request: Request, decoder: msgspec.json.Decoder[T]) -> T:
+    """Authenticate, check the content type, read (with the size limit) and validate the body."""
     state = gateway(request)
     check_key(request.headers, state.keys)
     check_content_type(request)
@@ -36,26 +39,33 @@ async def _decoded(request: Request, decoder: msgspec.json.Decoder[a.MessagesReq
 async def create_message(request: Request) -> Response:
     state = gateway(request)
     req = await _decoded(request, a.MESSAGES_DECODER)
-    assert isinstance(req, a.MessagesRequest)
     version = request.headers.get("anthropic-version", DEFAULT_VERSION)
     settings = state.settings
-    translation = to_responses_request(req, settings.profile(req.model),
-                                       api_version=version if settings.reject_sampling_on_new_api else DEFAULT_VERSION)  # fmt: skip
+    translation = to_responses_request(
+        req,
+        settings.profile(req.model),
+        api_version=version if settings.reject_sampling_on_new_api else DEFAULT_VERSION,
+    )
     if req.stream:
         raise InvalidRequestError("stream: streaming is not available yet on this gateway")
     if req.max_tokens == 0:
         return json_response(empty_message(req))
-    message, _ = await relay_message(state.client, req, translation, request_id=correlation_id.get(),
-                                     context_window=settings.context_window)  # fmt: skip
+    message, _ = await relay_message(
+        state.client, req, translation, request_id=correlation_id.get(), context_window=settings.context_window
+    )
     return json_response(message)
 
 
 async def count_tokens(request: Request) -> Response:
     state = gateway(request)
     req = await _decoded(request, a.COUNT_TOKENS_DECODER)
-    assert isinstance(req, a.CountTokensRequest)
-    tokens, _ = await relay_count_tokens(state.client, req, state.settings.profile(req.model),
-                                         request_id=correlation_id.get(), context_window=state.settings.context_window)  # fmt: skip
+    tokens, _ = await relay_count_tokens(
+        state.client,
+        req,
+        state.settings.profile(req.model),
+        request_id=correlation_id.get(),
+        context_window=state.settings.context_window,
+    )
     return json_response({"input_tokens": tokens})
 
 

@@ -21,25 +21,38 @@ def _shell(response: JSON, status: str) -> JSON:
 
 
 def _message_events(item: JSON, index: int, chunk: int) -> Iterator[JSON]:
-    yield {"type": "response.output_item.added", "output_index": index, "item": {**item, "status": "in_progress", "content": []}}
+    yield {
+        "type": "response.output_item.added",
+        "output_index": index,
+        "item": {**item, "status": "in_progress", "content": []},
+    }
     for ci, part in enumerate(item["content"]):
         kind = part["type"]
-        empty = {"type": kind, "text": "", "annotations": []} if kind == "output_text" else {"type": kind, "refusal": ""}
+        empty = (
+            {"type": kind, "text": "", "annotations": []} if kind == "output_text" else {"type": kind, "refusal": ""}
+        )
         base = {"item_id": item["id"], "output_index": index, "content_index": ci}
         yield {"type": "response.content_part.added", **base, "part": empty}
         text = part.get("text", part.get("refusal", ""))
         delta_type = "response.output_text.delta" if kind == "output_text" else "response.refusal.delta"
         for piece in _pieces(text, chunk):
             yield {"type": delta_type, **base, "delta": piece}
-        done = {"type": "response.output_text.done", **base, "text": text} if kind == "output_text" else {
-            "type": "response.refusal.done", **base, "refusal": text}  # fmt: skip
+        done = (
+            {"type": "response.output_text.done", **base, "text": text}
+            if kind == "output_text"
+            else {"type": "response.refusal.done", **base, "refusal": text}
+        )
         yield done
         yield {"type": "response.content_part.done", **base, "part": part}
     yield {"type": "response.output_item.done", "output_index": index, "item": item}
 
 
 def _reasoning_events(item: JSON, index: int, chunk: int) -> Iterator[JSON]:
-    yield {"type": "response.output_item.added", "output_index": index, "item": {**item, "summary": [], "encrypted_content": None}}
+    yield {
+        "type": "response.output_item.added",
+        "output_index": index,
+        "item": {**item, "summary": [], "encrypted_content": None},
+    }
     for si, part in enumerate(item.get("summary") or []):
         base = {"item_id": item["id"], "output_index": index, "summary_index": si}
         yield {"type": "response.reasoning_summary_part.added", **base, "part": {"type": "summary_text", "text": ""}}
@@ -51,7 +64,11 @@ def _reasoning_events(item: JSON, index: int, chunk: int) -> Iterator[JSON]:
 
 
 def _call_events(item: JSON, index: int, chunk: int) -> Iterator[JSON]:
-    yield {"type": "response.output_item.added", "output_index": index, "item": {**item, "arguments": "", "status": "in_progress"}}
+    yield {
+        "type": "response.output_item.added",
+        "output_index": index,
+        "item": {**item, "arguments": "", "status": "in_progress"},
+    }
     base = {"item_id": item["id"], "output_index": index}
     for piece in _pieces(item["arguments"], chunk):
         yield {"type": "response.function_call_arguments.delta", **base, "delta": piece}
@@ -71,7 +88,9 @@ def events_for(response: JSON, *, chunk: int = 8) -> list[JSON]:
     for index, item in enumerate(response["output"]):
         events.extend(_BY_TYPE[item["type"]](item, index, chunk))
     status = response["status"]
-    terminal = {"completed": "response.completed", "incomplete": "response.incomplete", "failed": "response.failed"}[status]
+    terminal = {"completed": "response.completed", "incomplete": "response.incomplete", "failed": "response.failed"}[
+        status
+    ]
     events.append({"type": terminal, "response": response})
     for number, event in enumerate(events):
         event["sequence_number"] = number

@@ -59,8 +59,12 @@ async def _chunked(chunks: list[bytes], delay: float) -> AsyncIterator[bytes]:
 
 def _render(reply: Reply) -> Response:
     if reply.chunks is not None:
-        return StreamingResponse(_chunked(reply.chunks, reply.delay), status_code=reply.status,
-                                 media_type="text/event-stream", headers=reply.headers)  # fmt: skip
+        return StreamingResponse(
+            _chunked(reply.chunks, reply.delay),
+            status_code=reply.status,
+            media_type="text/event-stream",
+            headers=reply.headers,
+        )
     return JSONResponse(reply.json_body, status_code=reply.status, headers=reply.headers)
 
 
@@ -98,8 +102,10 @@ def create_upstream_app(script: Script | None = None) -> Starlette:
     async def models(_: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": "demo-model", "object": "model"}]})
 
-    return Starlette(routes=[
-        Route("/v1/responses", responses, methods=["POST"]),
-        Route("/v1/responses/input_tokens", input_tokens, methods=["POST"]),
-        Route("/v1/models", models, methods=["GET"]),
-    ])  # fmt: skip
+    return Starlette(
+        routes=[
+            Route("/v1/responses", responses, methods=["POST"]),
+            Route("/v1/responses/input_tokens", input_tokens, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+        ]
+    )

@@ -15,11 +15,31 @@ from typing import Any
 
 JSON = dict[str, Any]
 
-KNOWN_PARAMS = frozenset({
-    "model", "input", "instructions", "max_output_tokens", "tools", "tool_choice", "parallel_tool_calls",
-    "reasoning", "text", "temperature", "top_p", "store", "include", "stream", "stream_options",
-    "safety_identifier", "prompt_cache_key", "service_tier", "truncation", "metadata", "user",
-})  # fmt: skip
+KNOWN_PARAMS = frozenset(
+    {
+        "model",
+        "input",
+        "instructions",
+        "max_output_tokens",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "reasoning",
+        "text",
+        "temperature",
+        "top_p",
+        "store",
+        "include",
+        "stream",
+        "stream_options",
+        "safety_identifier",
+        "prompt_cache_key",
+        "service_tier",
+        "truncation",
+        "metadata",
+        "user",
+    }
+)
 _TOOL_WORDS = re.compile(r"\b(use|call|run|invoke|execute)\b", re.IGNORECASE)
 _BACKTICKS = re.compile(r"`([^`]+)`")
 
@@ -73,7 +93,9 @@ def validate(request: JSON) -> None:
         elif kind == "reasoning":
             _check_reasoning(item, index)
             if index + 1 >= len(items) or items[index + 1].get("role") == "user":
-                raise SimulatorError(400, f"Item '{item['id']}' of type 'reasoning' was provided without its required following item.")
+                raise SimulatorError(
+                    400, f"Item '{item['id']}' of type 'reasoning' was provided without its required following item."
+                )
     for call_id in calls:
         if call_id not in outputs:
             raise SimulatorError(400, f"No tool output found for function call {call_id}.")
@@ -126,7 +148,8 @@ def _pick_tool(request: JSON, prompt: str) -> JSON | None:
         return next((t for t in tools if t["name"] == choice.get("name")), None)
     named = [t for t in tools if re.search(rf"\b{re.escape(t['name'])}\b", prompt, re.IGNORECASE)]
     if named and (_TOOL_WORDS.search(prompt) or choice == "required"):
-        return named[0]
+        first: JSON = named[0]
+        return first
     return tools[0] if choice == "required" else None
 
 
@@ -147,8 +170,13 @@ def plan_output(request: JSON, response_id: str) -> tuple[list[JSON], bool]:
     last = items[-1] if items else {}
     tool = None if last.get("type") == "function_call_output" else _pick_tool(request, prompt)
     if tool is not None:
-        call = {"id": "fc_" + _digest(response_id, "fc"), "type": "function_call", "status": "completed",
-                "call_id": "call_" + _digest(response_id, "call"), "name": tool["name"]}  # fmt: skip
+        call = {
+            "id": "fc_" + _digest(response_id, "fc"),
+            "type": "function_call",
+            "status": "completed",
+            "call_id": "call_" + _digest(response_id, "call"),
+            "name": tool["name"],
+        }
         call["arguments"] = _json(_arguments(tool, prompt))
         output.append(call)
         return output, False
@@ -162,13 +190,20 @@ def plan_output(request: JSON, response_id: str) -> tuple[list[JSON], bool]:
     truncated = limit is not None and _words(text) > limit
     if truncated:
         text = " ".join(text.split()[:limit])
-    output.append({"id": "msg_" + _digest(response_id, "msg"), "type": "message", "status": "completed",
-                   "role": "assistant", "content": [{"type": "output_text", "text": text, "annotations": []}]})  # fmt: skip
+    output.append(
+        {
+            "id": "msg_" + _digest(response_id, "msg"),
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": []}],
+        }
+    )
     return output, truncated
 
 
 def _json(value: Any) -> str:
-    import json  # noqa: PLC0415 - only the simulator needs the stdlib encoder's formatting
+    import json
 
     return json.dumps(value, separators=(",", ":"))
 

@@ -18,7 +18,9 @@ def image_part(block: a.ImageBlock) -> r.InputImage:
         return {"type": "input_image", "image_url": f"data:{source.media_type};base64,{source.data}", "detail": "auto"}
     if isinstance(source, a.UrlSource):
         return {"type": "input_image", "image_url": source.url, "detail": "auto"}
-    raise InvalidRequestError("image.source: 'file' sources (Anthropic Files API ids) are not supported by this gateway")
+    raise InvalidRequestError(
+        "image.source: 'file' sources (Anthropic Files API ids) are not supported by this gateway"
+    )
 
 
 def _titled(block: a.DocumentBlock, text: str) -> str:
@@ -31,7 +33,9 @@ def document_parts(block: a.DocumentBlock) -> list[r.InputPart]:
     source = block.source
     if isinstance(source, a.Base64Source):
         filename = block.title or ("document.pdf" if source.media_type == "application/pdf" else "document")
-        return [{"type": "input_file", "filename": filename, "file_data": f"data:{source.media_type};base64,{source.data}"}]
+        return [
+            {"type": "input_file", "filename": filename, "file_data": f"data:{source.media_type};base64,{source.data}"}
+        ]
     if isinstance(source, a.UrlSource):
         return [{"type": "input_file", "file_url": source.url}]
     if isinstance(source, a.PlainTextSource):

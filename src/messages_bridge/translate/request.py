@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Literal
 
 import msgspec
 
@@ -99,8 +100,9 @@ class _InputBuilder:
             content: list[r.OutputTextPart] = [{"type": "output_text", "text": t, "annotations": []} for t in texts]
             self.items.append({"type": "message", "role": "assistant", "content": content})
         else:
-            role = "developer" if self._role == "system" else "user"
-            self.items.append({"type": "message", "role": role, "content": self._parts})  # type: ignore[typeddict-item]
+            role: Literal["developer", "user"] = "developer" if self._role == "system" else "user"
+            message: r.InputMessageItem = {"type": "message", "role": role, "content": self._parts}
+            self.items.append(message)
         self._parts = []
         self._role = ""
 
@@ -116,7 +118,9 @@ def _add_user(builder: _InputBuilder, blocks: list[a.ContentBlock], where: str, 
                 )
             expected.discard(block.tool_use_id)
             output = tool_result_output(block, at)
-            builder.add_item({"type": "function_call_output", "call_id": _short_id(block.tool_use_id), "output": output})
+            builder.add_item(
+                {"type": "function_call_output", "call_id": _short_id(block.tool_use_id), "output": output}
+            )
         else:
             for part in user_parts(block, at):
                 builder.add_part("user", part)
@@ -159,9 +163,11 @@ def _add_assistant(builder: _InputBuilder, blocks: list[a.ContentBlock], where: 
                 if not arguments.lstrip().startswith("{"):
                     raise InvalidRequestError(f"{where}.content.{j}.tool_use.input: Input should be an object")
                 fc: r.FunctionCallItem = {
-                    "type": "function_call", "call_id": _short_id(call_id),
-                    "name": upstream_name(name), "arguments": arguments,
-                }  # fmt: skip
+                    "type": "function_call",
+                    "call_id": _short_id(call_id),
+                    "name": upstream_name(name),
+                    "arguments": arguments,
+                }
                 builder.add_item(fc)
             case a.ThinkingBlock() | a.RedactedThinkingBlock():
                 item = _reasoning_item(block) if builder.profile.reasoning else None
@@ -171,8 +177,9 @@ def _add_assistant(builder: _InputBuilder, blocks: list[a.ContentBlock], where: 
             case a.ServerToolUseBlock() | a.WebSearchToolResultBlock():
                 notes.append(f"{where}.content.{j}: {block_type(block)}")
             case _:
+                kind = block_type(block)
                 raise InvalidRequestError(
-                    f"{where}.content.{j}: content block type '{block_type(block)}' is not allowed in assistant messages"
+                    f"{where}.content.{j}: content block type '{kind}' is not allowed in assistant messages"
                 )
     # A reasoning item with nothing after it in its turn is rejected by OpenAI; it carries no answer anyway.
     return opened
@@ -187,9 +194,9 @@ def _check_answered(opened: set[str], where: str) -> None:
         )
 
 
-def _translate_messages(messages: list[a.InputMessage], profile: UpstreamProfile, notes: list[str]) -> tuple[
-    list[r.InputItem], str
-]:
+def _translate_messages(
+    messages: list[a.InputMessage], profile: UpstreamProfile, notes: list[str]
+) -> tuple[list[r.InputItem], str]:
     """The `input` items, and the prefill text when the conversation ends on an assistant turn."""
     if not messages:
         raise InvalidRequestError("messages: at least one message is required")
@@ -201,7 +208,9 @@ def _translate_messages(messages: list[a.InputMessage], profile: UpstreamProfile
         where = f"messages.{i}"
         blocks = _blocks(message)
         if not blocks and not (i == last and message.role == "assistant"):
-            raise InvalidRequestError(f"{where}: all messages must have non-empty content except for the optional final assistant message")
+            raise InvalidRequestError(
+                f"{where}: all messages must have non-empty content except for the optional final assistant message"
+            )
         if message.role == "system":
             _add_system(builder, blocks, where)
         elif message.role == "user":
@@ -231,15 +240,15 @@ def _instructions(system: str | list[a.TextBlock] | None) -> str | None:
     return "\n\n".join(texts) or None
 
 
-def _reasoning(req: a.CountTokensRequest | a.MessagesRequest, profile: UpstreamProfile) -> tuple[
-    r.ReasoningParam | None, bool
-]:
+def _reasoning(
+    req: a.CountTokensRequest | a.MessagesRequest, profile: UpstreamProfile
+) -> tuple[r.ReasoningParam | None, bool]:
     """The `reasoning` parameter, and whether the client asked for thinking blocks."""
     thinking = req.thinking
     requested = isinstance(thinking, a.ThinkingEnabled | a.ThinkingAdaptive)
     if not profile.reasoning:
         return None, requested
-    effort = req.output_config.effort if req.output_config else None
+    effort: str | None = req.output_config.effort if req.output_config else None
     param: r.ReasoningParam = {}
     if isinstance(thinking, a.ThinkingEnabled):
         effort = effort or effort_for_budget(thinking.budget_tokens)
@@ -259,9 +268,10 @@ def _is_strict_schema(schema: object) -> bool:
     if not isinstance(schema, dict):
         return True
     props = schema.get("properties")
-    if isinstance(props, dict):
-        if schema.get("additionalProperties") is not False or set(schema.get("required", [])) != set(props):
-            return False
+    if isinstance(props, dict) and (
+        schema.get("additionalProperties") is not False or set(schema.get("required", [])) != set(props)
+    ):
+        return False
     return all(_is_strict_schema(v) for k, v in schema.items() if k not in ("enum", "const", "default"))
 
 
@@ -276,7 +286,9 @@ def _text_format(output_config: a.OutputConfig | None) -> r.TextConfig | None:
     return {"format": {"type": "json_schema", "name": "output", "schema": schema, "strict": strict}}
 
 
-def _sampling(req: a.MessagesRequest, body: r.ResponsesRequest, profile: UpstreamProfile, api_version: str) -> list[str]:
+def _sampling(
+    req: a.MessagesRequest, body: r.ResponsesRequest, profile: UpstreamProfile, api_version: str
+) -> list[str]:
     """Copies temperature/top_p where the model accepts them; returns the names it had to drop."""
     present = [n for n in ("temperature", "top_p", "top_k") if getattr(req, n) is not None]
     if present and api_version == NEW_API_VERSION:
@@ -289,9 +301,9 @@ def _sampling(req: a.MessagesRequest, body: r.ResponsesRequest, profile: Upstrea
     return dropped
 
 
-def _base_body(req: a.CountTokensRequest | a.MessagesRequest, profile: UpstreamProfile, notes: list[str]) -> tuple[
-    r.ResponsesRequest, bool, str
-]:
+def _base_body(
+    req: a.CountTokensRequest | a.MessagesRequest, profile: UpstreamProfile, notes: list[str]
+) -> tuple[r.ResponsesRequest, bool, str]:
     items, prefill = _translate_messages(req.messages, profile, notes)
     body: r.ResponsesRequest = {"model": profile.model, "input": items, "store": False, "include": []}
     if (instructions := _instructions(req.system)) is not None:

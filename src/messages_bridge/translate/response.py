@@ -75,17 +75,20 @@ def _collect(response: r.Response, t: Translation) -> _Collected:
             case r.FunctionCallOutput(call_id=call_id, name=name, arguments=arguments):
                 out.saw_tool = True
                 tool: a.ToolUseOut = {
-                    "type": "tool_use", "id": call_id,
-                    "name": t.tool_names.get(name, name), "input": parse_arguments(arguments),
-                }  # fmt: skip
+                    "type": "tool_use",
+                    "id": call_id,
+                    "name": t.tool_names.get(name, name),
+                    "input": parse_arguments(arguments),
+                }
                 out.content.append(tool)
             case _:
                 pass  # reasoning the client did not ask for; unknown hosted-tool items (none are requested)
     return out
 
 
-def stop_reason(status: str | None, incomplete_reason: str | None, *, refusal: bool, stop_sequence: bool,
-                tool_use: bool) -> a.StopReason:  # fmt: skip
+def stop_reason(
+    status: str | None, incomplete_reason: str | None, *, refusal: bool, stop_sequence: bool, tool_use: bool
+) -> a.StopReason:
     """PROTOCOL.md §6.3: the first matching rule wins."""
     if status == "incomplete" and incomplete_reason == "content_filter":
         return "refusal"
@@ -112,8 +115,13 @@ def to_anthropic_message(response: r.Response, t: Translation, *, model: str) ->
         raise failure
     out = _collect(response, t)
     incomplete = response.incomplete_details.reason if response.incomplete_details else None
-    reason = stop_reason(response.status, incomplete, refusal=out.refusal is not None,
-                         stop_sequence=out.stop_sequence is not None, tool_use=out.saw_tool)  # fmt: skip
+    reason = stop_reason(
+        response.status,
+        incomplete,
+        refusal=out.refusal is not None,
+        stop_sequence=out.stop_sequence is not None,
+        tool_use=out.saw_tool,
+    )
     message: a.Message = {
         "id": message_id(response.id),
         "type": "message",

@@ -35,8 +35,13 @@ class UpstreamReply:
     status: int
 
 
-def build_http_client(*, connect_timeout: float, read_timeout: float, max_connections: int,
-                      transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:  # fmt: skip
+def build_http_client(
+    *,
+    connect_timeout: float,
+    read_timeout: float,
+    max_connections: int,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
     """One pooled client for the process lifetime (never one per request)."""
     timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout)
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
@@ -92,8 +97,9 @@ class ResponsesClient:
     @asynccontextmanager
     async def stream(self, body: bytes, *, request_id: str | None) -> AsyncIterator[httpx.Response]:
         """An open streaming response (status already checked); closing the context releases the connection."""
-        request = self._http.build_request("POST", self._base + "/responses", content=body,
-                                           headers=self._request_headers(request_id))  # fmt: skip
+        request = self._http.build_request(
+            "POST", self._base + "/responses", content=body, headers=self._request_headers(request_id)
+        )
         try:
             response = await self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
