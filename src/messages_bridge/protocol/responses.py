@@ -51,7 +51,7 @@ class InputMessageItem(TypedDict):
 class AssistantMessageItem(TypedDict):
     type: Literal["message"]
     role: Literal["assistant"]
-    content: list[OutputTextPart]
+    content: str
 
 
 class FunctionCallItem(TypedDict):

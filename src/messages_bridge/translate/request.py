@@ -96,9 +96,11 @@ class _InputBuilder:
         if not self._parts:
             return
         if self._role == "assistant":
-            texts = [p["text"] for p in self._parts if p["type"] == "input_text"]
-            content: list[r.OutputTextPart] = [{"type": "output_text", "text": t, "annotations": []} for t in texts]
-            self.items.append({"type": "message", "role": "assistant", "content": content})
+            # String content: the only assistant form both the real API and the SDK's input types accept
+            # (output_text parts are rejected by ResponseCreateParams, input_text by the live API). Adjacent text
+            # blocks are split citations or continuations, so they join without a separator.
+            text = "".join(p["text"] for p in self._parts if p["type"] == "input_text")
+            self.items.append({"type": "message", "role": "assistant", "content": text})
         else:
             role: Literal["developer", "user"] = "developer" if self._role == "system" else "user"
             message: r.InputMessageItem = {"type": "message", "role": role, "content": self._parts}
