@@ -54,6 +54,8 @@ def upstream() -> Iterator[FakeUpstream]:
 def make_settings(upstream: FakeUpstream) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {"openai_api_key": "sk-upstream-secret", "openai_base_url": upstream.base_url}
+        # One scripted reply = one answer (tests/reliability opts in to retries); a short drain at teardown.
+        values |= {"max_retries": 0, "shutdown_grace": 2.0}
         values.update(overrides)
         return Settings(**values)
 

@@ -14,6 +14,8 @@ import uvicorn
 from messages_bridge.config import Settings
 
 logger = logging.getLogger("messages_bridge")
+MAX_HEADER_BYTES = 64 * 1024  # h11's limit on a request head; httptools (llhttp) has its own 80 KiB limit
+FINAL_SHUTDOWN_WAIT = 2
 
 DEMO_BANNER = """
 ==========================================================================================
@@ -52,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-body-bytes", type=int, help="request body limit (BRIDGE_MAX_BODY_BYTES)")
     serve.add_argument("--read-timeout", type=float, help="upstream read timeout (BRIDGE_READ_TIMEOUT)")
     serve.add_argument("--connect-timeout", type=float, help="upstream connect timeout (BRIDGE_CONNECT_TIMEOUT)")
+    serve.add_argument("--max-retries", type=int, help="upstream retries before the first byte (BRIDGE_MAX_RETRIES)")
+    serve.add_argument("--max-retry-wait", type=float, help="longest retry-after waited out (BRIDGE_MAX_RETRY_WAIT)")
+    serve.add_argument("--retry-budget", type=float, help="retry time per request (BRIDGE_RETRY_BUDGET)")
+    serve.add_argument("--max-concurrency", type=int, help="upstream requests in flight (BRIDGE_MAX_CONCURRENCY)")
+    serve.add_argument("--shutdown-grace", type=float, help="drain time on SIGTERM (BRIDGE_SHUTDOWN_GRACE)")
     serve.add_argument("--model-map", help="BRIDGE_MODEL_MAP, JSON or name=model,...")
     serve.add_argument("--default-model", help="BRIDGE_DEFAULT_MODEL")
     return parser
@@ -95,7 +102,9 @@ def serve(settings: Settings) -> int:
         access_log=False,
         loop="auto",
         http="auto",
-        timeout_graceful_shutdown=30,
+        # The app drains first (see app/lifecycle.py), so uvicorn's own wait only flushes what is left.
+        timeout_graceful_shutdown=FINAL_SHUTDOWN_WAIT,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
     return 0
 

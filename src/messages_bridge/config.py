@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     read_timeout: float = Field(default=600.0, gt=0)
     max_connections: int = Field(default=512, ge=1)
     ping_interval: float = Field(default=10.0, gt=0)
+    # Reliability: upstream retries before the first byte, admission control, graceful shutdown.
+    max_retries: int = Field(default=2, ge=0, le=10)
+    max_retry_wait: float = Field(default=2.0, ge=0)
+    retry_budget: float = Field(default=10.0, gt=0)
+    max_concurrency: int = Field(default=256, ge=1)
+    shutdown_grace: float = Field(default=30.0, ge=0)
     reject_sampling_on_new_api: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"

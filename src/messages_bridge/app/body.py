@@ -43,6 +43,10 @@ def decode_json(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
         raise InvalidRequestError(_path_first(str(exc))) from exc
     except msgspec.DecodeError as exc:
         raise InvalidRequestError(f"Invalid JSON in request body: {exc}") from exc
+    except UnicodeDecodeError as exc:  # msgspec reports invalid UTF-8 inside a string this way
+        raise InvalidRequestError("Invalid JSON in request body: invalid UTF-8") from exc
+    except RecursionError as exc:  # nesting deeper than the interpreter's recursion limit
+        raise InvalidRequestError("Invalid JSON in request body: nested too deeply") from exc
 
 
 def _path_first(message: str) -> str:

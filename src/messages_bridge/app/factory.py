@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
 from asgi_correlation_id import CorrelationIdMiddleware
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.routing import Route
+from starlette.types import ASGIApp
 from starlette.middleware import Middleware
 
+from messages_bridge.app.admission import AdmissionMiddleware
 from messages_bridge.app.errors import on_gateway_error, on_http_exception, on_unexpected
+from messages_bridge.app.lifecycle import Lifecycle, install_drain_on_signal
 from messages_bridge.app.routes import ROUTES
 from messages_bridge.app.state import GatewayState
 from messages_bridge.config import Settings
 from messages_bridge.demo.server import create_upstream_app
 from messages_bridge.errors import GatewayError
+from messages_bridge.observability.metrics import metrics_endpoint
+from messages_bridge.observability.middleware import RequestIdAlias, instrument
 from messages_bridge.upstream.client import ResponsesClient, build_http_client
+from messages_bridge.upstream.retry import RetryPolicy
 
 _ID_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _VALID_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
@@ -42,8 +49,29 @@ def _transport(settings: Settings, transport: httpx.AsyncBaseTransport | None) -
     return None
 
 
-def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
-    """The gateway; `transport` replaces the network to the upstream (tests), demo mode uses the simulator."""
+class GatewayApp(Starlette):
+    """Starlette with `outer` wrapped around its whole stack, outside `ServerErrorMiddleware`.
+
+    So even an unhandled-exception 500 carries the `request-id` header and is counted by the access log.
+    """
+
+    outer: Callable[[ASGIApp], ASGIApp] = staticmethod(lambda app: app)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return self.outer(super().build_middleware_stack())
+
+
+def create_app(
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None, observability: bool = True
+) -> Starlette:
+    """The gateway; `transport` replaces the network to the upstream (tests), demo mode uses the simulator.
+
+    `observability=False` leaves out the access log, metrics and tracing (to measure what they cost).
+    """
+    lifecycle = Lifecycle(max_concurrency=settings.max_concurrency, grace=settings.shutdown_grace)
+    retry = RetryPolicy(
+        max_retries=settings.max_retries, max_wait=settings.max_retry_wait, budget=settings.retry_budget
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -54,22 +82,32 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
             transport=_transport(settings, transport),
         )
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-        client = ResponsesClient(http, base_url=settings.upstream_base_url, api_key=key)
+        client = ResponsesClient(http, base_url=settings.upstream_base_url, api_key=key, retry=retry)
         keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
-        app.state.gateway = GatewayState(settings=settings, client=client, keys=keys)
+        app.state.gateway = GatewayState(settings=settings, client=client, keys=keys, lifecycle=lifecycle)
+        undo_signals = install_drain_on_signal(lifecycle)
         try:
             yield
         finally:
+            # Open streams may finish (up to the grace period) before the upstream client closes.
+            lifecycle.begin_drain()
+            await lifecycle.wait_idle(settings.shutdown_grace)
+            undo_signals()
             await http.aclose()
 
     middleware = [
-        Middleware(
-            CorrelationIdMiddleware,
-            header_name="request-id",
-            generator=new_request_id,
-            validator=valid_request_id,
-            update_request_header=True,
-        ),
+        Middleware(AdmissionMiddleware, lifecycle=lifecycle),
     ]
+    def outer(app: ASGIApp) -> ASGIApp:
+        """Request-id alias → correlation id → access log → Starlette's own stack."""
+        inner = instrument(app, settings) if observability else app
+        correlated = CorrelationIdMiddleware(
+            inner, header_name="request-id", generator=new_request_id, validator=valid_request_id
+        )
+        return RequestIdAlias(correlated)
+
+    routes = [*ROUTES, Route("/metrics", metrics_endpoint, methods=["GET"])] if observability else ROUTES
     handlers = {GatewayError: on_gateway_error, HTTPException: on_http_exception, Exception: on_unexpected}
-    return Starlette(routes=ROUTES, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
+    app = GatewayApp(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
+    app.outer = outer
+    return app

@@ -95,6 +95,8 @@ async def healthz(_: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     state = gateway(request)
+    if state.lifecycle.draining:
+        return json_response({"status": "unready", "reason": "draining"}, status=503)
     if await state.client.ready():
         return json_response({"status": "ready", "demo": state.settings.demo})
     return json_response({"status": "unready", "reason": "upstream unreachable"}, status=503)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from messages_bridge.app.lifecycle import Lifecycle
 from messages_bridge.config import Settings
 from messages_bridge.upstream.client import ResponsesClient
 
@@ -15,6 +16,7 @@ class GatewayState:
     settings: Settings
     client: ResponsesClient
     keys: tuple[bytes, ...]
+    lifecycle: Lifecycle = field(default_factory=lambda: Lifecycle(max_concurrency=1 << 30, grace=0.0))
 
 
 def gateway(request: Request) -> GatewayState:

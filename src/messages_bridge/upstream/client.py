@@ -14,6 +14,7 @@ import httpx
 
 from messages_bridge.errors import from_transport_error
 from messages_bridge.protocol import responses as r
+from messages_bridge.upstream.retry import NO_RETRIES, RetryPolicy, send_with_retries
 
 REQUEST_ID_HEADER = "x-client-request-id"
 
@@ -51,8 +52,11 @@ def build_http_client(
 class ResponsesClient:
     """Calls `POST {base}/responses`, `POST {base}/responses/input_tokens` and `GET {base}/models`."""
 
-    def __init__(self, http: httpx.AsyncClient, *, base_url: str, api_key: str | None) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, *, base_url: str, api_key: str | None, retry: RetryPolicy = NO_RETRIES
+    ) -> None:
         self._http = http
+        self._retry = retry
         self._base = base_url.rstrip("/")
         self._headers = {"content-type": "application/json", "accept": "application/json"}
         if api_key:
@@ -65,7 +69,10 @@ class ResponsesClient:
 
     async def _post(self, path: str, body: bytes, request_id: str | None) -> httpx.Response:
         try:
-            reply = await self._http.post(self._base + path, content=body, headers=self._request_headers(request_id))
+            reply = await send_with_retries(
+                self._retry,
+                lambda: self._http.post(self._base + path, content=body, headers=self._request_headers(request_id)),
+            )
         except httpx.HTTPError as exc:
             raise from_transport_error(exc) from exc
         if reply.status_code >= 300:
@@ -101,7 +108,7 @@ class ResponsesClient:
             "POST", self._base + "/responses", content=body, headers=self._request_headers(request_id)
         )
         try:
-            response = await self._http.send(request, stream=True)
+            response = await send_with_retries(self._retry, lambda: self._http.send(request, stream=True))
         except httpx.HTTPError as exc:
             raise from_transport_error(exc) from exc
         try:

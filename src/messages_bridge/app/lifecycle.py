@@ -1,0 +1,94 @@
+"""The app's lifecycle state: requests in flight on the upstream routes, and draining on shutdown.
+
+Draining starts at the first SIGTERM/SIGINT (or at lifespan shutdown when another server runs the app): new
+upstream requests get 529 with `retry-after`, `/readyz` answers 503, and open streams may finish. The signal
+handler is chained in front of the server's own (uvicorn's), which it calls once nothing is in flight or the
+grace period is over; a second signal goes straight to the server. This works in every uvicorn worker process,
+because each worker runs the app's lifespan, without replacing uvicorn's `Server`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+DRAIN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_POLL = 0.05
+
+
+class Lifecycle:
+    """Counters for one app instance; mutated only on the event loop thread (no lock needed)."""
+
+    def __init__(self, *, max_concurrency: int, grace: float) -> None:
+        self.max_concurrency = max_concurrency
+        self.grace = grace
+        self.inflight = 0
+        self.draining = False
+
+    def begin_drain(self) -> None:
+        self.draining = True
+
+    async def wait_idle(self, within: float) -> bool:
+        """Wait until no upstream request is in flight; False when `within` seconds ran out first."""
+        deadline = time.monotonic() + within
+        while self.inflight > 0:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(_POLL)
+        return True
+
+
+SignalHandler = Callable[[int, FrameType | None], Any]
+
+
+def install_drain_on_signal(lifecycle: Lifecycle) -> Callable[[], None]:
+    """Chain a draining handler before the current SIGTERM/SIGINT handlers; returns the undo function.
+
+    A no-op outside the main thread (signals cannot be handled there; the tests' threaded servers).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    previous: dict[int, SignalHandler] = {}
+    for sig in DRAIN_SIGNALS:
+        handler = signal.getsignal(sig)
+        if callable(handler):
+            previous[sig] = handler
+            signal.signal(sig, _drain_handler(lifecycle, loop, handler))
+
+    def undo() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return undo
+
+
+def _drain_handler(lifecycle: Lifecycle, loop: asyncio.AbstractEventLoop, server: SignalHandler) -> SignalHandler:
+    def handle(sig: int, frame: FrameType | None) -> None:
+        if lifecycle.draining:
+            server(sig, frame)  # a second signal: stop now
+            return
+        lifecycle.begin_drain()
+        loop.call_soon_threadsafe(_spawn_hand_over, lifecycle, server, sig)
+
+    return handle
+
+
+_TASKS: set[asyncio.Task[None]] = set()
+
+
+def _spawn_hand_over(lifecycle: Lifecycle, server: SignalHandler, sig: int) -> None:
+    task = asyncio.get_running_loop().create_task(_hand_over(lifecycle, server, sig))
+    _TASKS.add(task)  # keep a reference until it finishes
+    task.add_done_callback(_TASKS.discard)
+
+
+async def _hand_over(lifecycle: Lifecycle, server: SignalHandler, sig: int) -> None:
+    """Once idle (or after the grace period), let the server shut down as it would have at the signal."""
+    await lifecycle.wait_idle(lifecycle.grace)
+    server(sig, None)
