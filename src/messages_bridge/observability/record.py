@@ -38,6 +38,8 @@ class RequestRecord:
     upstream_started: float | None = None
     upstream_first_byte: float | None = None
     upstream_done: float | None = None
+    upstream_error_type: str | None = None
+    first_byte: float | None = None
     first_token: float | None = None
     error_type: str | None = None
     retries: int = 0
@@ -60,3 +62,41 @@ def bind(record: RequestRecord) -> Token[RequestRecord | None]:
 
 def unbind(token: Token[RequestRecord | None]) -> None:
     _CURRENT.reset(token)
+
+
+def _ms(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else round((end - start) * 1000, 2)
+
+
+def log_fields(record: RequestRecord, finished: float) -> dict[str, object]:
+    """The access-log fields of a finished request: names, counts, sizes, usage and timings (milliseconds)."""
+    return {
+        "route": record.route,
+        "status": record.status,
+        "model": record.model,
+        "upstream_model": record.upstream_model,
+        "stream": record.stream,
+        "messages": record.messages,
+        "blocks": record.blocks,
+        "tools": record.tools,
+        "bytes_in": record.bytes_in,
+        "bytes_out": record.bytes_out,
+        "stop_reason": record.stop_reason,
+        "input_tokens": record.input_tokens,
+        "output_tokens": record.output_tokens,
+        "cache_read_tokens": record.cache_read_tokens,
+        "cache_creation_tokens": record.cache_creation_tokens,
+        "reasoning_tokens": record.reasoning_tokens,
+        "upstream_status": record.upstream_status,
+        "upstream_request_id": record.upstream_request_id,
+        "upstream_error_type": record.upstream_error_type,
+        "total_ms": _ms(record.started, finished),
+        "upstream_ms": _ms(record.upstream_started, record.upstream_done),
+        "upstream_ttfb_ms": _ms(record.upstream_started, record.upstream_first_byte),
+        "ttfb_ms": _ms(record.started, record.first_byte),
+        "first_token_ms": _ms(record.started, record.first_token),
+        "error_type": record.error_type,
+        "retries": record.retries,
+        "disconnected": record.disconnected,
+        "token_count_exact": record.token_count_exact,
+    }

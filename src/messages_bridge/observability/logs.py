@@ -1,0 +1,215 @@
+"""Logging: stdlib `logging` with one formatter (JSON lines or console) that prints an allowlist of fields.
+
+Why stdlib and not structlog: every library in the process (uvicorn, asgi-correlation-id, httpx, starlette) logs
+through stdlib `logging`, so one handler with one formatter covers all output, and the privacy rules below apply to
+third-party records too (uvicorn's exception logs are where peers leak). The access record is built once per request
+from a fixed set of fields, so a processor chain would add per-call cost and nothing else.
+
+Privacy rules enforced here, whatever a caller passes:
+- only `extra` keys in `ALLOWED_FIELDS` are printed (an allowlist, not a denylist); content fields
+  (`request_body`, `response_body`) are printed only when `BRIDGE_LOG_CONTENT=true` configured the formatter;
+- an exception prints its type and the stack (code locations), never its message, which may quote request data;
+- messages and printed values pass through `Masker`, which blanks the configured keys and key-like tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import traceback
+from collections.abc import Iterable
+from typing import IO, Literal
+
+import msgspec
+from asgi_correlation_id import correlation_id
+from pydantic import SecretStr
+
+from messages_bridge.config import Settings
+
+MASK = "***"
+ACCESS_LOGGER = "messages_bridge.access"
+CONTENT_LOGGER = "messages_bridge.content"
+
+ACCESS_FIELDS = frozenset(
+    {
+        "route",
+        "status",
+        "model",
+        "upstream_model",
+        "stream",
+        "messages",
+        "blocks",
+        "tools",
+        "bytes_in",
+        "bytes_out",
+        "stop_reason",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_creation_tokens",
+        "reasoning_tokens",
+        "upstream_status",
+        "upstream_request_id",
+        "upstream_error_type",
+        "total_ms",
+        "upstream_ms",
+        "upstream_ttfb_ms",
+        "ttfb_ms",
+        "first_token_ms",
+        "error_type",
+        "retries",
+        "disconnected",
+        "token_count_exact",
+    }
+)
+ALLOWED_FIELDS = ACCESS_FIELDS | {"exception_type", "settings", "pid"}
+CONTENT_FIELDS = frozenset({"request_body", "response_body"})
+# Loggers that would print URLs or connection chatter at INFO/DEBUG; their warnings still get through.
+_QUIET_LOGGERS = ("httpx", "httpcore", "hpack", "uvicorn.access")
+_KEY_LIKE = re.compile(r"(?i)\b(bearer\s+)[^\s\"',]+|\bsk-[A-Za-z0-9_\-]{6,}")
+_SECRET_NAME = re.compile(r"(?i)key|secret|token|password|authorization|cookie")
+_URL_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+_MAX_MESSAGE = 2048
+
+_ENCODER = msgspec.json.Encoder()
+
+
+class Masker:
+    """Blanks the configured secret values and anything shaped like a bearer token or an `sk-` key."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets = tuple(sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True))
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return _KEY_LIKE.sub(lambda m: (m.group(1) or "") + MASK, text)
+
+
+def settings_secrets(settings: Settings) -> list[str]:
+    """Every secret value a setting holds (the upstream key and the client keys)."""
+    values = [k.get_secret_value() for k in settings.api_keys]
+    if settings.openai_api_key is not None:
+        values.append(settings.openai_api_key.get_secret_value())
+    return values
+
+
+def masked_settings(settings: Settings) -> dict[str, object]:
+    """The effective settings, printable: secrets become `***`, credentials in URLs are dropped."""
+    out: dict[str, object] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            out[name] = MASK
+        elif isinstance(value, tuple) and value and isinstance(value[0], SecretStr):
+            out[name] = f"{len(value)} key(s) {MASK}"
+        elif _SECRET_NAME.search(name) and value not in (None, (), ""):
+            out[name] = MASK
+        elif isinstance(value, str):
+            out[name] = _URL_USERINFO.sub(MASK + "@", value)
+        else:
+            out[name] = value if isinstance(value, int | float | bool | type(None)) else _printable(value)
+    out["demo"] = settings.demo
+    return out
+
+
+def _printable(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [str(v) for v in value]
+    return str(value)
+
+
+class Formatter(logging.Formatter):
+    """Renders a record as one JSON line or one console line, printing only allowlisted fields."""
+
+    def __init__(self, *, style: Literal["json", "console"], masker: Masker, content: bool = False) -> None:
+        super().__init__()
+        self._render = style
+        self._mask = masker
+        self._allowed = ALLOWED_FIELDS | CONTENT_FIELDS if content else ALLOWED_FIELDS
+
+    def fields(self, record: logging.LogRecord) -> dict[str, object]:
+        out: dict[str, object] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": self._mask(_message(record)),
+        }
+        if (request_id := correlation_id.get()) is not None:
+            out["request_id"] = request_id
+        attrs = record.__dict__
+        for key in self._allowed.intersection(attrs):
+            value = attrs[key]
+            out[key] = self._mask(value) if isinstance(value, str) else value
+        if record.exc_info and record.exc_info[0] is not None:
+            out["exc_type"] = record.exc_info[0].__name__
+            # Frames only (file, line, function, source line): the exception's message may quote request data.
+            out["stack"] = "".join(traceback.format_tb(record.exc_info[2]))[-4000:]
+        return out
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = self.fields(record)
+        if self._render == "json":
+            return _ENCODER.encode(fields).decode()
+        return _console(fields)
+
+
+def _message(record: logging.LogRecord) -> str:
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError):
+        message = str(record.msg)
+    return message if len(message) <= _MAX_MESSAGE else message[:_MAX_MESSAGE] + "…"
+
+
+def _console(fields: dict[str, object]) -> str:
+    ts = time.strftime("%H:%M:%S", time.localtime(float(str(fields.pop("ts")))))
+    head = f"{ts} {str(fields.pop('level')).upper():<7} {fields.pop('logger')}: {fields.pop('event')}"
+    stack = fields.pop("stack", None)
+    rest = " ".join(
+        f"{k}={_ENCODER.encode(v).decode() if isinstance(v, dict | list) else v}"
+        for k, v in fields.items()
+        if v is not None
+    )
+    line = f"{head} {rest}" if rest else head
+    return f"{line}\n{stack}" if stack else line
+
+
+class _Installed(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marks the handler this module installed, so configuring twice replaces it instead of doubling output."""
+
+
+def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> logging.Handler:
+    """Route every logger through one handler and the allowlist formatter; returns the handler."""
+    handler = _Installed(stream if stream is not None else sys.stderr)
+    handler.setFormatter(
+        Formatter(style=settings.log_format, masker=Masker(settings_secrets(settings)), content=settings.log_content)
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Installed)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(settings.log_level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()  # uvicorn's own formatters print exception messages: send its records to ours
+        logger.propagate = True
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return handler
+
+
+def log_startup(settings: Settings) -> None:
+    """The effective settings (secrets masked), and a loud warning when content logging is on."""
+    logger = logging.getLogger("messages_bridge")
+    logger.info("settings", extra={"settings": masked_settings(settings)})
+    if settings.log_content:
+        logger.warning(
+            "BRIDGE_LOG_CONTENT=true: request and response bodies will be written to the logs "
+            "(secrets masked). Use for debugging only; never in production."
+        )

@@ -1,0 +1,162 @@
+"""Prometheus metrics: low-cardinality labels only (route template, status, model family, error type).
+
+Multi-process: when `PROMETHEUS_MULTIPROC_DIR` is set before this module is imported (the CLI sets it up when it
+runs several workers), prometheus-client writes values to files there and a scrape aggregates every worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+from starlette.requests import Request
+from starlette.responses import Response
+
+from messages_bridge.config import FAMILIES, Settings
+from messages_bridge.observability.record import RequestRecord
+
+PREFIX = "messages_bridge_"
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+NO_MODEL = "none"
+OTHER_MODEL = "other"
+
+REQUESTS = Counter(PREFIX + "requests_total", "HTTP requests handled", ["route", "status", "model"])
+REQUEST_SECONDS = Histogram(
+    PREFIX + "request_duration_seconds",
+    "Request duration, until the last byte",
+    ["route", "status", "model"],
+    buckets=_LATENCY_BUCKETS,
+)
+UPSTREAM_SECONDS = Histogram(
+    PREFIX + "upstream_duration_seconds", "Upstream call duration", ["model"], buckets=_LATENCY_BUCKETS
+)
+FIRST_TOKEN_SECONDS = Histogram(
+    PREFIX + "time_to_first_token_seconds",
+    "Time from request to first streamed token",
+    ["model"],
+    buckets=_LATENCY_BUCKETS,
+)
+ACTIVE_STREAMS = Gauge(PREFIX + "active_streams", "Streaming responses in progress", multiprocess_mode="livesum")
+TOKENS = Counter(
+    PREFIX + "tokens_total",
+    "Tokens by direction and kind (kinds of one direction add up to its total)",
+    ["direction", "kind", "model"],
+)
+UPSTREAM_ERRORS = Counter(PREFIX + "upstream_errors_total", "Upstream failures by Anthropic error type", ["error_type"])
+RETRIES = Counter(PREFIX + "upstream_retries_total", "Upstream call retries")
+DISCONNECTS = Counter(PREFIX + "client_disconnects_total", "Clients gone before the response ended", ["route"])
+
+_TOKEN_KINDS = (
+    ("input", "uncached"),
+    ("input", "cache_read"),
+    ("input", "cache_creation"),
+    ("output", "visible"),
+    ("output", "reasoning"),
+)
+
+
+def model_label_for(settings: Settings) -> Callable[[str | None], str]:
+    """Requested model → label: a configured map key as is, else its family (opus/sonnet/haiku), else "other".
+
+    Client-chosen names never become label values, so a client cannot grow the series count.
+    """
+    keys = frozenset(settings.model_map)
+    cache: dict[str, str] = {}
+
+    def label(model: str | None) -> str:
+        if model is None:
+            return NO_MODEL
+        if (hit := cache.get(model)) is not None:
+            return hit
+        lowered = model.lower()
+        value = model if model in keys else next((f for f in FAMILIES if f in lowered), OTHER_MODEL)
+        if len(cache) < 1024:
+            cache[model] = value
+        return value
+
+    return label
+
+
+class _RequestSeries:
+    """The label children of one (route, status, model), bound once (labels() is a dict lookup plus a lock)."""
+
+    __slots__ = ("count", "duration")
+
+    def __init__(self, route: str, status: str, model: str) -> None:
+        self.count = REQUESTS.labels(route, status, model)
+        self.duration = REQUEST_SECONDS.labels(route, status, model)
+
+
+class Metrics:
+    """Records one finished request; series children are cached per label set (bounded: labels are)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.model_label = model_label_for(settings)
+        self._series: dict[tuple[str, str, str], _RequestSeries] = {}
+        self._tokens: dict[str, list[Counter]] = {}
+
+    def _request_series(self, route: str, status: str, model: str) -> _RequestSeries:
+        key = (route, status, model)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _RequestSeries(route, status, model)
+        return series
+
+    def observe(self, record: RequestRecord, finished: float) -> None:
+        model = self.model_label(record.model)
+        series = self._request_series(record.route, str(record.status), model)
+        series.count.inc()
+        series.duration.observe(finished - record.started)
+        if record.upstream_started is not None and record.upstream_done is not None:
+            UPSTREAM_SECONDS.labels(model).observe(record.upstream_done - record.upstream_started)
+        if record.first_token is not None:
+            FIRST_TOKEN_SECONDS.labels(model).observe(record.first_token - record.started)
+        if record.upstream_error_type is not None:
+            UPSTREAM_ERRORS.labels(record.upstream_error_type).inc()
+        if record.retries:
+            RETRIES.inc(record.retries)
+        if record.disconnected:
+            DISCONNECTS.labels(record.route).inc()
+        if record.input_tokens or record.output_tokens or record.cache_read_tokens or record.cache_creation_tokens:
+            self._count_tokens(record, model)
+
+    def _count_tokens(self, record: RequestRecord, model: str) -> None:
+        children = self._tokens.get(model)
+        if children is None:
+            children = self._tokens[model] = [TOKENS.labels(d, k, model) for d, k in _TOKEN_KINDS]
+        reasoning = min(record.reasoning_tokens, record.output_tokens)
+        values = (
+            record.input_tokens,
+            record.cache_read_tokens,
+            record.cache_creation_tokens,
+            record.output_tokens - reasoning,
+            reasoning,
+        )
+        for child, value in zip(children, values, strict=True):
+            if value:
+                child.inc(value)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text exposition of every metric (all workers' when in multi-process mode) and its content type."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+async def metrics_endpoint(_: Request) -> Response:
+    """`GET /metrics`: the Prometheus text exposition (no ids, no user values in any label)."""
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)
