@@ -11,9 +11,9 @@ import httpx
 from asgi_correlation_id import CorrelationIdMiddleware
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import Route
 from starlette.types import ASGIApp
-from starlette.middleware import Middleware
 
 from messages_bridge.app.admission import AdmissionMiddleware
 from messages_bridge.app.errors import on_gateway_error, on_http_exception, on_unexpected
@@ -98,6 +98,7 @@ def create_app(
     middleware = [
         Middleware(AdmissionMiddleware, lifecycle=lifecycle),
     ]
+
     def outer(app: ASGIApp) -> ASGIApp:
         """Request-id alias → correlation id → access log → Starlette's own stack."""
         inner = instrument(app, settings) if observability else app
