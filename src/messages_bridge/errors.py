@@ -210,12 +210,17 @@ def from_upstream_status(
     return error_class(text, headers=out_headers)
 
 
-def from_stream_error(code: str | None, message: str | None) -> GatewayError:
+def from_stream_error(
+    code: str | None, message: str | None, *, estimated_tokens: int = 0, context_window: int = 0
+) -> GatewayError:
     """Map an in-band upstream failure (`response.failed`, `error` event) to an Anthropic error."""
     error_class = _BY_STREAM_CODE.get(code or "", InvalidRequestError if code else ApiError)
     if code and (code.startswith(("invalid_", "image_")) or code.endswith("_policy_violation")):
         error_class = InvalidRequestError
-    return error_class(message or _DEFAULT_MESSAGES.get(error_class) or "Upstream error")
+    text = message or _DEFAULT_MESSAGES.get(error_class) or "Upstream error"
+    if code == "context_length_exceeded":
+        text = context_overflow_message(text, estimated_tokens=estimated_tokens, context_window=context_window)
+    return error_class(text)
 
 
 def from_transport_error(exc: httpx.HTTPError) -> GatewayError:

@@ -31,7 +31,8 @@ async def relay_message(
         reply = await client.create(_ENCODER.encode(t.body), request_id=request_id)
     except UpstreamHTTPError as exc:
         raise upstream_error(exc, req, context_window) from exc
-    return to_anthropic_message(reply.response, t, model=req.model), reply.upstream_request_id
+    message = to_anthropic_message(reply.response, t, model=req.model, context_window=context_window)
+    return message, reply.upstream_request_id
 
 
 def empty_message(req: a.MessagesRequest) -> a.Message:

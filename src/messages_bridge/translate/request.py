@@ -13,7 +13,7 @@ from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import responses as r
 from messages_bridge.translate.content import block_type, text_part, tool_result_output, user_parts
 from messages_bridge.translate.signatures import decode_signature
-from messages_bridge.translate.tools import name_map, to_function_tool, to_tool_choice, upstream_name
+from messages_bridge.translate.tools import is_strict_schema, name_map, to_function_tool, to_tool_choice, upstream_name
 
 MIN_OUTPUT_TOKENS = 16  # the Responses API rejects max_output_tokens below 16
 NEW_API_VERSION = "2026-10-21"
@@ -263,26 +263,12 @@ def _reasoning(
     return (param or None), requested
 
 
-def _is_strict_schema(schema: object) -> bool:
-    """Whether OpenAI strict mode accepts the schema as is (all properties required, no extra properties)."""
-    if isinstance(schema, list):
-        return all(_is_strict_schema(s) for s in schema)
-    if not isinstance(schema, dict):
-        return True
-    props = schema.get("properties")
-    if isinstance(props, dict) and (
-        schema.get("additionalProperties") is not False or set(schema.get("required", [])) != set(props)
-    ):
-        return False
-    return all(_is_strict_schema(v) for k, v in schema.items() if k not in ("enum", "const", "default"))
-
-
 def _text_format(output_config: a.OutputConfig | None) -> r.TextConfig | None:
     if output_config is None or output_config.format is None:
         return None
     schema = output_config.format.schema
     try:
-        strict = _is_strict_schema(msgspec.json.decode(schema))
+        strict = is_strict_schema(msgspec.json.decode(schema))
     except msgspec.DecodeError as exc:
         raise InvalidRequestError("output_config.format.schema: invalid JSON schema") from exc
     return {"format": {"type": "json_schema", "name": "output", "schema": schema, "strict": strict}}

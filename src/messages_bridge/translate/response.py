@@ -101,17 +101,20 @@ def stop_reason(
     return "tool_use" if tool_use else "end_turn"
 
 
-def failure_of(response: r.Response) -> GatewayError | None:
-    """A failed (or cancelled) response is an error, never a message."""
+def failure_of(response: r.Response, *, estimated_tokens: int = 0, context_window: int = 0) -> GatewayError | None:
+    """A failed (or cancelled) response is an error, never a message (context sizes word an overflow)."""
     if response.status in ("failed", "cancelled"):
         error = response.error
-        return from_stream_error(error.code if error else None, error.message if error else None)
+        return from_stream_error(error.code if error else None, error.message if error else None,
+                                 estimated_tokens=estimated_tokens, context_window=context_window)  # fmt: skip
     return None
 
 
-def to_anthropic_message(response: r.Response, t: Translation, *, model: str) -> a.Message:
+def to_anthropic_message(
+    response: r.Response, t: Translation, *, model: str, estimated_tokens: int = 0, context_window: int = 0
+) -> a.Message:
     """Translate a completed or incomplete `Response`; raise the mapped error for a failed one."""
-    if (failure := failure_of(response)) is not None:
+    if (failure := failure_of(response, estimated_tokens=estimated_tokens, context_window=context_window)) is not None:
         raise failure
     out = _collect(response, t)
     incomplete = response.incomplete_details.reason if response.incomplete_details else None

@@ -47,6 +47,21 @@ def name_map(tools: list[a.Tool] | None) -> dict[str, str]:
     return {upstream_name(t.name): t.name for t in tools or () if upstream_name(t.name) != t.name}
 
 
+def is_strict_schema(schema: object) -> bool:
+    """Whether OpenAI strict mode accepts the schema as is (all properties required, no extra properties)."""
+    if isinstance(schema, list):
+        return all(is_strict_schema(s) for s in schema)
+    if not isinstance(schema, dict):
+        return True
+    props = schema.get("properties")
+    is_object = isinstance(props, dict) or schema.get("type") == "object"
+    if is_object and schema.get("additionalProperties") is not False:
+        return False
+    if isinstance(props, dict) and set(schema.get("required", [])) != set(props):
+        return False
+    return all(is_strict_schema(v) for k, v in schema.items() if k not in ("enum", "const", "default"))
+
+
 def _client_tool_schema(tool_type: str) -> msgspec.Raw | None:
     for prefix, schema in _CLIENT_TOOL_SCHEMAS.items():
         if tool_type.startswith(prefix):
@@ -70,9 +85,10 @@ def to_function_tool(tool: a.Tool) -> r.FunctionTool:
         "type": "function",
         "name": upstream_name(tool.name),
         "parameters": schema,
-        # Explicit false: an omitted `strict` makes Responses try to coerce the schema into strict mode,
-        # which rejects the optional properties Claude Code's tools have.
-        "strict": False,
+        # Always explicit: an omitted `strict` makes Responses try to coerce the schema into strict mode, which
+        # rejects the optional properties Claude Code's tools have. A client's strict:true is honoured only when
+        # the schema already satisfies OpenAI's strict rules (else the upstream would reject the request).
+        "strict": bool(tool.strict) and is_strict_schema(msgspec.json.decode(schema)),
     }
     if tool.description:
         out["description"] = tool.description
