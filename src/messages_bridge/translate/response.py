@@ -101,6 +101,11 @@ def stop_reason(
     return "tool_use" if tool_use else "end_turn"
 
 
+def stop_details(refusal: str | None) -> a.StopDetails:
+    """`stop_details` of a refusal (the upstream gives no category)."""
+    return {"type": "refusal", "category": None, "explanation": refusal}
+
+
 def failure_of(response: r.Response, *, estimated_tokens: int = 0, context_window: int = 0) -> GatewayError | None:
     """A failed (or cancelled) response is an error, never a message (context sizes word an overflow)."""
     if response.status in ("failed", "cancelled"):
@@ -136,5 +141,5 @@ def to_anthropic_message(
         "usage": to_anthropic_usage(response.usage, service_tier=response.service_tier),
     }
     if reason == "refusal":
-        message["stop_details"] = {"type": "refusal", "category": None, "explanation": out.refusal}
+        message["stop_details"] = stop_details(out.refusal)
     return message

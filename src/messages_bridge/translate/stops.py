@@ -40,7 +40,7 @@ class StopSequenceFilter:
             self.matched = hit[1]
             self._held = ""
             return text[: hit[0]]
-        cut = len(text) - self._keep if self._keep else len(text)
+        cut = max(len(text) - self._keep, 0)  # text shorter than the hold-back is held whole
         self._held = text[cut:]
         return text[:cut]
 

@@ -1,0 +1,110 @@
+"""Server-sent events: the one sans-I/O decoder (upstream bytes in) and the frame encoder (Anthropic bytes out).
+
+The decoder follows the WHATWG event-stream grammar (https://html.spec.whatwg.org/multipage/server-sent-events.html)
+on bytes: lines end with CRLF, LF or CR, `:` starts a comment, `data` lines accumulate, a blank line dispatches.
+It splits on ASCII line ends only, so a UTF-8 sequence cut across two chunks is joined again before anything is
+decoded. One deliberate difference from the spec: `finish()` dispatches a last event that lacks its blank line
+(a truncated upstream should still deliver what it did send).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["SSEDecoder", "ServerSentEvent", "frame"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSentEvent:
+    """One dispatched event: `data` stays bytes (msgspec decodes JSON straight from bytes)."""
+
+    event: str | None
+    data: bytes
+    id: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8")
+
+
+class SSEDecoder:
+    """`feed(bytes) -> list[ServerSentEvent]`, then `finish()` at the end of the stream.
+
+    Memory stays bounded by one incomplete line plus the current event's data lines.
+    """
+
+    __slots__ = ("_data", "_event", "_id", "_last_id", "_partial", "_skip_lf")
+
+    def __init__(self) -> None:
+        self._partial = b""
+        self._skip_lf = False  # the previous chunk ended in CR: a LF opening the next one is the same line end
+        self._event: str | None = None
+        self._data: list[bytes] = []
+        self._id: str | None = None
+        self._last_id: str | None = None
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        if self._skip_lf and chunk[:1] == b"\n":
+            chunk = chunk[1:]
+        self._skip_lf = False
+        if not chunk:
+            return []
+        lines = (self._partial + chunk if self._partial else chunk).splitlines(keepends=True)
+        last = lines[-1]
+        if last.endswith(b"\n"):
+            self._partial = b""
+        elif last.endswith(b"\r"):
+            self._partial = b""
+            self._skip_lf = True
+        else:
+            self._partial = last
+            lines.pop()
+        events: list[ServerSentEvent] = []
+        for line in lines:
+            event = self._line(line.rstrip(b"\r\n"))
+            if event is not None:
+                events.append(event)
+        return events
+
+    def finish(self) -> list[ServerSentEvent]:
+        """The end of the stream: an unterminated last line and a last event without its blank line count."""
+        events: list[ServerSentEvent] = []
+        if self._partial:
+            line, self._partial = self._partial, b""
+            if (event := self._line(line)) is not None:
+                events.append(event)
+        if (event := self._dispatch()) is not None:
+            events.append(event)
+        return events
+
+    def _line(self, line: bytes) -> ServerSentEvent | None:
+        if not line:
+            return self._dispatch()
+        if line[0] == 0x3A:  # ":" comment (keep-alives)
+            return None
+        name, sep, value = line.partition(b":")
+        if sep and value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value.decode("utf-8", "replace")
+        elif name == b"id" and b"\x00" not in value:
+            self._id = value.decode("utf-8", "replace")
+        return None  # `retry` and unknown fields are ignored, as the spec says
+
+    def _dispatch(self) -> ServerSentEvent | None:
+        if self._id is not None:
+            self._last_id = self._id
+            self._id = None
+        event, self._event = self._event, None
+        if not self._data:
+            return None  # a blank line with no data dispatches nothing (spec)
+        data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
+        self._data = []
+        return ServerSentEvent(event, data, self._last_id)
+
+
+def frame(event: bytes, data: bytes) -> bytes:
+    """One SSE frame, `event: <name>\\ndata: <json>\\n\\n` (the JSON holds no raw newline, so one data line)."""
+    return b"event: " + event + b"\ndata: " + data + b"\n\n"
