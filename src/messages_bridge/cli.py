@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import uvicorn
 
 from messages_bridge.config import Settings
+from messages_bridge.observability.logs import configure_logging
+from messages_bridge.observability.multiproc import prepare_metrics_dir, remove_metrics_dir
 
 logger = logging.getLogger("messages_bridge")
 MAX_HEADER_BYTES = 64 * 1024  # h11's limit on a request head; httptools (llhttp) has its own 80 KiB limit
@@ -92,6 +94,16 @@ def serve(settings: Settings) -> int:
         return 2
     if settings.demo:
         sys.stderr.write(DEMO_BANNER)
+    configure_logging(settings)
+    metrics_dir = prepare_metrics_dir(settings.workers)
+    try:
+        _run(settings)
+    finally:
+        remove_metrics_dir(metrics_dir)
+    return 0
+
+
+def _run(settings: Settings) -> None:
     uvicorn.run(
         "messages_bridge.app.asgi:app",
         factory=False,
@@ -100,13 +112,14 @@ def serve(settings: Settings) -> int:
         workers=settings.workers,
         log_level=settings.log_level,
         access_log=False,
+        # uvicorn's default log config prints exception messages; ours (observability/logs.py) prints types only.
+        log_config=None,
         loop="auto",
         http="auto",
         # The app drains first (see app/lifecycle.py), so uvicorn's own wait only flushes what is left.
         timeout_graceful_shutdown=FINAL_SHUTDOWN_WAIT,
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

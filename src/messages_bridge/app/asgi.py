@@ -7,5 +7,9 @@ from __future__ import annotations
 
 from messages_bridge.app.factory import create_app
 from messages_bridge.config import Settings
+from messages_bridge.observability.logs import configure_logging, log_startup
 
-app = create_app(Settings())
+settings = Settings()
+configure_logging(settings)
+log_startup(settings)
+app = create_app(settings)

@@ -10,11 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from messages_bridge.errors import ApiError, GatewayError, InvalidRequestError, NotFoundError, error_body
+from messages_bridge.observability.record import current
 
 logger = logging.getLogger("messages_bridge.errors")
 
 
 def render_error(error: GatewayError) -> Response:
+    current().error_type = error.error_type
     headers = dict(error.headers)
     return Response(
         error_body(error, correlation_id.get()),

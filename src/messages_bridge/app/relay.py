@@ -5,6 +5,8 @@ from __future__ import annotations
 import msgspec
 
 from messages_bridge.errors import GatewayError, from_upstream_status
+from messages_bridge.observability.record import current
+from messages_bridge.observability.upstream import note_upstream_status, note_usage, upstream_call
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.translate.request import Translation, UpstreamProfile, to_input_tokens_request
 from messages_bridge.translate.response import to_anthropic_message
@@ -18,6 +20,7 @@ def upstream_error(
     exc: UpstreamHTTPError, req: a.MessagesRequest | a.CountTokensRequest, context_window: int
 ) -> GatewayError:
     """Map an upstream HTTP failure; the token estimate is computed only on this (rare) path."""
+    note_upstream_status(exc.status, exc.headers.get("x-request-id"))
     return from_upstream_status(
         exc.status, exc.body, exc.headers, estimated_tokens=estimate_input_tokens(req), context_window=context_window
     )
@@ -27,11 +30,14 @@ async def relay_message(
     client: ResponsesClient, req: a.MessagesRequest, t: Translation, *, request_id: str | None, context_window: int
 ) -> tuple[a.Message, str | None]:
     """A non-streaming Message, and the upstream's own request id for the logs."""
-    try:
-        reply = await client.create(_ENCODER.encode(t.body), request_id=request_id)
-    except UpstreamHTTPError as exc:
-        raise upstream_error(exc, req, context_window) from exc
+    with upstream_call(t.body["model"]):
+        try:
+            reply = await client.create(_ENCODER.encode(t.body), request_id=request_id)
+        except UpstreamHTTPError as exc:
+            raise upstream_error(exc, req, context_window) from exc
+    note_upstream_status(reply.status, reply.upstream_request_id)
     message = to_anthropic_message(reply.response, t, model=req.model, context_window=context_window)
+    note_usage(message["usage"], message["stop_reason"])
     return message, reply.upstream_request_id
 
 
@@ -65,10 +71,12 @@ async def relay_count_tokens(
 ) -> tuple[int, bool]:
     """(input tokens, exact?): the upstream's count, or the local estimate when it cannot count."""
     body = _ENCODER.encode(to_input_tokens_request(req, profile))
-    try:
-        counted = await client.input_tokens(body, request_id=request_id)
-    except UpstreamHTTPError as exc:
-        raise upstream_error(exc, req, context_window) from exc
+    with upstream_call(profile.model):
+        try:
+            counted = await client.input_tokens(body, request_id=request_id)
+        except UpstreamHTTPError as exc:
+            raise upstream_error(exc, req, context_window) from exc
+    current().token_count_exact = counted is not None
     if counted is None:
         return estimate_input_tokens(req), False
     return counted, True

@@ -15,6 +15,8 @@ from messages_bridge.app.body import check_content_type, decode_json, read_body
 from messages_bridge.app.relay import empty_message, relay_count_tokens, relay_message
 from messages_bridge.app.state import gateway
 from messages_bridge.errors import InvalidRequestError, NotFoundError
+from messages_bridge.observability.record import current
+from messages_bridge.observability.shape import describe
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.translate.request import to_responses_request
 
@@ -39,6 +41,7 @@ async def _decoded(request: Request, decoder: msgspec.json.Decoder[T]) -> T:
 async def create_message(request: Request) -> Response:
     state = gateway(request)
     req = await _decoded(request, a.MESSAGES_DECODER)
+    describe(req, current())
     version = request.headers.get("anthropic-version", DEFAULT_VERSION)
     settings = state.settings
     translation = to_responses_request(
@@ -59,6 +62,7 @@ async def create_message(request: Request) -> Response:
 async def count_tokens(request: Request) -> Response:
     state = gateway(request)
     req = await _decoded(request, a.COUNT_TOKENS_DECODER)
+    describe(req, current())
     tokens, _ = await relay_count_tokens(
         state.client,
         req,

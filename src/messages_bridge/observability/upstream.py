@@ -1,0 +1,53 @@
+"""What the relay (and the stream loop) record about the upstream call: timings, status, its id, usage."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from messages_bridge.errors import GatewayError
+from messages_bridge.observability.record import RequestRecord, current
+from messages_bridge.protocol import anthropic as a
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+
+
+def safe_id(value: str | None) -> str | None:
+    """An upstream-supplied id, if it looks like one (anything else is not printed)."""
+    return value if value is not None and _SAFE_ID.match(value) else None
+
+
+@contextmanager
+def upstream_call(upstream_model: str | None = None) -> Iterator[RequestRecord]:
+    """Time the upstream call on the current record; a `GatewayError` leaving it counts as an upstream error."""
+    record = current()
+    if upstream_model is not None:
+        record.upstream_model = upstream_model
+    record.upstream_started = time.perf_counter()
+    try:
+        yield record
+    except GatewayError as exc:
+        record.upstream_error_type = exc.error_type
+        raise
+    finally:
+        record.upstream_done = time.perf_counter()
+
+
+def note_upstream_status(status: int, upstream_request_id: str | None) -> None:
+    record = current()
+    record.upstream_status = status
+    record.upstream_request_id = safe_id(upstream_request_id)
+
+
+def note_usage(usage: a.Usage, stop_reason: str | None) -> None:
+    """Token usage and stop reason of the reply the client gets."""
+    record = current()
+    record.stop_reason = stop_reason
+    record.input_tokens = usage["input_tokens"]
+    record.output_tokens = usage["output_tokens"]
+    record.cache_read_tokens = usage["cache_read_input_tokens"]
+    record.cache_creation_tokens = usage["cache_creation_input_tokens"]
+    details = usage.get("output_tokens_details")
+    record.reasoning_tokens = details.get("thinking_tokens", 0) if details else 0
