@@ -124,6 +124,8 @@ _BY_STREAM_CODE: dict[str, type[GatewayError]] = {
 }
 
 _NO_RETRY_CODES = frozenset({"insufficient_quota", "credit_balance_exhausted"})
+# Upstream answers that a retry of the same request cannot change (clients are told `x-should-retry: false`).
+_PERMANENT_STATUSES = frozenset({400, 401, 402, 403, 404, 413, 422})
 _DEFAULT_MESSAGES: dict[type[GatewayError], str] = {
     OverloadedError: "Overloaded",
     UpstreamTimeoutError: "Request timeout",
@@ -203,7 +205,7 @@ def from_upstream_status(
     if code == "context_length_exceeded":
         text = context_overflow_message(text, estimated_tokens=estimated_tokens, context_window=context_window)
     out_headers: dict[str, str] = {}
-    if code in _NO_RETRY_CODES:
+    if code in _NO_RETRY_CODES or status in _PERMANENT_STATUSES:
         out_headers["x-should-retry"] = "false"
     elif error_class in (RateLimitError, OverloadedError) and (after := _retry_after_seconds(headers)):
         out_headers["retry-after"] = after
