@@ -202,6 +202,9 @@ def from_upstream_status(
     if code == "server_is_overloaded" or (code == "slow_down" and status >= 500):
         error_class = OverloadedError
     text = message or _DEFAULT_MESSAGES.get(error_class) or f"Upstream returned HTTP {status}"
+    if status == 401:
+        # OpenAI's 401 message quotes part of the key it rejected: the gateway's own key, never the client's.
+        text = "The upstream API rejected the gateway's credentials"
     if code == "context_length_exceeded":
         text = context_overflow_message(text, estimated_tokens=estimated_tokens, context_window=context_window)
     out_headers: dict[str, str] = {}

@@ -25,8 +25,9 @@ from messages_bridge.translate.response import to_anthropic_message
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 UPDATE = os.environ.get("UPDATE_GOLDENS") == "1"
-SETTINGS = Settings(openai_api_key="sk-test", openai_base_url="http://127.0.0.1:9/v1",
-                    model_map="claude-gpt4-sampler=gpt-4.1")  # fmt: skip
+SETTINGS = Settings(
+    openai_api_key="sk-test", openai_base_url="http://127.0.0.1:9/v1", model_map="claude-gpt4-sampler=gpt-4.1"
+)
 # Cases sent with the current API version header (which rejects sampling parameters).
 NEW_API_CASES = frozenset({"sampling_rejected_new_api"})
 DEFAULT_REQUEST = b'{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"Hi"}]}'
@@ -72,8 +73,9 @@ def test_response_golden(case: str) -> None:
     translation = _translate_request(raw_request, case)
     response = r.RESPONSE_DECODER.decode((folder / f"{case}.responses.json").read_bytes())
     try:
-        actual: Any = to_anthropic_message(response, translation, model=json.loads(raw_request)["model"],
-                                           context_window=SETTINGS.context_window)  # fmt: skip
+        actual: Any = to_anthropic_message(
+            response, translation, model=json.loads(raw_request)["model"], context_window=SETTINGS.context_window
+        )
     except GatewayError as exc:
         actual = _error(exc)
     _check(actual, folder / f"{case}.anthropic.json")
