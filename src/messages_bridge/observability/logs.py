@@ -142,10 +142,10 @@ class Formatter(logging.Formatter):
         }
         if (request_id := correlation_id.get()) is not None:
             out["request_id"] = request_id
-        attrs = record.__dict__
-        for key in self._allowed.intersection(attrs):
-            value = attrs[key]
-            out[key] = self._mask(value) if isinstance(value, str) else value
+        allowed = self._allowed
+        for key, value in record.__dict__.items():
+            if key in allowed:
+                out[key] = self._mask(value) if isinstance(value, str) else value
         if record.exc_info and record.exc_info[0] is not None:
             out["exc_type"] = record.exc_info[0].__name__
             # Frames only (file, line, function, source line): the exception's message may quote request data.

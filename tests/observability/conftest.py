@@ -1,0 +1,3 @@
+from tests.observability.helpers import capture_logs
+
+__all__ = ["capture_logs"]
