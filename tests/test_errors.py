@@ -73,7 +73,7 @@ def test_retry_after_on_overload_but_not_on_client_errors() -> None:
     assert e.from_upstream_status(503, _body(code="server_is_overloaded"), {"retry-after": "7"}).headers == {
         "retry-after": "7"
     }
-    assert e.from_upstream_status(400, _body(), {"retry-after": "7"}).headers == {}
+    assert e.from_upstream_status(400, _body(), {"retry-after": "7"}).headers == {"x-should-retry": "false"}
 
 
 def test_insufficient_quota_is_not_retried() -> None:
