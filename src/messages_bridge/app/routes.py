@@ -14,7 +14,8 @@ from messages_bridge.app.auth import check_key
 from messages_bridge.app.body import check_content_type, decode_json, read_body
 from messages_bridge.app.relay import empty_message, relay_count_tokens, relay_message
 from messages_bridge.app.state import gateway
-from messages_bridge.errors import InvalidRequestError, NotFoundError
+from messages_bridge.app.streaming import stream_message
+from messages_bridge.errors import NotFoundError
 from messages_bridge.observability.record import current
 from messages_bridge.observability.shape import describe
 from messages_bridge.protocol import anthropic as a
@@ -50,7 +51,7 @@ async def create_message(request: Request) -> Response:
         api_version=version if settings.reject_sampling_on_new_api else DEFAULT_VERSION,
     )
     if req.stream:
-        raise InvalidRequestError("stream: streaming is not available yet on this gateway")
+        return await stream_message(state, req, translation)
     if req.max_tokens == 0:
         return json_response(empty_message(req))
     message, _ = await relay_message(

@@ -39,12 +39,13 @@ class StreamTranslator:
 
     __slots__ = (
         "_block_started", "_chars", "_index", "_open", "_open_item", "_part_index", "_prefill", "_prefill_held",
-        "_refusal", "_saw_tool", "_sent", "_service_tier", "_started", "_stops", "_summary_parts", "_t",
+        "_refusal", "_saw_tool", "_sent", "_service_tier", "_started", "_stops", "_summary_parts", "_t", "_window",
         "close_upstream", "done", "error", "input_tokens", "model", "stop_reason", "usage",
     )  # fmt: skip
 
-    def __init__(self, t: Translation, *, model: str, input_tokens: int) -> None:
+    def __init__(self, t: Translation, *, model: str, input_tokens: int, context_window: int = 0) -> None:
         self._t = t
+        self._window = context_window  # with `input_tokens`, words a context overflow as Anthropic does
         self.model = model
         self.input_tokens = input_tokens
         self._started = False
@@ -96,6 +97,11 @@ class StreamTranslator:
     @property
     def started(self) -> bool:
         return self._started
+
+    @property
+    def has_output(self) -> bool:
+        """Whether any content (text, thinking, tool arguments) has been emitted: the first-token moment."""
+        return self._chars > 0
 
     # ---- message and block framing ----------------------------------------------------------------
 
@@ -306,7 +312,7 @@ class StreamTranslator:
 
     def _on_completed(self, ev: rs.ResponseCompleted, out: Out) -> None:
         response = ev.response
-        if (failure := failure_of(response)) is not None:
+        if (failure := self._failure(response)) is not None:
             raise failure
         self._start(out, response)
         self._close(out)
@@ -318,10 +324,14 @@ class StreamTranslator:
         self._end(reason, None, to_anthropic_usage(response.usage, service_tier=response.service_tier), out)
 
     def _on_failed(self, ev: rs.ResponseFailed, out: Out) -> None:
-        raise failure_of(ev.response) or ApiError("The upstream response failed")
+        raise self._failure(ev.response) or ApiError("The upstream response failed")
 
     def _on_error(self, ev: rs.StreamError, out: Out) -> None:
-        raise from_stream_error(ev.error_code, ev.error_message)
+        raise from_stream_error(ev.error_code, ev.error_message, estimated_tokens=self.input_tokens,
+                                context_window=self._window)  # fmt: skip
+
+    def _failure(self, response: r.Response) -> GatewayError | None:
+        return failure_of(response, estimated_tokens=self.input_tokens, context_window=self._window)
 
 
 _Handler = Callable[[StreamTranslator, rs.StreamEvent, Out], None]

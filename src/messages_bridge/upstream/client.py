@@ -11,9 +11,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
+import msgspec
 
-from messages_bridge.errors import from_transport_error
+from messages_bridge.errors import ApiError, from_transport_error
 from messages_bridge.protocol import responses as r
+from messages_bridge.protocol.responses_stream import StreamEvent, decode_event
+from messages_bridge.protocol.sse import ServerSentEvent, SSEDecoder
 from messages_bridge.upstream.retry import NO_RETRIES, RetryPolicy, send_with_retries
 
 REQUEST_ID_HEADER = "x-client-request-id"
@@ -129,3 +132,32 @@ class ResponsesClient:
         except httpx.HTTPError:
             return False
         return True
+
+
+def _typed(frames: list[ServerSentEvent]) -> list[StreamEvent]:
+    """Decode the frames this gateway acts on; a malformed one is an upstream fault (reported in-band)."""
+    events: list[StreamEvent] = []
+    for sse in frames:
+        try:
+            event = decode_event(sse)
+        except msgspec.DecodeError as exc:
+            raise ApiError("The upstream sent a malformed stream event") from exc
+        if event is not None:
+            events.append(event)
+    return events
+
+
+async def stream_events(response: httpx.Response) -> AsyncIterator[list[StreamEvent]]:
+    """The typed events of an open upstream stream, one list per network read (one wake-up per read, not per event).
+
+    Transport failures mid-stream (read timeout, reset) come out as the mapped `GatewayError`.
+    """
+    decoder = SSEDecoder()
+    try:
+        async for chunk in response.aiter_bytes():
+            if events := _typed(decoder.feed(chunk)):
+                yield events
+    except httpx.HTTPError as exc:
+        raise from_transport_error(exc) from exc
+    if events := _typed(decoder.finish()):
+        yield events

@@ -1,0 +1,184 @@
+"""`stream: true`: open the upstream stream first, then relay Anthropic SSE frames as they are produced.
+
+Failures before the first byte (an upstream HTTP error, a connect failure) raise, so the client gets an ordinary
+JSON error with its status; once the 200 is out, failures are in-band `error` events and the stream ends.
+A producer task reads and translates the upstream, so the response body can wait on it with the ping interval as
+a timeout (a silent upstream — long reasoning — gets `ping`s without cancelling a read). Whatever ends the
+response (the end, an error, a client disconnect cancelling the handler), the upstream response is closed at once,
+shielded from that cancellation, so its connection is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+
+import anyio
+import httpx
+import msgspec
+from asgi_correlation_id import correlation_id
+from starlette.background import BackgroundTask
+from starlette.responses import Response, StreamingResponse
+
+from messages_bridge.app.relay import upstream_error
+from messages_bridge.app.state import GatewayState
+from messages_bridge.errors import ApiError, GatewayError
+from messages_bridge.observability.record import RequestRecord, current
+from messages_bridge.observability.upstream import note_upstream_status, note_usage
+from messages_bridge.protocol import anthropic as a
+from messages_bridge.protocol import anthropic_stream as o
+from messages_bridge.protocol.anthropic_stream import PING_FRAME, encode_events
+from messages_bridge.translate.request import Translation
+from messages_bridge.translate.stream import StreamTranslator
+from messages_bridge.translate.tokens import estimate_input_tokens
+from messages_bridge.upstream.client import UpstreamHTTPError, stream_events
+
+_ENCODER = msgspec.json.Encoder()
+HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+QUEUE_WRITES = 64  # frames waiting for a slow client; the producer waits beyond that (bounded memory)
+DRAIN_SECONDS = 1.0  # after the terminal event, read the upstream's end so its connection can be reused
+_DRAINING: set[asyncio.Task[None]] = set()  # strong references to producers finishing a drain
+
+
+async def stream_message(state: GatewayState, req: a.MessagesRequest, t: Translation) -> Response:
+    """Open the upstream stream (errors raise → JSON), then answer `text/event-stream`."""
+    record = current()
+    record.stream = True
+    record.upstream_model = t.body["model"]
+    record.upstream_started = time.perf_counter()
+    stack = AsyncExitStack()
+    try:
+        upstream = await stack.enter_async_context(
+            state.client.stream(_ENCODER.encode(t.body), request_id=correlation_id.get())
+        )
+    except UpstreamHTTPError as exc:
+        error = upstream_error(exc, req, state.settings.context_window)
+        _note_failure(record, error)
+        raise error from exc
+    except GatewayError as exc:
+        _note_failure(record, exc)
+        raise
+    note_upstream_status(upstream.status_code, upstream.headers.get("x-request-id"))
+    translator = StreamTranslator(t, model=req.model, input_tokens=estimate_input_tokens(req),
+                                  context_window=state.settings.context_window)  # fmt: skip
+    relay = StreamRelay(upstream, translator, stack, ping_interval=state.settings.ping_interval, record=record)
+    return StreamingResponse(relay.body(), media_type="text/event-stream", headers=HEADERS,
+                             background=BackgroundTask(relay.close))  # fmt: skip
+
+
+def _note_failure(record: RequestRecord, error: GatewayError) -> None:
+    record.upstream_error_type = error.error_type
+    record.upstream_done = time.perf_counter()
+
+
+class StreamRelay:
+    """One stream: a producer (upstream → translator → frames) and the response body (frames or pings)."""
+
+    def __init__(self, upstream: httpx.Response, translator: StreamTranslator, stack: AsyncExitStack, *,
+                 ping_interval: float, record: RequestRecord) -> None:  # fmt: skip
+        self._upstream = upstream
+        self._translator = translator
+        self._stack = stack
+        self._ping = ping_interval
+        self._record = record
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_WRITES)
+        self._events = stream_events(upstream)
+        self._producer: asyncio.Task[None] | None = None
+        self._draining = False
+        self._closed = False
+
+    async def body(self) -> AsyncIterator[bytes]:
+        """The response body: each batch of frames as soon as it is produced, `ping` while the upstream is silent."""
+        self._producer = asyncio.create_task(self._produce())
+        queue, finished = self._queue, False
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self._ping):
+                        data = await queue.get()
+                except TimeoutError:
+                    data = PING_FRAME
+                if data is None:
+                    finished = True
+                    return
+                yield data
+        finally:
+            if not finished:
+                self._record.disconnected = True
+            await self.close()
+
+    async def close(self) -> None:
+        """Stop the producer (unless it only drains a finished upstream) and release the upstream connection."""
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            producer = self._producer
+            if producer is not None and not producer.done():
+                if self._draining:
+                    _DRAINING.add(producer)
+                    producer.add_done_callback(_DRAINING.discard)
+                    return
+                producer.cancel()
+                await asyncio.wait({producer})
+            await self._release()
+
+    async def _release(self) -> None:
+        await self._stack.aclose()
+        if self._record.upstream_done is None:
+            self._record.upstream_done = time.perf_counter()
+
+    async def _produce(self) -> None:
+        translator = self._translator
+        try:
+            await self._pump()
+        except GatewayError as exc:
+            await self._put(translator.fail(exc))
+        except Exception:  # noqa: BLE001 - a bug must still end the stream with an error event, not a cut
+            await self._put(translator.fail(ApiError("Internal server error")))
+        self._note_end()
+        await self._queue.put(None)
+        if translator.error is None and not translator.close_upstream:
+            self._draining = True
+            await self._drain()
+        with anyio.CancelScope(shield=True):
+            await self._release()
+
+    async def _pump(self) -> None:
+        translator, record = self._translator, self._record
+        async for events in self._events:
+            if record.upstream_first_byte is None:
+                record.upstream_first_byte = time.perf_counter()
+            out: list[o.StreamEvent] = []
+            for event in events:
+                out += translator.feed(event)
+            if out:
+                if record.first_token is None and translator.has_output:
+                    record.first_token = time.perf_counter()
+                await self._queue.put(encode_events(out))
+            if translator.done:
+                return
+        await self._put(translator.finish())
+
+    async def _put(self, events: list[o.StreamEvent]) -> None:
+        if events:
+            await self._queue.put(encode_events(events))
+
+    async def _drain(self) -> None:
+        """Read what follows the terminal event (normally just the end of the body), bounded in time."""
+        try:
+            async with asyncio.timeout(DRAIN_SECONDS):
+                async for _ in self._events:
+                    pass
+        except (TimeoutError, GatewayError):
+            pass
+
+    def _note_end(self) -> None:
+        translator, record = self._translator, self._record
+        record.upstream_done = time.perf_counter()
+        if translator.usage is not None:
+            note_usage(translator.usage, translator.stop_reason)
+        if translator.error is not None:
+            record.error_type = translator.error.error_type
