@@ -1,0 +1,162 @@
+"""Admission control and lifecycle: the concurrency bound, draining on shutdown, /readyz, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import httpx
+
+from messages_bridge.app.factory import create_app
+from messages_bridge.app.lifecycle import Lifecycle, install_drain_on_signal
+from messages_bridge.config import Settings
+from messages_bridge.demo.server import Reply
+from tests.conftest import GATEWAY, FakeUpstream
+from tests.reliability.faults import MESSAGE
+
+AppFactory = Callable[[Settings], Any]
+
+
+def ok_response(text: str = "done") -> dict[str, Any]:
+    return {
+        "id": "resp_ok",
+        "object": "response",
+        "created_at": 1,
+        "model": "gpt-5",
+        "status": "completed",
+        "output": [
+            {
+                "type": "message",
+                "id": "msg_1",
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": text, "annotations": []}],
+            }
+        ],
+        "usage": {"input_tokens": 5, "output_tokens": 1, "total_tokens": 6},
+    }
+
+
+async def wait_for(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    async with asyncio.timeout(within):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+async def test_requests_beyond_the_bound_get_529_and_never_reach_the_upstream(
+    app_factory: AppFactory, make_settings: Callable[..., Settings], upstream: FakeUpstream
+) -> None:
+    upstream.script.push(*[Reply(hang=0.6, json_body=ok_response())] * 2)
+    app = await app_factory(make_settings(max_concurrency=2))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY) as http:
+        slow = [asyncio.create_task(http.post("/v1/messages", json=MESSAGE)) for _ in range(2)]
+        await wait_for(lambda: len(upstream.requests) == 2)
+        refused = await http.post("/v1/messages", json=MESSAGE)
+        counted = await http.post("/v1/messages/count_tokens", json={"model": "x", "messages": MESSAGE["messages"]})
+        assert refused.status_code == 529 and counted.status_code == 529
+        assert refused.json()["error"]["type"] == "overloaded_error"
+        assert refused.json()["request_id"] == refused.headers["request-id"]
+        assert refused.headers["retry-after"] == "1"
+        assert (await http.get("/v1/models")).status_code == 200  # only upstream routes are bounded
+        assert [r.status_code for r in await asyncio.gather(*slow)] == [200, 200]
+        assert len(upstream.requests) == 2
+        assert (await http.post("/v1/messages", json=MESSAGE)).status_code == 200  # slots came back
+    assert app.state.gateway.lifecycle.inflight == 0
+
+
+async def test_draining_refuses_new_work_and_turns_unready(
+    app_factory: AppFactory, make_settings: Callable[..., Settings], upstream: FakeUpstream
+) -> None:
+    app = await app_factory(make_settings())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY) as http:
+        assert (await http.get("/readyz")).status_code == 200
+        app.state.gateway.lifecycle.begin_drain()
+        refused = await http.post("/v1/messages", json=MESSAGE)
+        assert refused.status_code == 529 and refused.headers["retry-after"] == "5"
+        assert refused.json()["error"]["type"] == "overloaded_error"
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["reason"] == "draining"
+        assert (await http.get("/healthz")).status_code == 200  # alive, just not taking work
+    assert upstream.requests == []
+
+
+async def test_lifespan_shutdown_lets_open_requests_finish(
+    make_settings: Callable[..., Settings], upstream: FakeUpstream
+) -> None:
+    upstream.script.push(Reply(hang=0.5, json_body=ok_response("finished")))
+    app = create_app(make_settings(shutdown_grace=5.0))
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY) as http:
+        open_request = asyncio.create_task(http.post("/v1/messages", json=MESSAGE))
+        await wait_for(lambda: len(upstream.requests) == 1)
+        shutdown = asyncio.create_task(lifespan.__aexit__(None, None, None))
+        await asyncio.sleep(0.05)
+        assert (await http.post("/v1/messages", json=MESSAGE)).status_code == 529
+        assert not shutdown.done()  # still waiting for the open request
+        reply = await open_request
+        assert reply.status_code == 200 and reply.json()["content"][0]["text"] == "finished"
+        await asyncio.wait_for(shutdown, 2)
+
+
+async def test_lifespan_shutdown_gives_up_after_the_grace_period(
+    make_settings: Callable[..., Settings], upstream: FakeUpstream
+) -> None:
+    upstream.script.push(Reply(hang=5.0, json_body=ok_response()))
+    app = create_app(make_settings(shutdown_grace=0.3))
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY) as http:
+        open_request = asyncio.create_task(http.post("/v1/messages", json=MESSAGE))
+        await wait_for(lambda: len(upstream.requests) == 1)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.wait_for(lifespan.__aexit__(None, None, None), 2)
+        assert 0.25 <= loop.time() - started < 1.0
+        reply = await open_request  # the upstream client closed under it: an error, not a hang
+        assert reply.status_code >= 500 and reply.json()["type"] == "error"
+
+
+async def test_first_signal_drains_and_hands_over_when_idle_second_stops_at_once() -> None:
+    calls: list[int] = []
+
+    def server_handler(sig: int, frame: FrameType | None) -> None:
+        calls.append(sig)
+
+    previous = signal.signal(signal.SIGTERM, server_handler)
+    lifecycle = Lifecycle(max_concurrency=10, grace=5.0)
+    undo = install_drain_on_signal(lifecycle)
+    try:
+        lifecycle.inflight = 1
+        os.kill(os.getpid(), signal.SIGTERM)
+        await wait_for(lambda: lifecycle.draining)
+        await asyncio.sleep(0.2)
+        assert calls == []  # a request is still in flight: the server keeps running
+        lifecycle.inflight = 0
+        await wait_for(lambda: calls == [signal.SIGTERM], within=1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+        await wait_for(lambda: len(calls) == 2, within=1.0)
+    finally:
+        undo()
+        signal.signal(signal.SIGTERM, previous)
+    assert signal.getsignal(signal.SIGTERM) is previous
+
+
+async def test_signal_hand_over_happens_after_the_grace_period_even_if_busy() -> None:
+    calls: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda sig, frame: calls.append(sig))
+    lifecycle = Lifecycle(max_concurrency=10, grace=0.3)
+    undo = install_drain_on_signal(lifecycle)
+    try:
+        lifecycle.inflight = 3
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.sleep(0.1)
+        assert lifecycle.draining and calls == []
+        await wait_for(lambda: calls == [signal.SIGTERM], within=1.0)
+    finally:
+        undo()
+        signal.signal(signal.SIGTERM, previous)
