@@ -105,6 +105,13 @@ async def blackhole() -> AsyncIterator[int]:
         listener.close()
 
 
+async def wait_until(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    """Poll state owned by other components (servers, the pool) until `predicate()` holds."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - no event to wait on: the state belongs to other code
+            await asyncio.sleep(0.01)
+
+
 def busy_connections(app: Starlette) -> int:
     """Upstream connections the gateway's pool still holds in use (not idle, not closed)."""
     pool = app.state.gateway.client._http._transport._pool

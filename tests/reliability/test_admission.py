@@ -16,7 +16,7 @@ from messages_bridge.app.lifecycle import Lifecycle, install_drain_on_signal
 from messages_bridge.config import Settings
 from messages_bridge.demo.server import Reply
 from tests.conftest import GATEWAY, FakeUpstream
-from tests.reliability.faults import MESSAGE
+from tests.reliability.faults import MESSAGE, wait_until
 
 AppFactory = Callable[[Settings], Any]
 
@@ -41,12 +41,6 @@ def ok_response(text: str = "done") -> dict[str, Any]:
     }
 
 
-async def wait_for(predicate: Callable[[], bool], within: float = 5.0) -> None:
-    async with asyncio.timeout(within):
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-
 async def test_requests_beyond_the_bound_get_529_and_never_reach_the_upstream(
     app_factory: AppFactory, make_settings: Callable[..., Settings], upstream: FakeUpstream
 ) -> None:
@@ -54,7 +48,7 @@ async def test_requests_beyond_the_bound_get_529_and_never_reach_the_upstream(
     app = await app_factory(make_settings(max_concurrency=2))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY) as http:
         slow = [asyncio.create_task(http.post("/v1/messages", json=MESSAGE)) for _ in range(2)]
-        await wait_for(lambda: len(upstream.requests) == 2)
+        await wait_until(lambda: len(upstream.requests) == 2)
         refused = await http.post("/v1/messages", json=MESSAGE)
         counted = await http.post("/v1/messages/count_tokens", json={"model": "x", "messages": MESSAGE["messages"]})
         assert refused.status_code == 529 and counted.status_code == 529
@@ -93,7 +87,7 @@ async def test_lifespan_shutdown_lets_open_requests_finish(
     await lifespan.__aenter__()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY) as http:
         open_request = asyncio.create_task(http.post("/v1/messages", json=MESSAGE))
-        await wait_for(lambda: len(upstream.requests) == 1)
+        await wait_until(lambda: len(upstream.requests) == 1)
         shutdown = asyncio.create_task(lifespan.__aexit__(None, None, None))
         await asyncio.sleep(0.05)
         assert (await http.post("/v1/messages", json=MESSAGE)).status_code == 529
@@ -112,7 +106,7 @@ async def test_lifespan_shutdown_gives_up_after_the_grace_period(
     await lifespan.__aenter__()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY) as http:
         open_request = asyncio.create_task(http.post("/v1/messages", json=MESSAGE))
-        await wait_for(lambda: len(upstream.requests) == 1)
+        await wait_until(lambda: len(upstream.requests) == 1)
         loop = asyncio.get_running_loop()
         started = loop.time()
         await asyncio.wait_for(lifespan.__aexit__(None, None, None), 2)
@@ -133,13 +127,13 @@ async def test_first_signal_drains_and_hands_over_when_idle_second_stops_at_once
     try:
         lifecycle.inflight = 1
         os.kill(os.getpid(), signal.SIGTERM)
-        await wait_for(lambda: lifecycle.draining)
+        await wait_until(lambda: lifecycle.draining)
         await asyncio.sleep(0.2)
         assert calls == []  # a request is still in flight: the server keeps running
         lifecycle.inflight = 0
-        await wait_for(lambda: calls == [signal.SIGTERM], within=1.0)
+        await wait_until(lambda: calls == [signal.SIGTERM], within=1.0)
         os.kill(os.getpid(), signal.SIGTERM)
-        await wait_for(lambda: len(calls) == 2, within=1.0)
+        await wait_until(lambda: len(calls) == 2, within=1.0)
     finally:
         undo()
         signal.signal(signal.SIGTERM, previous)
@@ -156,7 +150,7 @@ async def test_signal_hand_over_happens_after_the_grace_period_even_if_busy() ->
         os.kill(os.getpid(), signal.SIGTERM)
         await asyncio.sleep(0.1)
         assert lifecycle.draining and calls == []
-        await wait_for(lambda: calls == [signal.SIGTERM], within=1.0)
+        await wait_until(lambda: calls == [signal.SIGTERM], within=1.0)
     finally:
         undo()
         signal.signal(signal.SIGTERM, previous)

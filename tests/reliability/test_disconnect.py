@@ -19,6 +19,7 @@ from tests.reliability.faults import (
     read_request,
     start_call,
     wait_peer_close,
+    wait_until,
 )
 
 AppFactory = Callable[[Settings], Any]
@@ -45,7 +46,7 @@ async def test_disconnect_while_waiting_for_the_upstream_closes_the_upstream_req
         gone_at = time.monotonic()
         call.gone.set()
         await asyncio.wait_for(task, 0.5)
-        await asyncio.wait_for(_until(lambda: bool(upstream.peer_closed_at)), 0.5)
+        await wait_until(lambda: bool(upstream.peer_closed_at), 0.5)
         assert upstream.peer_closed_at[0] - gone_at < 0.3
         assert call.status is None  # nobody to answer
         await assert_released(app, baseline)
@@ -59,7 +60,7 @@ async def test_disconnect_during_a_retry_wait_stops_the_retries(
     app = await app_factory(make_settings(max_retries=2, max_retry_wait=2.0))
     baseline = asyncio.all_tasks()
     call, task = start_call(app, BODY)
-    await asyncio.wait_for(_until(lambda: len(upstream.requests) == 1), 5)
+    await wait_until(lambda: len(upstream.requests) == 1)
     await asyncio.sleep(0.2)  # inside the 1 s retry wait
     call.gone.set()
     await asyncio.wait_for(task, 0.3)
@@ -79,8 +80,3 @@ async def test_a_client_that_stays_gets_its_answer(
     assert call.status == 200 and json.loads(call.body)["type"] == "message"
     call.gone.set()  # the server reports a disconnect after the response: harmless
     await assert_released(app, baseline)
-
-
-async def _until(predicate: Callable[[], bool]) -> None:
-    while not predicate():
-        await asyncio.sleep(0.01)
