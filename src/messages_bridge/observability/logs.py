@@ -140,7 +140,7 @@ class Formatter(logging.Formatter):
             "logger": record.name,
             "event": self._mask(_message(record)),
         }
-        if (request_id := correlation_id.get()) is not None:
+        if (request_id := correlation_id.get() or _library_id(record)) is not None:
             out["request_id"] = request_id
         allowed = self._allowed
         for key, value in record.__dict__.items():
@@ -157,6 +157,13 @@ class Formatter(logging.Formatter):
         if self._render == "json":
             return _ENCODER.encode(fields).decode()
         return _console(fields)
+
+
+def _library_id(record: logging.LogRecord) -> str | None:
+    """asgi-correlation-id logs "generated a new id" before it sets the contextvar; the new id is its argument."""
+    if record.name == "asgi_correlation_id" and isinstance(record.args, tuple) and record.args:
+        return str(record.args[0])
+    return None
 
 
 def _message(record: logging.LogRecord) -> str:
