@@ -68,6 +68,13 @@ def _render(reply: Reply) -> Response:
     return JSONResponse(reply.json_body, status_code=reply.status, headers=reply.headers)
 
 
+async def _play(reply: Reply) -> Response:
+    """A scripted reply, after its `hang`."""
+    if reply.hang:
+        await asyncio.sleep(reply.hang)
+    return _render(reply)
+
+
 def _simulate(body: dict[str, Any]) -> Response:
     try:
         result = respond(body)
@@ -87,16 +94,15 @@ def create_upstream_app(script: Script | None = None) -> Starlette:
         if script is not None:
             script.received.append(Received(request.url.path, dict(request.headers), body))
             if script.replies:
-                reply = script.replies.popleft()
-                if reply.hang:
-                    await asyncio.sleep(reply.hang)
-                return _render(reply)
+                return await _play(script.replies.popleft())
         return _simulate(body)
 
     async def input_tokens(request: Request) -> Response:
         body = json.loads(await request.body())
         if script is not None:
             script.received.append(Received(request.url.path, dict(request.headers), body))
+            if script.replies:
+                return await _play(script.replies.popleft())
         return JSONResponse(count_input_tokens(body))
 
     async def models(_: Request) -> Response:
