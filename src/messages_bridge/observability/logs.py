@@ -148,8 +148,9 @@ class Formatter(logging.Formatter):
                 out[key] = self._mask(value) if isinstance(value, str) else value
         if record.exc_info and record.exc_info[0] is not None:
             out["exc_type"] = record.exc_info[0].__name__
-            # Frames only (file, line, function, source line): the exception's message may quote request data.
-            out["stack"] = "".join(traceback.format_tb(record.exc_info[2]))[-4000:]
+            # Frame locations only (file, line, function): the exception's message may quote request data.
+            frames = traceback.extract_tb(record.exc_info[2])
+            out["stack"] = " < ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in reversed(frames))
         return out
 
     def format(self, record: logging.LogRecord) -> str:
