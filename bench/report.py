@@ -51,6 +51,16 @@ def cell_rows(mode: str, c: int) -> list[tuple[str, Getter, str]]:
     return rows
 
 
+def burst_rows() -> list[tuple[str, Getter, str]]:
+    """Rows of the non-stream c=1 cell run right after the slow-stream burst, on the same process."""
+    cell = ("cells", "after-burst/c1")
+    return [
+        ("req/s", _path(*cell, "rps"), "{:.1f}"),
+        ("latency p50 ms", _path(*cell, "latency_ms", "p50"), "{:.2f}"),
+        ("CPU ms/request", _scaled(_path(*cell, "target_cpu_s_per_request"), 1000), "{:.3f}"),
+    ]
+
+
 def memory_rows() -> list[tuple[str, Getter, str]]:
     """Rows about resident memory."""
     mib = 1 / (1024 * 1024)
@@ -88,6 +98,8 @@ def render_table(
         for c in concurrencies:
             for label, getter, fmt in cell_rows(mode, c):
                 lines.append(_row([mode, str(c), label], getter, fmt, targets, results))
+    for label, getter, fmt in burst_rows():
+        lines.append(_row(["non-stream after burst", "1", label], getter, fmt, targets, results))
     for label, getter, fmt in memory_rows():
         lines.append(_row(["memory", "", label], getter, fmt, targets, results))
     return "\n".join(lines)

@@ -18,6 +18,7 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,14 @@ import httpx
 
 from bench.procs import HOST, Child, free_port
 from bench.report import render_table
-from bench.sysinfo import pinning_preexec, tree_cpu_seconds, tree_rss_bytes, usable_cores, wait_for
+from bench.sysinfo import (
+    machine_busy_seconds,
+    pinning_preexec,
+    tree_cpu_seconds,
+    tree_rss_bytes,
+    usable_cores,
+    wait_for,
+)
 from bench.targets import CLIENT_KEY, REPO_DIR, TARGETS, TargetSpec
 
 RESULTS_DIR = REPO_DIR / "bench" / "results"
@@ -61,6 +69,7 @@ class Settings:
     capture: Path
     min_rounds: int
     cell_cap: float
+    fresh: bool
     quick: bool
     bodies: dict[str, Path] = field(default_factory=dict)
     headers: list[str] = field(default_factory=list)
@@ -202,6 +211,7 @@ def run_cell(
         str(settings.cell_cap),
     ]
     up_cpu0, cpu0, wall0 = up.stats()["cpu_s"], tree_cpu_seconds(child.pid), time.monotonic()
+    busy0 = machine_busy_seconds()
     proc = spawn_driver(argv, RESULTS_DIR / "logs" / "loadgen.log")
     try:
         deadline = wall0 + settings.cell_cap + settings.request_timeout + 15
@@ -209,14 +219,16 @@ def run_cell(
         out = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))[0]
     finally:
         kill_group(proc)
-    wall = time.monotonic() - wall0
+    wall, busy = time.monotonic() - wall0, machine_busy_seconds() - busy0
     cpu, up_cpu = tree_cpu_seconds(child.pid) - cpu0, up.stats()["cpu_s"] - up_cpu0
     summary = last_json_line(out)
+    foreign = busy - cpu - up_cpu - float(summary["loadgen_cpu_s"])
     summary |= {
         "target_cpu_s": round(cpu, 3),
         "target_cpu_s_per_request": cpu / max(1, int(summary["total_requests"])),
         "target_cpu_util": round(cpu / wall, 3),
         "upstream_cpu_util": round(up_cpu / wall, 3),
+        "other_processes_cpu_util": round(max(0.0, foreign) / wall, 3),
         "peak_rss_bytes": peak,
     }
     return summary
@@ -304,35 +316,70 @@ def verify(settings: Settings, spec: TargetSpec, port: int, up: UpstreamClient) 
     return checks, working
 
 
-def bench_target(settings: Settings, spec: TargetSpec, up: UpstreamClient, upstream_base: str) -> JSON:
-    """Start one target, verify it, measure memory and run the load matrix; always stop it."""
+@contextlib.contextmanager
+def started(settings: Settings, spec: TargetSpec, upstream_base: str, tag: str) -> Iterator[tuple[Child, int, float]]:
+    """A fresh target process listening on a free port: (child, port, start-up seconds); always stopped."""
     port = free_port()
     launch = spec.launch(port, upstream_base, settings.workers)
-    log = RESULTS_DIR / "logs" / f"{spec.name}.log"
+    log = RESULTS_DIR / "logs" / f"{spec.name}-{tag}.log"
     with Child(launch.argv, log=log, cores=TARGET_CORES, env=launch.env, cwd=REPO_DIR) as child:
-        started = time.monotonic()
+        began = time.monotonic()
         if not child.wait_port(port, spec.startup_timeout):
             raise BenchError(f"{spec.name} did not start listening on {port}:\n{child.log_tail()}")
-        startup_s = time.monotonic() - started
-        checks, working = verify(settings, spec, port, up)
-        time.sleep(0.5)
-        idle = tree_rss_bytes(child.pid)
-        streams = measure_open_streams(settings, spec, child, port, up) if "stream" in working else None
+        yield child, port, time.monotonic() - began
+
+
+class Launcher:
+    """Hands out target processes: a fresh one per use, or (with `reuse`) one shared by every use."""
+
+    def __init__(self, settings: Settings, spec: TargetSpec, upstream_base: str, stack: contextlib.ExitStack) -> None:
+        self.settings, self.spec, self.base, self.stack = settings, spec, upstream_base, stack
+        self.shared: tuple[Child, int, float] | None = None
+
+    @contextlib.contextmanager
+    def process(self, tag: str) -> Iterator[tuple[Child, int, float]]:
+        """A listening target process for one step."""
+        if not self.settings.fresh:
+            if self.shared is None:
+                self.shared = self.stack.enter_context(started(self.settings, self.spec, self.base, "shared"))
+            yield self.shared
+            return
+        with started(self.settings, self.spec, self.base, tag) as proc:
+            yield proc
+
+
+def bench_target(settings: Settings, spec: TargetSpec, up: UpstreamClient, upstream_base: str) -> JSON:
+    """Verify a target and measure it; by default every cell runs in a fresh process (no inherited pools)."""
+    with contextlib.ExitStack() as stack:
+        launcher = Launcher(settings, spec, upstream_base, stack)
+        with launcher.process("verify") as (child, port, startup_s):
+            checks, working = verify(settings, spec, port, up)
+            time.sleep(0.5)
+            idle = tree_rss_bytes(child.pid)
         cells: JSON = {}
+        streams: JSON | None = None
+        if "stream" in working:
+            with launcher.process("burst") as (child, port, _):
+                verify_mode(settings, spec, port, up, "stream")
+                streams = measure_open_streams(settings, spec, child, port, up)
+                if "non-stream" in working:
+                    cells["after-burst/c1"] = run_cell(settings, spec, child, port, up, "non-stream", 1)
+                    progress(spec.name, "after-burst", 1, cells["after-burst/c1"])
         for mode in working:
             for c in settings.concurrencies:
-                cells[f"{mode}/c{c}"] = run_cell(settings, spec, child, port, up, mode, c)
+                with launcher.process(f"{mode}-c{c}") as (child, port, _):
+                    cells[f"{mode}/c{c}"] = run_cell(settings, spec, child, port, up, mode, c)
                 progress(spec.name, mode, c, cells[f"{mode}/c{c}"])
-        peak = max([int(v["peak_rss_bytes"]) for v in cells.values()] + [streams["rss_during_bytes"] if streams else 0])
-        return {
-            "label": spec.label,
-            "argv": launch.argv,
-            "startup_s": round(startup_s, 2),
-            "checks": checks,
-            "memory": {"idle_rss_bytes": idle, "peak_rss_bytes": peak},
-            "open_streams": streams,
-            "cells": cells,
-        }
+    peaks = [int(v["peak_rss_bytes"]) for v in cells.values()] + [streams["rss_during_bytes"] if streams else 0]
+    return {
+        "label": spec.label,
+        "argv": spec.launch(0, upstream_base, settings.workers).argv,
+        "startup_s": round(startup_s, 2),
+        "checks": checks,
+        "memory": {"idle_rss_bytes": idle, "peak_rss_bytes": max(peaks)},
+        "open_streams": streams,
+        "cells": cells,
+    }
 
 
 def progress(name: str, mode: str, c: int, cell: JSON) -> None:
@@ -367,10 +414,15 @@ def problems(results: JSON) -> list[str]:
 
 
 def notes(results: JSON) -> list[str]:
-    """Caveats: cells where the driver core (load generator + upstream) was close to saturation."""
+    """Caveats: cells where other processes used the CPU, or the driver core was close to saturation."""
     found = []
     for name, res in results["targets"].items():
         for key, cell in res["cells"].items():
+            if cell["other_processes_cpu_util"] > 0.15:
+                found.append(
+                    f"{name} {key}: other processes used {cell['other_processes_cpu_util']:.2f} of a core "
+                    "meanwhile: the figure is disturbed"
+                )
             driver = cell["loadgen_cpu_util"] + cell["upstream_cpu_util"]
             if driver > 0.85 and cell["target_cpu_util"] < 0.9:
                 found.append(
@@ -403,6 +455,11 @@ def parse_args(argv: list[str]) -> Settings:
         help="measure at least this many requests per worker (default 2, quick 0)",
     )
     ap.add_argument("--cell-cap", type=float, default=None, help="hard limit per cell, seconds (default 90, quick 8)")
+    ap.add_argument(
+        "--reuse-process",
+        action="store_true",
+        help="one target process for all cells (default with --quick); otherwise a fresh process per cell",
+    )
     ap.add_argument("--workers", type=int, default=None, help="pass --workers N to the gateway (and LiteLLM)")
     ap.add_argument("--capture", type=Path, default=DEFAULT_CAPTURE, help="capture file with request.body")
     a = ap.parse_args(argv)
@@ -414,17 +471,18 @@ def parse_args(argv: list[str]) -> Settings:
         targets=targets,
         concurrencies=[int(c) for c in a.concurrency.split(",")],
         modes=[m for m in a.modes.split(",") if m in ("non-stream", "stream")],
-        duration=a.duration or (0.8 if a.quick else 5.0),
+        duration=a.duration or (0.5 if a.quick else 5.0),
         warmup=a.warmup or (0.2 if a.quick else 1.0),
         request_timeout=10.0 if a.quick else 60.0,
         deltas=a.deltas,
         shape=a.shape,
         hold_streams=a.hold_streams or (32 if a.quick else 200),
-        slow_delay_ms=a.slow_delay_ms or (10.0 if a.quick else 100.0),
+        slow_delay_ms=a.slow_delay_ms or (5.0 if a.quick else 100.0),
         workers=a.workers,
         capture=a.capture,
         min_rounds=a.min_rounds if a.min_rounds is not None else (0 if a.quick else 2),
         cell_cap=a.cell_cap or (8.0 if a.quick else 90.0),
+        fresh=not (a.quick or a.reuse_process),
         quick=a.quick,
     )
 
