@@ -65,12 +65,17 @@ def marker() -> str:
     return "mb-" + secrets.token_hex(6)
 
 
-def scripted(response_id: str, *output: JSON) -> Reply:
-    """A streamed upstream reply (the real event sequence, 8-character deltas) for a response with `output`."""
-    response = {"id": response_id, "object": "response", "created_at": 1_764_000_000, "model": "gpt-5",
-                "status": "completed", "incomplete_details": None, "error": None, "output": list(output),
-                "usage": USAGE}  # fmt: skip
-    return Reply(chunks=[encode_sse([event]) for event in events_for(response)], headers={"x-request-id": "req_e2e"})
+def response(response_id: str, *output: JSON, error: JSON | None = None) -> JSON:
+    """A final Responses `Response` with `output`; with `error` it is a failed one."""
+    return {"id": response_id, "object": "response", "created_at": 1_764_000_000, "model": "gpt-5",
+            "status": "failed" if error else "completed", "incomplete_details": None, "error": error,
+            "output": list(output), "usage": USAGE}  # fmt: skip
+
+
+def scripted(response_id: str, *output: JSON, error: JSON | None = None) -> Reply:
+    """The upstream streaming `response(...)` as the real API does (8-character deltas, one event per chunk)."""
+    events = events_for(response(response_id, *output, error=error))
+    return Reply(chunks=[encode_sse([event]) for event in events], headers={"x-request-id": "req_e2e"})
 
 
 def text_item(item_id: str, text: str) -> JSON:
@@ -183,3 +188,44 @@ def test_thinking_round_trip(claude: Claude, upstream: FakeUpstream, marker: str
     assert replayed[0]["summary"] == reasoning["summary"]
     kinds = [item.get("type") for item in second["input"]]
     assert kinds[kinds.index("reasoning") + 1] == "function_call", kinds  # the item stays in front of its call
+
+
+def test_failure_mid_block_falls_back_visibly(claude: Claude, upstream: FakeUpstream, marker: str) -> None:
+    """An upstream `error` event in the middle of a text block reaches Claude Code as an `error` event.
+
+    Claude Code 2.1.197 answers an error event that arrives before any block is complete by repeating the turn
+    without streaming (which the simulator answers): the partial text is never taken for the answer, and the
+    fallback shows in the upstream log; the other tests rely on exactly that to prove their streams were whole.
+    """
+    partial = f"Partial {marker} that must not be taken for an answer"
+    events = events_for(response("resp_e2e_cut", text_item("msg_e2e_cut", partial)))
+    cut = [e for e in events if e["type"] != "response.completed"][:6]  # created … first text deltas
+    assert cut[-1]["type"] == "response.output_text.delta"
+    failure = {"type": "error", "code": "server_error", "message": "The model failed while generating.", "param": None}
+    upstream.script.push(Reply(chunks=[encode_sse([event]) for event in [*cut, failure]]))
+
+    result = succeeded(claude.run(f"Say {marker}", CLAUDE_CODE_DISABLE_THINKING="1"))
+
+    assert result["result"].startswith("Hello from the messages-bridge demo upstream")
+    assert marker not in result["result"]
+    flags = [(r.path, r.body.get("stream", False)) for r in upstream.script.received]
+    assert flags == [("/v1/responses", True), ("/v1/responses", False)]
+
+
+def test_failure_after_a_finished_block_is_an_error(claude: Claude, upstream: FakeUpstream, marker: str) -> None:
+    """`response.failed` after a whole text item: Claude Code reports the API error, not the text as an answer.
+
+    Once a block is complete, Claude Code 2.1.197 no longer falls back: an `error` event becomes "API Error: …",
+    and a gateway that closed such a stream as a success would have the partial text printed as the result.
+    """
+    partial = f"Partial {marker} that must not be taken for an answer"
+    error = {"code": "server_error", "message": "The model failed while generating."}
+    upstream.script.push(scripted("resp_e2e_failed", text_item("msg_e2e_failed", partial), error=error))
+
+    run = claude.run(f"Say {marker}", CLAUDE_CODE_DISABLE_THINKING="1")
+
+    result = run.result
+    assert run.returncode == 1 and result["is_error"] is True, run.describe()
+    assert result["result"].startswith("API Error") and error["message"] in result["result"]
+    assert marker not in result["result"]
+    streamed_turns(upstream, 1)
