@@ -17,6 +17,26 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 MESSAGE = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello there"}]}
 
 
+def ok_response(text: str = "done", output: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A completed Responses API response with one text message (or the given output items)."""
+    message = {
+        "type": "message",
+        "id": "msg_1",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
+    return {
+        "id": "resp_ok",
+        "object": "response",
+        "created_at": 1,
+        "model": "gpt-5",
+        "status": "completed",
+        "output": output if output is not None else [message],
+        "usage": {"input_tokens": 5, "output_tokens": 1, "total_tokens": 6},
+    }
+
+
 @dataclass
 class RawUpstream:
     """Every connection is handed to `handler`; counts connections and when their peer (the gateway) closed."""
@@ -132,7 +152,8 @@ async def assert_released(app: Starlette, baseline: set[asyncio.Task[Any]]) -> N
     """No upstream connection in use and no task left behind by the request."""
     leftover = await leftover_tasks(baseline)
     assert not leftover, leftover
-    assert busy_connections(app) == 0
+    pool = app.state.gateway.client._http._transport._pool
+    assert busy_connections(app) == 0, (pool.connections, pool._requests)
 
 
 def http_scope(path: str = "/v1/messages", headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:

@@ -16,29 +16,9 @@ from messages_bridge.app.lifecycle import Lifecycle, install_drain_on_signal
 from messages_bridge.config import Settings
 from messages_bridge.demo.server import Reply
 from tests.conftest import GATEWAY, FakeUpstream
-from tests.reliability.faults import MESSAGE, wait_until
+from tests.reliability.faults import MESSAGE, ok_response, wait_until
 
 AppFactory = Callable[[Settings], Any]
-
-
-def ok_response(text: str = "done") -> dict[str, Any]:
-    return {
-        "id": "resp_ok",
-        "object": "response",
-        "created_at": 1,
-        "model": "gpt-5",
-        "status": "completed",
-        "output": [
-            {
-                "type": "message",
-                "id": "msg_1",
-                "role": "assistant",
-                "status": "completed",
-                "content": [{"type": "output_text", "text": text, "annotations": []}],
-            }
-        ],
-        "usage": {"input_tokens": 5, "output_tokens": 1, "total_tokens": 6},
-    }
 
 
 async def test_requests_beyond_the_bound_get_529_and_never_reach_the_upstream(

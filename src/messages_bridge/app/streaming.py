@@ -87,6 +87,7 @@ class StreamRelay:
         self._events = stream_events(upstream)
         self._producer: asyncio.Task[None] | None = None
         self._draining = False
+        self._ended = False  # the producer is past its last frame: it releases the upstream itself
         self._closed = False
 
     async def body(self) -> AsyncIterator[bytes]:
@@ -121,7 +122,8 @@ class StreamRelay:
                     _DRAINING.add(producer)
                     producer.add_done_callback(_DRAINING.discard)
                     return
-                producer.cancel()
+                if not self._ended:  # cancelling the producer's own release would leave the connection busy
+                    producer.cancel()
                 await asyncio.wait({producer})
             await self._release()
 
@@ -140,6 +142,7 @@ class StreamRelay:
             await self._put(translator.fail(ApiError("Internal server error")))
         self._note_end()
         await self._queue.put(None)
+        self._ended = True
         if translator.error is None and not translator.close_upstream:
             self._draining = True
             await self._drain()
