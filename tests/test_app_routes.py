@@ -114,7 +114,7 @@ async def test_models_list_and_get(app_factory: AppFactory, make_settings: Calla
         ids = [m["id"] for m in listing["data"]]
         assert ids and all(i.startswith("claude") for i in ids) and "claude-custom-team" in ids
         assert listing["has_more"] is False and (listing["first_id"], listing["last_id"]) == (ids[0], ids[-1])
-        assert all(m["type"] == "model" and m["display_name"] and m["created_at"] for m in listing["data"])
+        assert all(m["type"] == "model" and m["display_name"] and m["lifecycle"] == "active" for m in listing["data"])
         one = await http.get(f"/v1/models/{ids[0]}")
         assert one.status_code == 200 and one.json()["id"] == ids[0]
         missing = await http.get("/v1/models/gpt-nope")

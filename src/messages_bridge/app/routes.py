@@ -75,7 +75,14 @@ async def count_tokens(request: Request) -> Response:
 
 
 def _model_info(model_id: str) -> dict[str, str]:
-    return {"type": "model", "id": model_id, "display_name": model_id, "created_at": MODEL_CREATED_AT}
+    # `lifecycle` is required by the 2.x SDK's ModelInfo (strict validation fails without it).
+    return {
+        "type": "model",
+        "id": model_id,
+        "display_name": model_id,
+        "created_at": MODEL_CREATED_AT,
+        "lifecycle": "active",
+    }
 
 
 async def list_models(request: Request) -> Response:
