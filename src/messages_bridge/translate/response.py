@@ -41,13 +41,16 @@ class _Collected:
     refusal: str | None = None
     stop_sequence: str | None = None
     saw_tool: bool = False
+    prefill_checked: bool = False
 
 
 def _add_text(out: _Collected, text: str, t: Translation) -> None:
     if out.stop_sequence is not None:
         return
-    if not out.content and t.prefill and text.startswith(t.prefill):
-        text = text[len(t.prefill) :]
+    if not out.content and t.prefill and text and not out.prefill_checked:
+        out.prefill_checked = True  # the model repeats the prefill at most once, at the very start
+        if text.startswith(t.prefill):
+            text = text[len(t.prefill) :]
     if t.stop_sequences and (hit := find_stop(text, t.stop_sequences)):
         text, out.stop_sequence = text[: hit[0]], hit[1]
     if text:
