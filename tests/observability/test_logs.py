@@ -30,7 +30,8 @@ def test_exception_logs_print_type_and_frames_never_the_message() -> None:
 
 
 def test_only_allowlisted_extra_fields_are_printed() -> None:
-    record = _record("request", status=200, body="CANARY-user-text-91b2", headers={"x-api-key": CLIENT_KEY})
+    access = {"status": 200, "prompt": "CANARY-user-text-91b2"}
+    record = _record("request", access=access, body="CANARY-user-text-91b2", headers={"x-api-key": CLIENT_KEY})
     for style in ("json", "console"):
         line = Formatter(style=style, masker=Masker()).format(record)  # type: ignore[arg-type]
         assert "200" in line and "CANARY" not in line and CLIENT_KEY not in line

@@ -64,8 +64,9 @@ ACCESS_FIELDS = frozenset(
         "token_count_exact",
     }
 )
-ALLOWED_FIELDS = ACCESS_FIELDS | {"exception_type", "settings", "pid"}
-CONTENT_FIELDS = frozenset({"request_body", "response_body"})
+# Top-level `extra` keys; the access record travels as one `access` dict whose keys must be in ACCESS_FIELDS.
+ALLOWED_FIELDS = ("exception_type", "settings")
+CONTENT_FIELDS = ("request_body", "response_body")
 # Loggers that would print URLs or connection chatter at INFO/DEBUG; their warnings still get through.
 _QUIET_LOGGERS = ("httpx", "httpcore", "hpack", "uvicorn.access")
 _KEY_LIKE = re.compile(r"(?i)\b(bearer\s+)[^\s\"',]+|\bsk-[A-Za-z0-9_\-]{6,}")
@@ -131,7 +132,7 @@ class Formatter(logging.Formatter):
         super().__init__()
         self._render = style
         self._mask = masker
-        self._allowed = ALLOWED_FIELDS | CONTENT_FIELDS if content else ALLOWED_FIELDS
+        self._allowed = ALLOWED_FIELDS + CONTENT_FIELDS if content else ALLOWED_FIELDS
 
     def fields(self, record: logging.LogRecord) -> dict[str, object]:
         out: dict[str, object] = {
@@ -142,9 +143,15 @@ class Formatter(logging.Formatter):
         }
         if (request_id := correlation_id.get() or _library_id(record)) is not None:
             out["request_id"] = request_id
-        allowed = self._allowed
-        for key, value in record.__dict__.items():
-            if key in allowed:
+        attrs = record.__dict__
+        access = attrs.get("access")
+        if isinstance(access, dict):
+            for key, value in access.items():
+                if key in ACCESS_FIELDS:
+                    out[key] = self._mask(value) if isinstance(value, str) else value
+        for key in self._allowed:
+            if key in attrs:
+                value = attrs[key]
                 out[key] = self._mask(value) if isinstance(value, str) else value
         if record.exc_info and record.exc_info[0] is not None:
             out["exc_type"] = record.exc_info[0].__name__
@@ -203,6 +210,8 @@ def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> l
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
+    # The formatter prints none of these, so skip collecting them per record (the logging HOWTO's "Optimization").
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers.clear()  # uvicorn's own formatters print exception messages: send its records to ours

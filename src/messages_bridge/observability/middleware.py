@@ -136,7 +136,11 @@ class AccessLog:
         if record.status is None:
             record.status = 499 if record.disconnected else 500
         self.metrics.observe(record, done)
-        _access.info("request", extra=log_fields(record, done))
+        if _access.isEnabledFor(logging.INFO):
+            # A ready-made record skips findCaller() and the `extra` clash checks: this line runs once per request.
+            entry = logging.LogRecord(ACCESS_LOGGER, logging.INFO, __file__, 0, "request", None, None)
+            entry.__dict__["access"] = log_fields(record, done)
+            _access.handle(entry)
         if capture is not None and self.content_masker is not None:
             mask = self.content_masker
             _content.info(

@@ -1,0 +1,84 @@
+"""Cost of observability on the hot path: the same gateway with and without it, in one process, interleaved.
+
+The upstream is an in-process `httpx.MockTransport` with a canned reply, and the client talks to the app through
+`httpx.ASGITransport`, so the numbers are the gateway's own CPU time per request (no network, no sockets).
+"With" = access-log middleware + JSON log line (to /dev/null) + Prometheus metrics; "without" =
+`create_app(..., observability=False)` (the correlation id stays in both: it is behaviour, not observability).
+
+    python bench/obs_cost.py [--requests 2000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import time
+from typing import Any
+
+import httpx
+
+from messages_bridge.app.factory import create_app
+from messages_bridge.config import Settings
+from messages_bridge.demo.events import encode_sse, events_for
+from messages_bridge.observability.logs import configure_logging
+
+BODY = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello there"}]}
+REPLY: dict[str, Any] = {
+    "id": "resp_bench", "object": "response", "status": "completed", "model": "gpt-5",
+    "output": [{"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                "content": [{"type": "output_text", "text": "Hi! " * 20, "annotations": []}]}],
+    "usage": {"input_tokens": 12, "output_tokens": 40, "total_tokens": 52},
+}  # fmt: skip
+SSE = encode_sse(events_for(REPLY))
+
+
+def _upstream(request: httpx.Request) -> httpx.Response:
+    if json.loads(request.content).get("stream"):
+        return httpx.Response(200, content=SSE, headers={"content-type": "text/event-stream"})
+    return httpx.Response(200, json=REPLY, headers={"x-request-id": "req_up"})
+
+
+async def _run(app: Any, n: int, stream: bool) -> float:
+    """Mean CPU seconds of this process per request over `n` sequential requests (CPU, not wall: the machine is shared)."""
+    body = {**BODY, "stream": stream}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as http:
+        start = time.process_time()
+        for _ in range(n):
+            reply = await http.post("/v1/messages", json=body)
+            assert reply.status_code == 200, reply.text
+        return (time.process_time() - start) / n
+
+
+async def main(requests: int, rounds: int) -> None:
+    settings = Settings(openai_api_key="sk-bench", openai_base_url="http://upstream.bench/v1", max_retries=0)  # type: ignore[call-arg]
+    with open(os.devnull, "w") as sink:
+        configure_logging(settings, stream=sink)
+        apps = {flag: create_app(settings, transport=httpx.MockTransport(_upstream), observability=flag)
+                for flag in (True, False)}  # fmt: skip
+        lifespans = [app.router.lifespan_context(app) for app in apps.values()]
+        for lifespan in lifespans:
+            await lifespan.__aenter__()
+        for stream in (False, True):
+            samples: dict[bool, list[float]] = {True: [], False: []}
+            for flag in (True, False):
+                await _run(apps[flag], requests // 10, stream)  # warm-up
+            for _ in range(rounds):
+                for flag in (False, True):
+                    samples[flag].append(await _run(apps[flag], requests, stream))
+            on, off = min(samples[True]), min(samples[False])  # the least-disturbed round of each
+            print(f"{'stream' if stream else 'non-stream'}: without {off * 1e6:.0f} µs/req, with {on * 1e6:.0f} µs/req,"
+                  f" cost {(on - off) * 1e6:+.0f} µs/req ({(on / off - 1) * 100:+.1f}%)"
+                  f"  [best of {rounds} rounds × {requests} requests]")  # fmt: skip
+        for lifespan in lifespans:
+            await lifespan.__aexit__(None, None, None)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    asyncio.run(main(args.requests, args.rounds))
