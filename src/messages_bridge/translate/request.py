@@ -268,9 +268,12 @@ def _text_format(output_config: a.OutputConfig | None) -> r.TextConfig | None:
         return None
     schema = output_config.format.schema
     try:
-        strict = is_strict_schema(msgspec.json.decode(schema))
-    except msgspec.DecodeError as exc:
+        decoded = msgspec.json.decode(schema)
+        strict = is_strict_schema(decoded)
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise InvalidRequestError("output_config.format.schema: invalid JSON schema") from exc
+    if not isinstance(decoded, dict):
+        raise InvalidRequestError("output_config.format.schema: must be a JSON object")
     return {"format": {"type": "json_schema", "name": "output", "schema": schema, "strict": strict}}
 
 

@@ -57,7 +57,8 @@ def is_strict_schema(schema: object) -> bool:
     is_object = isinstance(props, dict) or schema.get("type") == "object"
     if is_object and schema.get("additionalProperties") is not False:
         return False
-    if isinstance(props, dict) and set(schema.get("required", [])) != set(props):
+    required = schema.get("required", [])
+    if isinstance(props, dict) and (not isinstance(required, list) or set(map(str, required)) != set(props)):
         return False
     return all(is_strict_schema(v) for k, v in schema.items() if k not in ("enum", "const", "default"))
 
