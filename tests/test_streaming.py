@@ -104,6 +104,7 @@ async def test_pings_while_the_upstream_is_silent(app_factory: Callable[[Setting
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as http:
         reply = await http.post("/v1/messages", json=request())
     events = parse_sse(reply.content)
+    assert events[0][0] == "message_start"  # the upstream's silence before `response.created` gets no ping
     assert events.count(("ping", {"type": "ping"})) >= 3
     assert b'data: {"type": "ping"}' in reply.content
     without_pings = [e for e in events if e[0] != "ping"]

@@ -100,6 +100,8 @@ class StreamRelay:
                     async with asyncio.timeout(self._ping):
                         data = await queue.get()
                 except TimeoutError:
+                    if not self._translator.started:
+                        continue  # nothing may precede `message_start`, not even a ping
                     data = PING_FRAME
                 if data is None:
                     finished = True
