@@ -178,3 +178,15 @@ async def test_client_disconnect_cancels_the_upstream_request() -> None:
             assert sent.is_set()
             released = await asyncio.to_thread(cancelled.wait, 5)
             assert released, "the upstream request was not cancelled after the client left"
+
+
+async def test_max_tokens_zero_stream_is_a_prewarm_without_upstream_call(client: httpx.AsyncClient,
+                                                                          upstream: FakeUpstream) -> None:  # fmt: skip
+    reply = await client.post("/v1/messages", json=request(max_tokens=0))
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
+    events = parse_sse(reply.content)
+    check_grammar(events)
+    assert [name for name, _ in events] == ["message_start", "message_delta", "message_stop"]
+    assert events[1][1]["delta"]["stop_reason"] == "max_tokens"
+    assert events[0][1]["message"]["usage"]["input_tokens"] > 0
+    assert upstream.requests == []

@@ -14,7 +14,7 @@ from messages_bridge.app.auth import check_key
 from messages_bridge.app.body import check_content_type, decode_json, read_body
 from messages_bridge.app.relay import empty_message, relay_count_tokens, relay_message
 from messages_bridge.app.state import gateway
-from messages_bridge.app.streaming import stream_message
+from messages_bridge.app.streaming import prewarm_stream, stream_message
 from messages_bridge.errors import NotFoundError
 from messages_bridge.observability.record import current
 from messages_bridge.observability.shape import describe
@@ -50,10 +50,11 @@ async def create_message(request: Request) -> Response:
         settings.profile(req.model),
         api_version=version if settings.reject_sampling_on_new_api else DEFAULT_VERSION,
     )
+    if req.max_tokens == 0:
+        prewarm = empty_message(req)
+        return prewarm_stream(prewarm) if req.stream else json_response(prewarm)
     if req.stream:
         return await stream_message(state, req, translation)
-    if req.max_tokens == 0:
-        return json_response(empty_message(req))
     message, _ = await relay_message(
         state.client, req, translation, request_id=correlation_id.get(), context_window=settings.context_window
     )

@@ -68,6 +68,15 @@ async def stream_message(state: GatewayState, req: a.MessagesRequest, t: Transla
                              background=BackgroundTask(relay.close))  # fmt: skip
 
 
+def prewarm_stream(message: a.Message) -> Response:
+    """`max_tokens: 0` with `stream: true`: the pre-warm answer as a complete (empty) event stream."""
+    start: a.Message = {**message, "stop_reason": None}
+    delta = o.MessageDeltaBody(stop_reason="max_tokens", stop_sequence=None)
+    frames = o.encode_events([o.MessageStart(message=start), o.MessageDelta(delta=delta, usage=message["usage"]),
+                              o.MessageStop()])  # fmt: skip
+    return Response(frames, media_type="text/event-stream", headers=HEADERS)
+
+
 def _note_failure(record: RequestRecord, error: GatewayError) -> None:
     record.upstream_error_type = error.error_type
     record.upstream_done = time.perf_counter()
