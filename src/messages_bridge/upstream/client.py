@@ -64,6 +64,11 @@ class ResponsesClient:
         self._headers = {"content-type": "application/json", "accept": "application/json"}
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
+        self._secret = api_key.encode() if api_key else None
+
+    def _scrubbed(self, body: bytes) -> bytes:
+        """An upstream error body without our key in it (an upstream may quote the credentials it rejected)."""
+        return body.replace(self._secret, b"[redacted]") if self._secret else body
 
     def _request_headers(self, request_id: str | None) -> dict[str, str]:
         if request_id is None:
@@ -79,7 +84,7 @@ class ResponsesClient:
         except httpx.HTTPError as exc:
             raise from_transport_error(exc) from exc
         if reply.status_code >= 300:
-            raise UpstreamHTTPError(reply.status_code, reply.content, reply.headers)
+            raise UpstreamHTTPError(reply.status_code, self._scrubbed(reply.content), reply.headers)
         return reply
 
     async def create(self, body: bytes, *, request_id: str | None) -> UpstreamReply:
@@ -120,7 +125,7 @@ class ResponsesClient:
                     content = await response.aread()
                 except httpx.HTTPError:
                     content = b""
-                raise UpstreamHTTPError(response.status_code, content, response.headers)
+                raise UpstreamHTTPError(response.status_code, self._scrubbed(content), response.headers)
             yield response
         finally:
             await response.aclose()
