@@ -254,7 +254,8 @@ def _reasoning(
     param: r.ReasoningParam = {}
     if isinstance(thinking, a.ThinkingEnabled):
         effort = effort or effort_for_budget(thinking.budget_tokens)
-    elif isinstance(thinking, a.ThinkingDisabled | a.ThinkingBetweenTools):
+    elif thinking is None or isinstance(thinking, a.ThinkingDisabled | a.ThinkingBetweenTools):
+        # No `thinking` means no extended thinking in Anthropic terms, so the same low effort as "disabled".
         effort = effort or profile.disabled_effort
     if effort:
         param["effort"] = effort
