@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
 import msgspec
 
 from messages_bridge.errors import GatewayError, from_upstream_status
 from messages_bridge.observability.record import current
 from messages_bridge.observability.upstream import note_upstream_status, note_usage, upstream_call
 from messages_bridge.protocol import anthropic as a
+from messages_bridge.translate.headers import ratelimit_headers
 from messages_bridge.translate.request import Translation, UpstreamProfile, to_input_tokens_request
 from messages_bridge.translate.response import to_anthropic_message
 from messages_bridge.translate.tokens import estimate_input_tokens
@@ -21,15 +25,22 @@ def upstream_error(
 ) -> GatewayError:
     """Map an upstream HTTP failure; the token estimate is computed only on this (rare) path."""
     note_upstream_status(exc.status, exc.headers.get("x-request-id"))
-    return from_upstream_status(
+    error = from_upstream_status(
         exc.status, exc.body, exc.headers, estimated_tokens=estimate_input_tokens(req), context_window=context_window
     )
+    error.headers.update(client_ratelimit_headers(exc.headers))
+    return error
+
+
+def client_ratelimit_headers(upstream: Mapping[str, str]) -> dict[str, str]:
+    """The `anthropic-ratelimit-*` headers derived from the upstream's answer (resets relative to now)."""
+    return ratelimit_headers(upstream, now=datetime.now(UTC))
 
 
 async def relay_message(
     client: ResponsesClient, req: a.MessagesRequest, t: Translation, *, request_id: str | None, context_window: int
-) -> tuple[a.Message, str | None]:
-    """A non-streaming Message, and the upstream's own request id for the logs."""
+) -> tuple[a.Message, dict[str, str]]:
+    """A non-streaming Message, and the rate-limit headers for the client."""
     with upstream_call(t.body["model"]):
         try:
             reply = await client.create(_ENCODER.encode(t.body), request_id=request_id)
@@ -38,7 +49,7 @@ async def relay_message(
     note_upstream_status(reply.status, reply.upstream_request_id)
     message = to_anthropic_message(reply.response, t, model=req.model, context_window=context_window)
     note_usage(message["usage"], message["stop_reason"])
-    return message, reply.upstream_request_id
+    return message, client_ratelimit_headers(reply.headers)
 
 
 def empty_message(req: a.MessagesRequest) -> a.Message:

@@ -27,8 +27,8 @@ DEFAULT_VERSION = "2023-06-01"
 MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
 
 
-def json_response(payload: object, status: int = 200) -> Response:
-    return Response(_ENCODER.encode(payload), status_code=status, media_type="application/json")
+def json_response(payload: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_ENCODER.encode(payload), status_code=status, media_type="application/json", headers=headers)
 
 
 async def _decoded(request: Request, decoder: msgspec.json.Decoder[T]) -> T:
@@ -55,10 +55,10 @@ async def create_message(request: Request) -> Response:
         return prewarm_stream(prewarm) if req.stream else json_response(prewarm)
     if req.stream:
         return await stream_message(state, req, translation)
-    message, _ = await relay_message(
+    message, headers = await relay_message(
         state.client, req, translation, request_id=correlation_id.get(), context_window=settings.context_window
     )
-    return json_response(message)
+    return json_response(message, headers=headers)
 
 
 async def count_tokens(request: Request) -> Response:

@@ -22,7 +22,7 @@ from asgi_correlation_id import correlation_id
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
-from messages_bridge.app.relay import upstream_error
+from messages_bridge.app.relay import client_ratelimit_headers, upstream_error
 from messages_bridge.app.state import GatewayState
 from messages_bridge.errors import ApiError, GatewayError
 from messages_bridge.observability.record import RequestRecord, current
@@ -64,7 +64,8 @@ async def stream_message(state: GatewayState, req: a.MessagesRequest, t: Transla
     translator = StreamTranslator(t, model=req.model, input_tokens=estimate_input_tokens(req),
                                   context_window=state.settings.context_window)  # fmt: skip
     relay = StreamRelay(upstream, translator, stack, ping_interval=state.settings.ping_interval, record=record)
-    return StreamingResponse(relay.body(), media_type="text/event-stream", headers=HEADERS,
+    headers = {**HEADERS, **client_ratelimit_headers(upstream.headers)}
+    return StreamingResponse(relay.body(), media_type="text/event-stream", headers=headers,
                              background=BackgroundTask(relay.close))  # fmt: skip
 
 

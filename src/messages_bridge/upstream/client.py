@@ -37,6 +37,7 @@ class UpstreamReply:
     response: r.Response
     upstream_request_id: str | None
     status: int
+    headers: httpx.Headers
 
 
 def build_http_client(
@@ -94,7 +95,7 @@ class ResponsesClient:
             response = r.RESPONSE_DECODER.decode(reply.content)
         except ValueError as exc:
             raise from_transport_error(httpx.DecodingError("invalid upstream JSON")) from exc
-        return UpstreamReply(response, reply.headers.get("x-request-id"), reply.status_code)
+        return UpstreamReply(response, reply.headers.get("x-request-id"), reply.status_code, reply.headers)
 
     async def input_tokens(self, body: bytes, *, request_id: str | None) -> int | None:
         """The upstream's input-token count, or None when it has no such endpoint (404/405)."""
