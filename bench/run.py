@@ -70,6 +70,7 @@ class Settings:
     min_rounds: int
     cell_cap: float
     fresh: bool
+    wait_quiet: float
     quick: bool
     bodies: dict[str, Path] = field(default_factory=dict)
     headers: list[str] = field(default_factory=list)
@@ -460,6 +461,12 @@ def parse_args(argv: list[str]) -> Settings:
         action="store_true",
         help="one target process for all cells (default with --quick); otherwise a fresh process per cell",
     )
+    ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        help="first wait up to this many seconds for other processes to leave the CPU idle",
+    )
     ap.add_argument("--workers", type=int, default=None, help="pass --workers N to the gateway (and LiteLLM)")
     ap.add_argument("--capture", type=Path, default=DEFAULT_CAPTURE, help="capture file with request.body")
     a = ap.parse_args(argv)
@@ -483,6 +490,7 @@ def parse_args(argv: list[str]) -> Settings:
         min_rounds=a.min_rounds if a.min_rounds is not None else (0 if a.quick else 2),
         cell_cap=a.cell_cap or (8.0 if a.quick else 90.0),
         fresh=not (a.quick or a.reuse_process),
+        wait_quiet=a.wait_quiet,
         quick=a.quick,
     )
 
@@ -525,6 +533,21 @@ def run(settings: Settings) -> JSON:
     return results
 
 
+def wait_quiet(limit_s: float, *, window: float = 2.0, threshold: float = 0.15) -> bool:
+    """Wait (at most `limit_s`) until the machine spends under `threshold` of a core busy over `window` seconds."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        busy0 = machine_busy_seconds()
+        time.sleep(window)
+        load = (machine_busy_seconds() - busy0) / window
+        if load < threshold:
+            return True
+        if time.monotonic() >= deadline:
+            print(f"machine still busy ({load:.2f} cores); measuring anyway", file=sys.stderr)
+            return False
+        print(f"waiting for a quiet machine ({load:.2f} cores busy)", file=sys.stderr)
+
+
 def machine() -> JSON:
     """Facts about the machine that bound the figures."""
     return {
@@ -539,7 +562,9 @@ def machine() -> JSON:
 def main(argv: list[str] | None = None) -> int:
     """Run, print the table, write bench/results/latest.json; exit 1 on any problem."""
     settings = parse_args(sys.argv[1:] if argv is None else argv)
+    quiet = wait_quiet(settings.wait_quiet) if settings.wait_quiet > 0 else None
     results = run(settings)
+    results["machine_quiet_at_start"] = quiet
     results["settings"] = {
         k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items() if k not in ("bodies", "headers")
     }
