@@ -84,7 +84,7 @@ def _ratio(a: float | None, b: float | None) -> str:
 def _row(prefix: list[str], getter: Getter, fmt: str, targets: list[str], results: Mapping[str, Result]) -> str:
     values = {t: getter(results[t]) if t in results else None for t in targets}
     cells = [_fmt(values[t], fmt) for t in targets]
-    ratios = [_ratio(values.get(a), values.get(b)) for a, b in RATIO_PAIRS]
+    ratios = ["—" if prefix[-1] == "errors" else _ratio(values.get(a), values.get(b)) for a, b in RATIO_PAIRS]
     return "| " + " | ".join(prefix + cells + ratios) + " |"
 
 
