@@ -22,7 +22,7 @@ from messages_bridge.protocol import responses_stream as rs
 from messages_bridge.protocol.anthropic_stream import encode_events
 from messages_bridge.protocol.responses_stream import decode_event
 from messages_bridge.protocol.sse import SSEDecoder
-from messages_bridge.translate.request import Translation
+from messages_bridge.translate.request import ReplyContext
 from messages_bridge.translate.stream import StreamTranslator
 
 CHUNK_BYTES = 1400  # about one TCP segment per read
@@ -53,7 +53,7 @@ def decode(chunks: list[bytes]) -> list[rs.StreamEvent]:
     return events
 
 
-def translate(events: list[rs.StreamEvent], t: Translation) -> list[list[o.StreamEvent]]:
+def translate(events: list[rs.StreamEvent], t: ReplyContext) -> list[list[o.StreamEvent]]:
     translator = StreamTranslator(t, model="claude-sonnet-4-5", input_tokens=1000)
     return [translator.feed(event) for event in events]
 
@@ -80,8 +80,8 @@ def main() -> None:
     args = parser.parse_args()
 
     chunks = upstream_bytes(args.deltas)
-    plain = Translation(body={})  # type: ignore[typeddict-item]
-    stops = Translation(body={}, stop_sequences=("\n\nHuman:", "</answer>"))  # type: ignore[typeddict-item]
+    plain = ReplyContext()
+    stops = ReplyContext(stop_sequences=("\n\nHuman:", "</answer>"))
     events = decode(chunks)
     batches = translate(events, plain)
     n, frames = len(events), sum(len(b) for b in batches)

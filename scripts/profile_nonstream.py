@@ -80,7 +80,7 @@ def _pure(body: bytes, n: int) -> float:
         req = a.MESSAGES_DECODER.decode(body)
         t = to_responses_request(req, settings.profile(req.model), api_version="2023-06-01")
         encoder.encode(t.body)
-        encoder.encode(to_anthropic_message(r.RESPONSE_DECODER.decode(CANNED), t, model=req.model))
+        encoder.encode(to_anthropic_message(r.RESPONSE_DECODER.decode(CANNED), t.reply, model=req.model))
     return (time.perf_counter() - started) / n
 
 

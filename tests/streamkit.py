@@ -10,7 +10,7 @@ from typing import Any
 from messages_bridge.protocol.anthropic_stream import StreamEvent, encode_events
 from messages_bridge.protocol.responses_stream import decode_event
 from messages_bridge.protocol.sse import SSEDecoder
-from messages_bridge.translate.request import Translation
+from messages_bridge.translate.request import ReplyContext
 from messages_bridge.translate.stream import StreamTranslator
 
 Event = tuple[str, dict[str, Any]]
@@ -35,7 +35,7 @@ def chunked(data: bytes, cuts: Iterable[int]) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-def translate(chunks: Iterable[bytes], t: Translation, *, model: str = "claude-sonnet-4-5",
+def translate(chunks: Iterable[bytes], t: ReplyContext, *, model: str = "claude-sonnet-4-5",
               input_tokens: int = 11) -> tuple[list[StreamEvent], StreamTranslator]:  # fmt: skip
     """Upstream SSE chunks → Anthropic events, exactly as the stream endpoint drives the translator."""
     translator = StreamTranslator(t, model=model, input_tokens=input_tokens)

@@ -14,7 +14,7 @@ from typing import Any
 
 from messages_bridge.demo.events import events_for
 from messages_bridge.protocol.anthropic_stream import encode_events
-from messages_bridge.translate.request import Translation
+from messages_bridge.translate.request import ReplyContext
 from tests.streamkit import translate
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "streams"
@@ -102,14 +102,14 @@ def _inputs() -> dict[str, list[JSON]]:
     return cases
 
 
-def translation_for(case: str) -> Translation:
+def translation_for(case: str) -> ReplyContext:
     """What the request side would have produced for each case."""
     names = {"mcp__files__read": "mcp__files.read"}
     if case == "reasoning_text_tool":
-        return Translation(body={}, tool_names=names, thinking_requested=True)  # type: ignore[typeddict-item]
+        return ReplyContext(tool_names=names, thinking_requested=True)
     if case == "stop_sequence_split":
-        return Translation(body={}, stop_sequences=("END_OF_ANSWER", "\n\nHuman:"))  # type: ignore[typeddict-item]
-    return Translation(body={}, tool_names=names)  # type: ignore[typeddict-item]
+        return ReplyContext(stop_sequences=("END_OF_ANSWER", "\n\nHuman:"))
+    return ReplyContext(tool_names=names)
 
 
 CASES = ("text", "text_tool", "parallel_tools", "reasoning_text_tool", "refusal", "incomplete", "failed_midstream",

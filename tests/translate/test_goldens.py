@@ -74,7 +74,7 @@ def test_response_golden(case: str) -> None:
     response = r.RESPONSE_DECODER.decode((folder / f"{case}.responses.json").read_bytes())
     try:
         actual: Any = to_anthropic_message(
-            response, translation, model=json.loads(raw_request)["model"], context_window=SETTINGS.context_window
+            response, translation.reply, model=json.loads(raw_request)["model"], context_window=SETTINGS.context_window
         )
     except GatewayError as exc:
         actual = _error(exc)

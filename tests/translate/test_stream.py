@@ -12,7 +12,7 @@ from messages_bridge.errors import UpstreamTimeoutError
 from messages_bridge.protocol import anthropic_stream as o
 from messages_bridge.protocol import responses_stream as rs
 from messages_bridge.protocol.sse import ServerSentEvent
-from messages_bridge.translate.request import Translation
+from messages_bridge.translate.request import ReplyContext
 from messages_bridge.translate.signatures import decode_signature
 from messages_bridge.translate.stream import StreamTranslator
 from tests.streamkit import Event, check_grammar, fold, parse_sse, to_wire, translate
@@ -21,11 +21,11 @@ from tests.translate.golden_cases import CASES, FIXTURES, encode_upstream, trans
 JSON = dict[str, Any]
 
 
-def _t(**kwargs: Any) -> Translation:
-    return Translation(body={}, **kwargs)  # type: ignore[typeddict-item]
+def _t(**kwargs: Any) -> ReplyContext:
+    return ReplyContext(**kwargs)
 
 
-def run(events: list[JSON], t: Translation | None = None) -> list[Event]:
+def run(events: list[JSON], t: ReplyContext | None = None) -> list[Event]:
     out, _ = translate([encode_upstream(events)], t or _t())
     wire = to_wire(out)
     check_grammar(wire)

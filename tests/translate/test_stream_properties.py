@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from messages_bridge.demo.events import encode_sse, events_for
 from messages_bridge.errors import GatewayError
 from messages_bridge.protocol import responses as r
-from messages_bridge.translate.request import Translation
+from messages_bridge.translate.request import ReplyContext
 from messages_bridge.translate.response import to_anthropic_message
 from tests.streamkit import Event, check_grammar, chunked, fold, to_wire, translate
 
@@ -63,17 +63,17 @@ def responses(draw: st.DrawFn, *, refusals: bool = True) -> JSON:
     return response
 
 
-def _translation(draw: st.DrawFn, response: JSON, *, stops: bool) -> Translation:
+def _translation(draw: st.DrawFn, response: JSON, *, stops: bool) -> ReplyContext:
     texts = [p["text"] for i in response["output"] if i["type"] == "message" for p in i["content"] if "text" in p]
     prefill = ""
     if texts and draw(st.booleans()):
         prefill = texts[0][: draw(st.integers(0, 4))] if draw(st.booleans()) else draw(TEXT)
     stop_sequences = tuple(draw(st.lists(st.text(ALPHABET, min_size=1, max_size=3), max_size=2))) if stops else ()
-    return Translation(body={}, tool_names={"tool_0": "Tool.Zero"}, stop_sequences=stop_sequences,  # type: ignore[typeddict-item]
+    return ReplyContext(tool_names={"tool_0": "Tool.Zero"}, stop_sequences=stop_sequences,
                        thinking_requested=draw(st.booleans()), prefill=prefill)  # fmt: skip
 
 
-def _non_streaming(response: JSON, t: Translation) -> JSON | GatewayError:
+def _non_streaming(response: JSON, t: ReplyContext) -> JSON | GatewayError:
     decoded = r.RESPONSE_DECODER.decode(json.dumps(response))
     try:
         return dict(to_anthropic_message(decoded, t, model=MODEL, estimated_tokens=11))
@@ -81,13 +81,13 @@ def _non_streaming(response: JSON, t: Translation) -> JSON | GatewayError:
         return exc
 
 
-def _stream(response: JSON, t: Translation, chunk: int, cuts: list[int]) -> tuple[list[Event], bool]:
+def _stream(response: JSON, t: ReplyContext, chunk: int, cuts: list[int]) -> tuple[list[Event], bool]:
     data = encode_sse(events_for(response, chunk=chunk))
     out, translator = translate(chunked(data, cuts), t, model=MODEL)
     return to_wire(out), translator.close_upstream
 
 
-def _check_against_non_streaming(events: list[Event], response: JSON, t: Translation, stopped: bool) -> None:
+def _check_against_non_streaming(events: list[Event], response: JSON, t: ReplyContext, stopped: bool) -> None:
     check_grammar(events)
     expected = _non_streaming(response, t)
     if stopped:
@@ -130,5 +130,5 @@ def test_stop_sequences_cut_like_the_non_streaming_path(data: st.DataObject, res
 def test_chunking_of_the_upstream_bytes_does_not_change_the_output(response: JSON, chunk: int, cuts: list[int],
                                                                    thinking: bool) -> None:  # fmt: skip
     """Including cuts inside UTF-8 sequences and CRLF-free line ends."""
-    t = Translation(body={}, thinking_requested=thinking)  # type: ignore[typeddict-item]
+    t = ReplyContext(thinking_requested=thinking)
     assert _stream(response, t, chunk, cuts)[0] == _stream(response, t, chunk, [])[0]

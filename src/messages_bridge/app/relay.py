@@ -47,7 +47,7 @@ async def relay_message(
         except UpstreamHTTPError as exc:
             raise upstream_error(exc, req, context_window) from exc
     note_upstream_status(reply.status, reply.upstream_request_id)
-    message = to_anthropic_message(reply.response, t, model=req.model, context_window=context_window)
+    message = to_anthropic_message(reply.response, t.reply, model=req.model, context_window=context_window)
     note_usage(message["usage"], message["stop_reason"])
     return message, client_ratelimit_headers(reply.headers)
 

@@ -61,7 +61,7 @@ async def stream_message(state: GatewayState, req: a.MessagesRequest, t: Transla
         _note_failure(record, exc)
         raise
     note_upstream_status(upstream.status_code, upstream.headers.get("x-request-id"))
-    translator = StreamTranslator(t, model=req.model, input_tokens=estimate_input_tokens(req),
+    translator = StreamTranslator(t.reply, model=req.model, input_tokens=estimate_input_tokens(req),
                                   context_window=state.settings.context_window)  # fmt: skip
     relay = StreamRelay(upstream, translator, stack, ping_interval=state.settings.ping_interval, record=record)
     headers = {**HEADERS, **client_ratelimit_headers(upstream.headers)}

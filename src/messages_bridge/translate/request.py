@@ -36,15 +36,26 @@ class UpstreamProfile:
     disabled_effort: str | None = "minimal"
 
 
-@dataclass(slots=True)
-class Translation:
-    """A translated request plus what the response side needs to translate back."""
+@dataclass(frozen=True, slots=True)
+class ReplyContext:
+    """What translating the answer back needs from the request.
 
-    body: r.ResponsesRequest
+    Kept apart from the request body on purpose: a stream holds this to its last event, and it must not keep
+    the whole translated conversation alive with it.
+    """
+
     tool_names: dict[str, str] = field(default_factory=dict)
     stop_sequences: tuple[str, ...] = ()
     thinking_requested: bool = False
     prefill: str = ""
+
+
+@dataclass(slots=True)
+class Translation:
+    """A translated request, the context for its answer, and what had to be dropped (for a debug log)."""
+
+    body: r.ResponsesRequest
+    reply: ReplyContext
     ignored: list[str] = field(default_factory=list)
 
 
@@ -336,7 +347,7 @@ def to_responses_request(req: a.MessagesRequest, profile: UpstreamProfile, *, ap
         body["stream"] = True
         body["stream_options"] = {"include_obfuscation": False}
     stops = tuple(s for s in req.stop_sequences or () if s)
-    return Translation(body, name_map(req.tools), stops, requested, prefill, notes)
+    return Translation(body, ReplyContext(name_map(req.tools), stops, requested, prefill), notes)
 
 
 _COUNT_KEYS = ("model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "reasoning", "text")

@@ -9,7 +9,7 @@ import msgspec
 from messages_bridge.errors import ApiError, GatewayError, from_stream_error
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import responses as r
-from messages_bridge.translate.request import Translation
+from messages_bridge.translate.request import ReplyContext
 from messages_bridge.translate.signatures import encode_signature
 from messages_bridge.translate.stops import find_stop
 from messages_bridge.translate.usage import to_anthropic_usage
@@ -44,7 +44,7 @@ class _Collected:
     prefill_checked: bool = False
 
 
-def _add_text(out: _Collected, text: str, t: Translation) -> None:
+def _add_text(out: _Collected, text: str, t: ReplyContext) -> None:
     if out.stop_sequence is not None:
         return
     if not out.content and t.prefill and text and not out.prefill_checked:
@@ -57,7 +57,7 @@ def _add_text(out: _Collected, text: str, t: Translation) -> None:
         out.content.append({"type": "text", "text": text})
 
 
-def _collect(response: r.Response, t: Translation) -> _Collected:
+def _collect(response: r.Response, t: ReplyContext) -> _Collected:
     out = _Collected(content=[])
     for raw in response.output:
         item = r.decode_output_item(raw)
@@ -119,7 +119,7 @@ def failure_of(response: r.Response, *, estimated_tokens: int = 0, context_windo
 
 
 def to_anthropic_message(
-    response: r.Response, t: Translation, *, model: str, estimated_tokens: int = 0, context_window: int = 0
+    response: r.Response, t: ReplyContext, *, model: str, estimated_tokens: int = 0, context_window: int = 0
 ) -> a.Message:
     """Translate a completed or incomplete `Response`; raise the mapped error for a failed one."""
     if (failure := failure_of(response, estimated_tokens=estimated_tokens, context_window=context_window)) is not None:

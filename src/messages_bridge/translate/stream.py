@@ -17,7 +17,7 @@ from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import anthropic_stream as o
 from messages_bridge.protocol import responses as r
 from messages_bridge.protocol import responses_stream as rs
-from messages_bridge.translate.request import Translation
+from messages_bridge.translate.request import ReplyContext
 from messages_bridge.translate.response import failure_of, message_id, parse_arguments, stop_details, stop_reason
 from messages_bridge.translate.signatures import encode_signature
 from messages_bridge.translate.stops import StopSequenceFilter
@@ -43,7 +43,7 @@ class StreamTranslator:
         "close_upstream", "done", "error", "input_tokens", "model", "stop_reason", "usage",
     )  # fmt: skip
 
-    def __init__(self, t: Translation, *, model: str, input_tokens: int, context_window: int = 0) -> None:
+    def __init__(self, t: ReplyContext, *, model: str, input_tokens: int, context_window: int = 0) -> None:
         self._t = t
         self._window = context_window  # with `input_tokens`, words a context overflow as Anthropic does
         self.model = model
