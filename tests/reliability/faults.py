@@ -13,6 +13,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from messages_bridge.upstream.aiohttp_transport import AiohttpTransport
+
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 MESSAGE = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello there"}]}
 
@@ -133,9 +135,10 @@ async def wait_until(predicate: Callable[[], bool], within: float = 5.0) -> None
 
 
 def busy_connections(app: Starlette) -> int:
-    """Upstream connections the gateway's pool still holds in use (not idle, not closed)."""
-    pool = app.state.gateway.client._http._transport._pool
-    return sum(1 for c in pool.connections if not c.is_idle() and not c.is_closed()) + len(pool._requests)
+    """Upstream responses the gateway's transport still holds open (their connection is not released)."""
+    transport = app.state.gateway.client.transport
+    assert isinstance(transport, AiohttpTransport), "fault tests exercise the production transport"
+    return transport.open_responses
 
 
 async def leftover_tasks(baseline: set[asyncio.Task[Any]], within: float = 1.0) -> set[asyncio.Task[Any]]:
@@ -152,8 +155,7 @@ async def assert_released(app: Starlette, baseline: set[asyncio.Task[Any]]) -> N
     """No upstream connection in use and no task left behind by the request."""
     leftover = await leftover_tasks(baseline)
     assert not leftover, leftover
-    pool = app.state.gateway.client._http._transport._pool
-    assert busy_connections(app) == 0, (pool.connections, pool._requests)
+    assert busy_connections(app) == 0
 
 
 def http_scope(path: str = "/v1/messages", headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:

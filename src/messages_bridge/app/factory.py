@@ -25,7 +25,7 @@ from messages_bridge.demo.server import create_upstream_app
 from messages_bridge.errors import GatewayError
 from messages_bridge.observability.metrics import metrics_endpoint
 from messages_bridge.observability.middleware import RequestIdAlias, instrument
-from messages_bridge.upstream.client import ResponsesClient, build_http_client
+from messages_bridge.upstream.client import ResponsesClient, Timeouts, default_transport
 from messages_bridge.upstream.retry import RetryPolicy
 
 _ID_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -43,12 +43,12 @@ def valid_request_id(value: str) -> bool:
     return bool(_VALID_ID.match(value))
 
 
-def _transport(settings: Settings, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncBaseTransport | None:
+def _transport(settings: Settings, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncBaseTransport:
     if transport is not None:
         return transport
     if settings.demo:
         return httpx.ASGITransport(app=create_upstream_app())
-    return None
+    return default_transport(max_connections=settings.max_connections)
 
 
 class GatewayApp(Starlette):
@@ -77,14 +77,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        http = build_http_client(
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            max_connections=settings.max_connections,
-            transport=_transport(settings, transport),
-        )
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-        client = ResponsesClient(http, base_url=settings.upstream_base_url, api_key=key, retry=retry)
+        timeouts = Timeouts(connect=settings.connect_timeout, read=settings.read_timeout)
+        client = ResponsesClient(
+            _transport(settings, transport),
+            base_url=settings.upstream_base_url,
+            api_key=key,
+            timeouts=timeouts,
+            retry=retry,
+        )
         keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
         app.state.gateway = GatewayState(settings=settings, client=client, keys=keys, lifecycle=lifecycle)
         undo_signals = install_drain_on_signal(lifecycle)
@@ -95,7 +96,7 @@ def create_app(
             lifecycle.begin_drain()
             await lifecycle.wait_idle(settings.shutdown_grace)
             undo_signals()
-            await http.aclose()
+            await client.aclose()
 
     middleware = [
         Middleware(AdmissionMiddleware, lifecycle=lifecycle),
