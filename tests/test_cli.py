@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -18,11 +19,16 @@ KEY = {"openai_api_key": "sk-upstream"}
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings read the environment: start every test from none of ours (main() exports flags into it)."""
+def _clean_env() -> Iterator[None]:
+    """Settings read the environment: every test starts from none of ours and leaves none behind
+    (main() exports its flags into os.environ, which monkeypatch would not undo)."""
+    saved = dict(os.environ)
     for name in list(os.environ):
         if name.startswith(("BRIDGE_", "OPENAI_")):
-            monkeypatch.delenv(name)
+            del os.environ[name]
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.0.0.2"])

@@ -37,32 +37,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _flag_help(name: str) -> str:
+    field = Settings.model_fields[name]
+    default = field.get_default(call_default_factory=True)
+    shown = "unset" if default in (None, ()) else default
+    return f"{field.description or ''} (BRIDGE_{name.upper()}, default {shown})".lstrip()
+
+
 def _parser() -> argparse.ArgumentParser:
+    """One `--flag` per `BRIDGE_*` setting, generated from `Settings` so the two can never drift apart."""
     parser = argparse.ArgumentParser(prog="messages-bridge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the gateway")
-    serve.add_argument("--host", help="bind address (BRIDGE_HOST, default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (BRIDGE_PORT, default 8080)")
-    serve.add_argument("--workers", type=int, help="worker processes (BRIDGE_WORKERS, default 1)")
-    serve.add_argument(
-        "--allow-unauthenticated",
-        action="store_true",
-        default=None,
-        help="allow a non-loopback bind without BRIDGE_API_KEYS",
-    )
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="BRIDGE_LOG_LEVEL")
-    serve.add_argument("--log-format", choices=["json", "console"], help="BRIDGE_LOG_FORMAT")
-    serve.add_argument("--ping-interval", type=float, help="seconds between stream pings (BRIDGE_PING_INTERVAL)")
-    serve.add_argument("--max-body-bytes", type=int, help="request body limit (BRIDGE_MAX_BODY_BYTES)")
-    serve.add_argument("--read-timeout", type=float, help="upstream read timeout (BRIDGE_READ_TIMEOUT)")
-    serve.add_argument("--connect-timeout", type=float, help="upstream connect timeout (BRIDGE_CONNECT_TIMEOUT)")
-    serve.add_argument("--max-retries", type=int, help="upstream retries before the first byte (BRIDGE_MAX_RETRIES)")
-    serve.add_argument("--max-retry-wait", type=float, help="longest retry-after waited out (BRIDGE_MAX_RETRY_WAIT)")
-    serve.add_argument("--retry-budget", type=float, help="retry time per request (BRIDGE_RETRY_BUDGET)")
-    serve.add_argument("--max-concurrency", type=int, help="upstream requests in flight (BRIDGE_MAX_CONCURRENCY)")
-    serve.add_argument("--shutdown-grace", type=float, help="drain time on SIGTERM (BRIDGE_SHUTDOWN_GRACE)")
-    serve.add_argument("--model-map", help="BRIDGE_MODEL_MAP, JSON or name=model,...")
-    serve.add_argument("--default-model", help="BRIDGE_DEFAULT_MODEL")
+    serve = sub.add_parser("serve", help="run the gateway", argument_default=None)
+    for name, field in Settings.model_fields.items():
+        if name.startswith("openai_") or name == "api_keys":
+            continue  # secrets come from the environment only: a command line is visible to every local user
+        flag = "--" + name.replace("_", "-")
+        if field.annotation is bool:
+            serve.add_argument(flag, action=argparse.BooleanOptionalAction, help=_flag_help(name))
+        else:
+            serve.add_argument(flag, help=_flag_help(name))
     return parser
 
 

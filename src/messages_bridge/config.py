@@ -44,32 +44,45 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
     )
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=0, le=65535)
-    workers: int = Field(default=1, ge=1)
-    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
-    allow_unauthenticated: bool = False
-    model_map: Annotated[dict[str, str], NoDecode] = Field(default_factory=lambda: dict(DEFAULT_MODEL_MAP))
-    default_model: str = "gpt-5"
-    reasoning_models: CommaList = ("o1", "o3", "o4", "gpt-5")
-    sampling_models: CommaList = ("gpt-4",)
-    disabled_thinking_effort: str | None = "minimal"
-    context_window: int = 400_000
-    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
-    connect_timeout: float = Field(default=10.0, gt=0)
-    read_timeout: float = Field(default=600.0, gt=0)
-    max_connections: int = Field(default=512, ge=1)
-    ping_interval: float = Field(default=10.0, gt=0)
+    host: str = Field(default="127.0.0.1", description="bind address")
+    port: int = Field(default=8080, ge=0, le=65535, description="port")
+    workers: int = Field(default=1, ge=1, description="uvicorn worker processes")
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        default=(), description="comma-separated client keys (environment only)"
+    )
+    allow_unauthenticated: bool = Field(default=False, description="allow a non-loopback bind without api keys")
+    model_map: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_MODEL_MAP),
+        description="Anthropic model name or family -> upstream model, JSON or name=model,...",
+    )
+    default_model: str = Field(default="gpt-5", description="upstream model for names the map does not match")
+    reasoning_models: CommaList = Field(
+        default=("o1", "o3", "o4", "gpt-5"), description="upstream model prefixes that take `reasoning`"
+    )
+    sampling_models: CommaList = Field(
+        default=("gpt-4",), description="upstream model prefixes that accept temperature/top_p"
+    )
+    disabled_thinking_effort: str | None = Field(
+        default="minimal", description="reasoning effort when the client asks for no thinking"
+    )
+    context_window: int = Field(default=400_000, description="maximum quoted in 'prompt is too long' errors")
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="request body limit (413 above)")
+    connect_timeout: float = Field(default=10.0, gt=0, description="upstream connect timeout, seconds")
+    read_timeout: float = Field(default=600.0, gt=0, description="upstream silence limit between bytes, seconds")
+    max_connections: int = Field(default=1024, ge=1, description="upstream connection pool size")
+    ping_interval: float = Field(default=10.0, gt=0, description="seconds of upstream silence before a stream ping")
     # Reliability: upstream retries before the first byte, admission control, graceful shutdown.
-    max_retries: int = Field(default=2, ge=0, le=10)
-    max_retry_wait: float = Field(default=2.0, ge=0)
-    retry_budget: float = Field(default=10.0, gt=0)
-    max_concurrency: int = Field(default=256, ge=1)
-    shutdown_grace: float = Field(default=30.0, ge=0)
-    reject_sampling_on_new_api: bool = True
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["json", "console"] = "json"
-    log_content: bool = False
+    max_retries: int = Field(default=2, ge=0, le=10, description="upstream retries before the first byte")
+    max_retry_wait: float = Field(default=2.0, ge=0, description="longest upstream retry-after waited out, seconds")
+    retry_budget: float = Field(default=10.0, gt=0, description="time a request may spend on retries, seconds")
+    max_concurrency: int = Field(default=1024, ge=1, description="requests in flight before 529 overloaded_error")
+    shutdown_grace: float = Field(default=30.0, ge=0, description="seconds open streams may finish on SIGTERM")
+    reject_sampling_on_new_api: bool = Field(
+        default=True, description="400 for temperature/top_p/top_k with anthropic-version 2026-10-21"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="log level")
+    log_format: Literal["json", "console"] = Field(default="json", description="log format")
+    log_content: bool = Field(default=False, description="log request/response bodies (secrets masked)")
 
     @field_validator("api_keys", mode="before")
     @classmethod
