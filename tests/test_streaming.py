@@ -168,9 +168,10 @@ async def test_client_disconnect_cancels_the_upstream_request() -> None:
     with serving(_slow_upstream(cancelled, sent)) as up:
         settings = Settings(openai_api_key="sk-x", openai_base_url=up.url + "/v1", ping_interval=0.05)  # type: ignore[call-arg]
         with serving(create_app(settings)) as gateway:
-            async with httpx.AsyncClient(timeout=10) as http, http.stream(
-                "POST", gateway.url + "/v1/messages", json=request()
-            ) as reply:
+            async with (
+                httpx.AsyncClient(timeout=10) as http,
+                http.stream("POST", gateway.url + "/v1/messages", json=request()) as reply,
+            ):
                 assert reply.status_code == 200
                 async for chunk in reply.aiter_bytes():
                     if b"message_start" in chunk:

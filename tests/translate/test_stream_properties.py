@@ -19,7 +19,7 @@ from tests.streamkit import Event, check_grammar, chunked, fold, to_wire, transl
 
 JSON = dict[str, Any]
 MODEL = "claude-sonnet-4-5"
-ALPHABET = st.sampled_from([*"ab XY\n.{\"é漢", "\U0001f600"])
+ALPHABET = st.sampled_from([*'ab XY\n.{"é漢', "\U0001f600"])
 TEXT = st.text(ALPHABET, max_size=24)
 SCALAR = st.one_of(st.integers(-5, 10**6), st.booleans(), st.none(), TEXT)
 ARGS = st.dictionaries(st.text("abcxyz_", min_size=1, max_size=6), st.one_of(SCALAR, st.lists(SCALAR, max_size=3)),
