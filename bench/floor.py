@@ -1,8 +1,9 @@
 """The pass-through floor: the smallest useful ASGI app between a client and the Responses upstream.
 
 It forwards each request body, untouched, to POST {OPENAI_BASE_URL}/responses through one shared
-httpx.AsyncClient and streams the upstream bytes back. No parsing, no translation: whatever the
-gateway costs above this is the price of its own work, and this is the limit for Python + uvicorn.
+aiohttp session (the fastest Python HTTP client measured here; the gateway uses aiohttp too) and streams the
+upstream bytes back. No parsing, no translation: whatever the gateway costs above this is the price of its own
+work, and this is the limit for Python + uvicorn.
 
 Run: OPENAI_BASE_URL=http://127.0.0.1:<up>/v1 python -m bench.floor --host 127.0.0.1 --port <port>
 """
@@ -14,7 +15,7 @@ import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import httpx
+import aiohttp
 import uvicorn
 
 Scope = MutableMapping[str, Any]
@@ -22,7 +23,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-POOL = httpx.Limits(max_connections=2048, max_keepalive_connections=2048, keepalive_expiry=60)
+POOL_SIZE = 2048
 
 
 async def read_body(receive: Receive) -> bytes:
@@ -44,7 +45,7 @@ class FloorApp:
     def __init__(self, base_url: str, api_key: str) -> None:
         self.url = base_url.rstrip("/") + "/responses"
         self.headers = {"content-type": "application/json", "authorization": f"Bearer {api_key}"}
-        self.client: httpx.AsyncClient | None = None
+        self.client: aiohttp.ClientSession | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""
@@ -57,33 +58,34 @@ class FloorApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self.client = httpx.AsyncClient(limits=POOL, timeout=httpx.Timeout(600.0))
+                self.client = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=POOL_SIZE),
+                    timeout=aiohttp.ClientTimeout(total=None, sock_read=600.0),
+                    auto_decompress=False,
+                    skip_auto_headers=("Accept-Encoding", "User-Agent"),
+                )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self.client is not None:
-                    await self.client.aclose()
+                    await self.client.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     async def _forward(self, receive: Receive, send: Send) -> None:
         assert self.client is not None, "lifespan startup did not run"
         body = await read_body(receive)
-        request = self.client.build_request("POST", self.url, content=body, headers=self.headers)
-        response = await self.client.send(request, stream=True)
-        try:
+        async with self.client.post(self.url, data=body, headers=self.headers) as response:
             content_type = response.headers.get("content-type", "application/json").encode()
             await send(
                 {
                     "type": "http.response.start",
-                    "status": response.status_code,
+                    "status": response.status,
                     "headers": [(b"content-type", content_type)],
                 }
             )
-            async for chunk in response.aiter_raw():
+            async for chunk in response.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-        finally:
-            await response.aclose()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -39,7 +39,7 @@ from bench.targets import CLIENT_KEY, REPO_DIR, TARGETS, TargetSpec
 
 RESULTS_DIR = REPO_DIR / "bench" / "results"
 DEFAULT_CAPTURE = Path(
-    os.environ.get("BENCH_CAPTURE", "/work/shared/captures/messages_main_first_turn_opus_default.json")
+    os.environ.get("BENCH_CAPTURE", str(REPO_DIR / "tests/fixtures/captures/messages_main_first_turn_opus_default.json"))
 )
 TARGET_CORES = {0}
 DRIVER_CORES = {1}

@@ -26,7 +26,7 @@ from messages_bridge.protocol import responses as r
 from messages_bridge.translate.request import to_responses_request
 from messages_bridge.translate.response import to_anthropic_message
 
-DEFAULT_CAPTURE = Path(__file__).resolve().parents[2] / "shared/captures/messages_main_after_read_tool_result.json"
+DEFAULT_CAPTURE = Path(__file__).resolve().parents[1] / "tests/fixtures/captures/messages_main_after_read_tool_result.json"
 CANNED = json.dumps(
     {
         "id": "resp_0123456789",

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import FakeUpstream
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
+CAPTURES = Path(__file__).resolve().parent / "fixtures" / "captures"  # copied from ../shared/captures
 MESSAGE_CAPTURES = sorted(CAPTURES.glob("messages_*.json"))
 COUNT_CAPTURES = sorted(CAPTURES.glob("count_tokens_*.json"))
 

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     connect_timeout: float = Field(default=10.0, gt=0, description="upstream connect timeout, seconds")
     read_timeout: float = Field(default=600.0, gt=0, description="upstream silence limit between bytes, seconds")
     max_connections: int = Field(default=1024, ge=1, description="upstream connection pool size")
+    upstream_keepalive: float = Field(
+        default=4.0, gt=0, description="seconds an idle upstream connection is kept; keep below the upstream's own"
+    )
     ping_interval: float = Field(default=10.0, gt=0, description="seconds of upstream silence before a stream ping")
     # Reliability: upstream retries before the first byte, admission control, graceful shutdown.
     max_retries: int = Field(default=2, ge=0, le=10, description="upstream retries before the first byte")

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from messages_bridge.config import Settings
 from tests.conftest import GATEWAY
 
-CAPTURES = Path("/work/shared/captures")
+CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "captures"
 SMALL = "messages_interactive_title_structured_output.json"
 LARGE = "messages_main_after_bash_tool_result.json"
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "1000"))

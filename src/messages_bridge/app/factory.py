@@ -48,7 +48,7 @@ def _transport(settings: Settings, transport: httpx.AsyncBaseTransport | None) -
         return transport
     if settings.demo:
         return httpx.ASGITransport(app=create_upstream_app())
-    return default_transport(max_connections=settings.max_connections)
+    return default_transport(max_connections=settings.max_connections, keepalive=settings.upstream_keepalive)
 
 
 class GatewayApp(Starlette):

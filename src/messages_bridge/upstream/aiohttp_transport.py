@@ -66,15 +66,20 @@ class _ResponseStream(httpx.AsyncByteStream):
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """One aiohttp session (created lazily, inside the running loop) for the process lifetime."""
 
-    def __init__(self, *, max_connections: int) -> None:
+    def __init__(self, *, max_connections: int, keepalive: float = 4.0) -> None:
         self._max_connections = max_connections
+        self._keepalive = keepalive
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
         self.open_responses = 0  # responses whose connection is still held (for tests and leak checks)
 
     def _session_for_loop(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=self._max_connections)
+            # Idle connections are dropped before the upstream's own idle timeout (uvicorn's is 5 s): reusing one the
+            # server is closing fails the request with "server disconnected", and a POST must not be re-sent blindly.
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections, limit_per_host=self._max_connections, keepalive_timeout=self._keepalive
+            )
             # No Accept-Encoding: the upstream's bytes are relayed as they come, never decompressed twice.
             self._session = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False, skip_auto_headers=("Accept-Encoding", "User-Agent")

@@ -53,9 +53,9 @@ class Timeouts:
         return {"connect": self.connect, "read": self.read, "write": self.read, "pool": self.connect}
 
 
-def default_transport(*, max_connections: int) -> httpx.AsyncBaseTransport:
+def default_transport(*, max_connections: int, keepalive: float) -> httpx.AsyncBaseTransport:
     """The network transport for the process lifetime (never one per request)."""
-    return AiohttpTransport(max_connections=max_connections)
+    return AiohttpTransport(max_connections=max_connections, keepalive=keepalive)
 
 
 class ResponsesClient:
