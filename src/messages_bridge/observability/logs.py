@@ -68,7 +68,7 @@ ACCESS_FIELDS = frozenset(
 ALLOWED_FIELDS = ("exception_type", "settings")
 CONTENT_FIELDS = ("request_body", "response_body")
 # Loggers that would print URLs or connection chatter at INFO/DEBUG; their warnings still get through.
-_QUIET_LOGGERS = ("httpx", "httpcore", "hpack", "uvicorn.access")
+_QUIET_LOGGERS = ("httpx", "httpcore", "hpack", "aiohttp", "uvicorn.access")
 _KEY_LIKE = re.compile(r"(?i)\b(bearer\s+)[^\s\"',]+|\bsk-[A-Za-z0-9_\-]{6,}")
 _SECRET_NAME = re.compile(r"(?i)key|secret|token|password|authorization|cookie")
 _URL_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
