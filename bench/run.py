@@ -38,9 +38,8 @@ from bench.sysinfo import (
 from bench.targets import CLIENT_KEY, REPO_DIR, TARGETS, TargetSpec
 
 RESULTS_DIR = REPO_DIR / "bench" / "results"
-DEFAULT_CAPTURE = Path(
-    os.environ.get("BENCH_CAPTURE", str(REPO_DIR / "tests/fixtures/captures/messages_main_first_turn_opus_default.json"))
-)
+CAPTURES_DIR = REPO_DIR / "tests" / "fixtures" / "captures"
+DEFAULT_CAPTURE = Path(os.environ.get("BENCH_CAPTURE", str(CAPTURES_DIR / "messages_main_first_turn_opus_default.json")))
 TARGET_CORES = {0}
 DRIVER_CORES = {1}
 DROPPED_HEADERS = {"host", "content-length", "connection", "accept-encoding", "x-api-key", "authorization"}
