@@ -39,7 +39,8 @@ from bench.targets import CLIENT_KEY, REPO_DIR, TARGETS, TargetSpec
 
 RESULTS_DIR = REPO_DIR / "bench" / "results"
 CAPTURES_DIR = REPO_DIR / "tests" / "fixtures" / "captures"
-DEFAULT_CAPTURE = Path(os.environ.get("BENCH_CAPTURE", str(CAPTURES_DIR / "messages_main_first_turn_opus_default.json")))
+CAPTURE_NAME = "messages_main_first_turn_opus_default.json"
+DEFAULT_CAPTURE = Path(os.environ.get("BENCH_CAPTURE", str(CAPTURES_DIR / CAPTURE_NAME)))
 TARGET_CORES = {0}
 DRIVER_CORES = {1}
 DROPPED_HEADERS = {"host", "content-length", "connection", "accept-encoding", "x-api-key", "authorization"}
