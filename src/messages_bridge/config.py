@@ -6,7 +6,7 @@ import json
 from functools import cached_property
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from messages_bridge.translate.request import UpstreamProfile
@@ -36,6 +36,7 @@ def _split(value: object) -> object:
 class Settings(BaseSettings):
     """Every setting; `OPENAI_*` follow the OpenAI SDK's names, the rest use the `BRIDGE_` prefix."""
 
+    _profiles: dict[str, UpstreamProfile] = PrivateAttr(default_factory=dict)
     model_config = SettingsConfigDict(env_prefix="BRIDGE_", frozen=True, extra="ignore", populate_by_name=True)
 
     openai_api_key: SecretStr | None = Field(
@@ -130,27 +131,19 @@ class Settings(BaseSettings):
         return self.default_model
 
     def profile(self, requested: str) -> UpstreamProfile:
+        """The upstream model and what it accepts; built once per upstream model (a set the settings bound)."""
         model = self.upstream_model(requested)
-        return _profile_cache(self, model)
+        profile = self._profiles.get(model)
+        if profile is None:
+            profile = self._profiles[model] = UpstreamProfile(
+                model=model,
+                reasoning=model.startswith(self.reasoning_models),
+                sampling=model.startswith(self.sampling_models),
+                disabled_effort=self.disabled_thinking_effort,
+            )
+        return profile
 
     @cached_property
     def listed_models(self) -> tuple[str, ...]:
         extra = [m for m in self.model_map if m.startswith("claude") and m not in LISTED_MODELS]
         return (*LISTED_MODELS, *extra)
-
-
-_PROFILES: dict[tuple[int, str], UpstreamProfile] = {}
-
-
-def _profile_cache(settings: Settings, model: str) -> UpstreamProfile:
-    key = (id(settings), model)
-    profile = _PROFILES.get(key)
-    if profile is None:
-        profile = UpstreamProfile(
-            model=model,
-            reasoning=model.startswith(settings.reasoning_models),
-            sampling=model.startswith(settings.sampling_models),
-            disabled_effort=settings.disabled_thinking_effort,
-        )
-        _PROFILES[key] = profile
-    return profile

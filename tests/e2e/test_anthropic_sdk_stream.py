@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -48,9 +49,12 @@ def _stream_reply() -> Reply:
 
 
 @pytest.fixture
-def sdk(gateway_server: ThreadedServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway_server.url, api_key="sk-ant-test", max_retries=0,
-                               _strict_response_validation=True)  # fmt: skip
+def sdk(gateway_server: ThreadedServer) -> Iterator[anthropic.Anthropic]:
+    """Closed at teardown: an SDK client left to the garbage collector leaks its keep-alive socket."""
+    with anthropic.Anthropic(
+        base_url=gateway_server.url, api_key="sk-ant-test", max_retries=0, _strict_response_validation=True
+    ) as client:
+        yield client
 
 
 def _comparable(message: JSON) -> JSON:
