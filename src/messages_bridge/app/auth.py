@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hmac
-
-from starlette.datastructures import Headers
+from collections.abc import Mapping
 
 from messages_bridge.errors import AuthenticationError
 
 
-def presented_key(headers: Headers) -> str | None:
+def presented_key(headers: Mapping[str, str]) -> str | None:
     """The key a client sent; like the real API, `x-api-key` wins when both are present."""
     if key := headers.get("x-api-key"):
         return key
@@ -18,7 +17,7 @@ def presented_key(headers: Headers) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def check_key(headers: Headers, keys: tuple[bytes, ...]) -> None:
+def check_key(headers: Mapping[str, str], keys: tuple[bytes, ...]) -> None:
     """Raise `AuthenticationError` unless a configured key was presented (no-op when none are configured)."""
     if not keys:
         return

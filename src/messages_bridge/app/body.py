@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TypeVar
 
 import msgspec
@@ -27,8 +28,8 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def check_content_type(request: Request) -> None:
-    content_type = request.headers.get("content-type", "application/json")
+def check_content_type(headers: Mapping[str, str]) -> None:
+    content_type = headers.get("content-type", "application/json")
     if not content_type.split(";", 1)[0].strip().lower().endswith("json"):
         raise InvalidRequestError(f"Unsupported content-type '{content_type[:64]}': send application/json")
 

@@ -9,14 +9,17 @@ decoded. One deliberate difference from the spec: `finish()` dispatches a last e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["SSEDecoder", "ServerSentEvent", "frame"]
 
 
-@dataclass(frozen=True, slots=True)
-class ServerSentEvent:
-    """One dispatched event: `data` stays bytes (msgspec decodes JSON straight from bytes)."""
+class ServerSentEvent(NamedTuple):
+    """One dispatched event: `data` stays bytes (msgspec decodes JSON straight from bytes).
+
+    A NamedTuple, not a frozen dataclass: one is built per upstream event, and a frozen dataclass's `__init__`
+    (`object.__setattr__` per field) showed in the stream profile.
+    """
 
     event: str | None
     data: bytes

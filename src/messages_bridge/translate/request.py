@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 import msgspec
@@ -75,6 +76,7 @@ def _short_id(value: str) -> str:
     return value[:47] + "_" + hashlib.sha256(value.encode()).hexdigest()[:16]
 
 
+@lru_cache(maxsize=1024)  # one SHA-256 per conversation, not per request
 def _hashed_user(user_id: str) -> str:
     """Never forward the raw end-user id (Claude Code packs device and session ids into it)."""
     return "mb_" + hashlib.sha256(user_id.encode()).hexdigest()[:40]

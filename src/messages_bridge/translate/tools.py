@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 
 import msgspec
 
@@ -30,6 +31,8 @@ _CLIENT_TOOL_SCHEMAS: dict[str, msgspec.Raw] = {"bash_": _BASH_SCHEMA, "text_edi
 _EMPTY_SCHEMA = msgspec.Raw(b'{"type":"object","properties":{}}')
 
 
+# Pure and called twice per tool per request (definitions and the reverse map): cached, bounded.
+@lru_cache(maxsize=4096)
 def upstream_name(name: str) -> str:
     """A name OpenAI accepts: unchanged when valid, else a deterministic `prefix_hash` form.
 
