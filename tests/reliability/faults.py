@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 
 from messages_bridge.upstream.aiohttp_transport import AiohttpTransport
@@ -208,3 +209,20 @@ def start_call(app: Starlette, body: bytes, path: str = "/v1/messages") -> tuple
         call.sent.append(message)
 
     return call, asyncio.create_task(app(http_scope(path), receive, send))
+
+
+RETRYING = {"max_retries": 2, "max_retry_wait": 1.0, "retry_budget": 5.0}
+SECRETS = ("sk-upstream-secret",)
+
+
+class Gateway:
+    def __init__(self, app: Starlette, http: httpx.AsyncClient) -> None:
+        self.app = app
+        self.http = http
+        self.baseline = asyncio.all_tasks()
+
+    async def post(self, body: dict[str, Any] = MESSAGE) -> httpx.Response:
+        return await self.http.post("/v1/messages", json=body)
+
+    async def released(self) -> None:
+        await assert_released(self.app, self.baseline)

@@ -9,20 +9,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
 from messages_bridge.config import Settings
 from messages_bridge.demo.server import Reply
-from tests.conftest import GATEWAY, FakeUpstream
+from tests.conftest import FakeUpstream
 from tests.reliability.faults import (
-    MESSAGE,
+    SECRETS,
     RawUpstream,
-    assert_released,
     blackhole,
     raw_upstream,
     read_request,
@@ -32,36 +30,6 @@ from tests.reliability.faults import (
 from tests.servers import free_port
 
 AppFactory = Callable[[Settings], Any]
-RETRYING = {"max_retries": 2, "max_retry_wait": 1.0, "retry_budget": 5.0}
-SECRETS = ("sk-upstream-secret",)
-
-
-class Gateway:
-    def __init__(self, app: Starlette, http: httpx.AsyncClient) -> None:
-        self.app = app
-        self.http = http
-        self.baseline = asyncio.all_tasks()
-
-    async def post(self, body: dict[str, Any] = MESSAGE) -> httpx.Response:
-        return await self.http.post("/v1/messages", json=body)
-
-    async def released(self) -> None:
-        await assert_released(self.app, self.baseline)
-
-
-@pytest.fixture
-async def open_gateway(app_factory: AppFactory, make_settings: Callable[..., Settings]) -> AsyncIterator[Any]:
-    clients: list[httpx.AsyncClient] = []
-
-    async def open_(**overrides: Any) -> Gateway:
-        app = await app_factory(make_settings(**{**RETRYING, **overrides}))
-        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY, timeout=30)
-        clients.append(http)
-        return Gateway(app, http)
-
-    yield open_
-    for http in clients:
-        await http.aclose()
 
 
 def assert_error(reply: httpx.Response, status: int, error_type: str) -> dict[str, Any]:

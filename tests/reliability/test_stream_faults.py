@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,9 +17,10 @@ import pytest
 from messages_bridge.config import Settings
 from messages_bridge.demo.events import encode_sse, events_for
 from messages_bridge.demo.server import Reply
-from tests.conftest import GATEWAY, FakeUpstream
+from tests.conftest import FakeUpstream
 from tests.reliability.faults import (
     MESSAGE,
+    SECRETS,
     RawUpstream,
     assert_released,
     blackhole,
@@ -32,7 +33,7 @@ from tests.reliability.faults import (
     wait_peer_close,
     wait_until,
 )
-from tests.reliability.test_faults import RETRYING, SECRETS, Gateway, assert_error, failure
+from tests.reliability.test_faults import assert_error, failure
 from tests.servers import free_port
 
 AppFactory = Callable[[Settings], Any]
@@ -75,21 +76,6 @@ def assert_failed_stream(reply: httpx.Response, error_type: str) -> list[tuple[s
 
 def text_of(frames: list[tuple[str, dict[str, Any]]]) -> str:
     return "".join(d["delta"].get("text", "") for n, d in frames if n == "content_block_delta")
-
-
-@pytest.fixture
-async def open_gateway(app_factory: AppFactory, make_settings: Callable[..., Settings]) -> AsyncIterator[Any]:
-    clients: list[httpx.AsyncClient] = []
-
-    async def open_(**overrides: Any) -> Gateway:
-        app = await app_factory(make_settings(**{**RETRYING, **overrides}))
-        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY, timeout=30)
-        clients.append(http)
-        return Gateway(app, http)
-
-    yield open_
-    for http in clients:
-        await http.aclose()
 
 
 def sse_server(chunks: list[bytes], then: str, *, gap: float = 0.0) -> Callable[..., Any]:
