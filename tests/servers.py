@@ -24,8 +24,11 @@ class ThreadedServer:
 
     def __init__(self, app: Any, *, port: int | None = None) -> None:
         self.port = port or free_port()
+        # A cloud-like keep-alive (uvicorn's 5 s default is unusually short): under the soak test's load the
+        # gateway's event loop can lag past 5 s, and the server then closes idle connections the gateway is
+        # about to reuse. The gateway drops idle upstream connections after BRIDGE_UPSTREAM_KEEPALIVE (4 s).
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="auto",
-                                timeout_graceful_shutdown=2)  # fmt: skip
+                                timeout_graceful_shutdown=2, timeout_keep_alive=75)  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True)
 

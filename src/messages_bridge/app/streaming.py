@@ -169,9 +169,13 @@ class StreamRelay:
             out: list[o.StreamEvent] = []
             for event in events:
                 out += translator.feed(event)
-            if out:
                 if record.first_token is None and translator.has_output:
+                    # The first token goes out at once, not after the rest of this read (an upstream that
+                    # bursts, or a long read, would otherwise delay it); later frames go out one write per read.
                     record.first_token = time.perf_counter()
+                    await self._queue.put(encode_events(out))
+                    out = []
+            if out:
                 await self._queue.put(encode_events(out))
             if translator.done:
                 return

@@ -23,6 +23,7 @@ from messages_bridge.upstream.aiohttp_transport import AiohttpTransport
 from messages_bridge.upstream.retry import NO_RETRIES, RetryPolicy, send_with_retries
 
 REQUEST_ID_HEADER = "x-client-request-id"
+EVENTS_PER_SLICE = 16
 
 
 class UpstreamHTTPError(Exception):
@@ -191,8 +192,12 @@ async def stream_events(response: httpx.Response) -> AsyncIterator[list[StreamEv
     decoder = SSEDecoder()
     try:
         async for chunk in response.aiter_bytes():
-            if events := _typed(decoder.feed(chunk)):
-                yield events
+            frames = decoder.feed(chunk)
+            # A long read is handed on in slices, so its first events are translated (and its first token sent)
+            # before the rest of it is decoded.
+            for start in range(0, len(frames), EVENTS_PER_SLICE):
+                if events := _typed(frames[start : start + EVENTS_PER_SLICE]):
+                    yield events
     except httpx.HTTPError as exc:
         raise from_transport_error(exc) from exc
     if events := _typed(decoder.finish()):
