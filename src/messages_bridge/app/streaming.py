@@ -175,6 +175,7 @@ class StreamRelay:
                     record.first_token = time.perf_counter()
                     await self._queue.put(encode_events(out))
                     out = []
+                    await asyncio.sleep(0)  # a put with room does not switch tasks: let the body send it now
             if out:
                 await self._queue.put(encode_events(out))
             if translator.done:
