@@ -212,7 +212,7 @@ def usage_for(request: JSON, output: list[JSON]) -> JSON:
     input_tokens = max(1, len(_json(request.get("input") or [])) // 4 + len(request.get("instructions") or "") // 4)
     out_text = " ".join(_json(o) for o in output)
     reasoning = sum(1 for o in output if o["type"] == "reasoning") * 8
-    output_tokens = _words(out_text) // 2 + reasoning
+    output_tokens = max(1, _words(out_text) // 2) + reasoning  # a tool call costs tokens too
     return {
         "input_tokens": input_tokens,
         "input_tokens_details": {"cached_tokens": 0},
