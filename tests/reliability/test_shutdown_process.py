@@ -1,0 +1,134 @@
+"""Graceful shutdown of a real `messages-bridge serve` process (issue 6).
+
+On SIGTERM the open stream finishes, `/readyz` answers 503, a new request gets 529 `overloaded_error` with
+`retry-after`, and the process then exits on its own — no second signal, well within the grace period.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import httpx
+import pytest
+
+from messages_bridge.cli import FINAL_SHUTDOWN_WAIT
+from messages_bridge.demo.events import encode_sse, events_for
+from messages_bridge.demo.server import Reply, Script, create_upstream_app
+from tests.reliability.faults import MESSAGE, ok_response
+from tests.servers import free_port, serving
+
+pytestmark = pytest.mark.slow
+
+TEXT = "Draining lets this answer reach the client in full, one slow piece after another, before the gateway exits."
+# The stream lasts about PIECES * DELAY = 4 s: longer than uvicorn's own graceful wait (cli.FINAL_SHUTDOWN_WAIT),
+# so only the app's drain can let it finish.
+PIECES = 16
+DELAY = 0.25
+SETTLE = 0.5  # after the signal: without the drain, uvicorn would have closed its listener by then (0.1 s ticks)
+START_WITHIN = 20.0
+EXIT_WITHIN = 15.0
+
+
+class Gateway(NamedTuple):
+    base: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+def slow_stream() -> Reply:
+    """The Responses SSE stream of TEXT, cut into PIECES chunks sent DELAY seconds apart."""
+    assert (PIECES - 2) * DELAY > FINAL_SHUTDOWN_WAIT + SETTLE
+    data = encode_sse(events_for(ok_response(TEXT), chunk=4))
+    size = -(-len(data) // PIECES)
+    return Reply(chunks=[data[i : i + size] for i in range(0, len(data), size)], delay=DELAY)
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[Gateway]:
+    """The fake upstream in a thread and the gateway as a subprocess in its own process group."""
+    script = Script()
+    script.push(slow_stream())
+    with serving(create_upstream_app(script)) as upstream:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "OPENAI_"))}
+        env |= {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": f"{upstream.url}/v1", "BRIDGE_MAX_RETRIES": "0"}
+        log = (tmp_path / "gateway.log").open("wb")
+        cmd = [sys.executable, "-m", "messages_bridge", "serve", "--port", str(port), "--shutdown-grace", "10"]
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait_healthy(base, proc)
+            yield Gateway(base, proc, tmp_path / "gateway.log")
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+            log.close()
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_WITHIN
+    with httpx.Client(base_url=base, timeout=2) as http:
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if http.get("/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+    raise AssertionError(f"the gateway did not answer /healthz within {START_WITHIN} s (exit code {proc.poll()})")
+
+
+def frames(body: bytes) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for block in body.decode().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines:
+            out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
+def test_sigterm_drains_the_open_stream_refuses_new_work_and_exits(gateway: Gateway) -> None:
+    base, proc, log = gateway
+    # One client: the open stream holds one pooled connection, the other requests take another.
+    with (
+        httpx.Client(base_url=base, timeout=httpx.Timeout(10, connect=2)) as http,
+        http.stream("POST", "/v1/messages", json={**MESSAGE, "stream": True}) as stream,
+    ):
+        assert stream.status_code == 200
+        chunks = stream.iter_raw()
+        received = [next(chunks)]  # the first bytes are out: the stream is in flight
+        assert b"message_stop" not in received[0]
+        os.kill(proc.pid, signal.SIGTERM)
+        signalled = time.monotonic()
+        time.sleep(SETTLE)
+
+        ready = http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["reason"] == "draining"
+        refused = http.post("/v1/messages", json=MESSAGE)
+        assert refused.status_code == 529
+        assert int(refused.headers["retry-after"]) > 0
+        assert refused.json()["type"] == "error" and refused.json()["error"]["type"] == "overloaded_error"
+        assert proc.poll() is None, "the gateway exited while a stream was still open"
+
+        received.extend(chunks)
+    events = frames(b"".join(received))
+    names = [name for name, _ in events]
+    assert names[0] == "message_start" and names[-1] == "message_stop" and "error" not in names
+    text = "".join(p["delta"]["text"] for n, p in events if n == "content_block_delta")
+    assert text == TEXT
+
+    code = proc.wait(timeout=EXIT_WITHIN)
+    assert time.monotonic() - signalled < EXIT_WITHIN
+    # After a graceful shutdown uvicorn re-raises the signal it caught (Server.capture_signals), so the process
+    # ends "by SIGTERM" as supervisors expect; the log shows it got there through the lifespan shutdown.
+    assert code in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in log.read_text()
