@@ -48,6 +48,7 @@ async def test_draining_refuses_new_work_and_turns_unready(
     app = await app_factory(make_settings())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY) as http:
         assert (await http.get("/readyz")).status_code == 200
+        before = _refusals((await http.get("/metrics")).text)
         app.state.gateway.lifecycle.begin_drain()
         refused = await http.post("/v1/messages", json=MESSAGE)
         assert refused.status_code == 529 and refused.headers["retry-after"] == "5"
@@ -55,7 +56,15 @@ async def test_draining_refuses_new_work_and_turns_unready(
         ready = await http.get("/readyz")
         assert ready.status_code == 503 and ready.json()["reason"] == "draining"
         assert (await http.get("/healthz")).status_code == 200  # alive, just not taking work
+        metrics = (await http.get("/metrics")).text
     assert upstream.requests == []
+    assert _refusals(metrics) == before + 1  # refused before routing, yet counted under its route
+
+
+def _refusals(metrics: str) -> float:
+    """529s counted under the /v1/messages route (the registry is process-wide: compare before and after)."""
+    line = 'messages_bridge_requests_total{model="none",route="/v1/messages",status="529"} '
+    return next((float(x[len(line) :]) for x in metrics.splitlines() if x.startswith(line)), 0.0)
 
 
 async def test_lifespan_shutdown_lets_open_requests_finish(

@@ -18,9 +18,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from messages_bridge.app.lifecycle import Lifecycle
 from messages_bridge.errors import OverloadedError, error_body
+from messages_bridge.observability.record import current
 
 UPSTREAM_PATHS = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
-SATURATED_RETRY_AFTER = "1"
+SATURATED_RETRY = "1"
 DRAINING_RETRY_AFTER = "5"
 
 
@@ -35,10 +36,10 @@ class AdmissionMiddleware:
             return
         lifecycle = self.lifecycle
         if lifecycle.draining:
-            await _refuse(send, "The gateway is shutting down; retry on another instance", DRAINING_RETRY_AFTER)
+            await _refuse(scope, send, "The gateway is shutting down; retry on another instance", DRAINING_RETRY_AFTER)
             return
         if lifecycle.inflight >= lifecycle.max_concurrency:
-            await _refuse(send, "Overloaded: too many concurrent requests on this gateway", SATURATED_RETRY_AFTER)
+            await _refuse(scope, send, "Overloaded: too many concurrent requests on this gateway", SATURATED_RETRY)
             return
         lifecycle.inflight += 1
         try:
@@ -47,7 +48,8 @@ class AdmissionMiddleware:
             lifecycle.inflight -= 1
 
 
-async def _refuse(send: Send, message: str, retry_after: str) -> None:
+async def _refuse(scope: Scope, send: Send, message: str, retry_after: str) -> None:
+    current().route = scope["path"]  # refused before routing: still logged and counted under its route
     body = error_body(OverloadedError(message), correlation_id.get())
     headers = [
         (b"content-type", b"application/json"),

@@ -132,7 +132,7 @@ class AccessLog:
     def _finish(self, scope: Scope, record: RequestRecord, capture: _Capture | None, span: Any) -> None:
         done = time.perf_counter()
         route = scope.get("route")
-        record.route = getattr(route, "path", None) or UNMATCHED_ROUTE
+        record.route = getattr(route, "path", None) or record.route or UNMATCHED_ROUTE
         if record.status is None:
             record.status = 499 if record.disconnected else 500
         self.metrics.observe(record, done)
