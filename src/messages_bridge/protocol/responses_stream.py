@@ -44,7 +44,7 @@ class ContentPartDone(Struct, kw_only=True):
 
 
 class TextDelta(Struct, kw_only=True):
-    """`response.output_text.delta` and `response.refusal.delta`."""
+    """`response.output_text.delta` (`RefusalDelta` has the same shape: a separate type, so handlers dispatch on it)."""
 
     item_id: str = ""
     content_index: int = 0
