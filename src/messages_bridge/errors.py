@@ -253,6 +253,17 @@ class _ErrorEnvelope(msgspec.Struct, omit_defaults=True):
 _ENCODER = msgspec.json.Encoder()
 
 
+def validation_message(exc: msgspec.ValidationError, *, prefix: str = "") -> str:
+    """`Expected int, got str - at $.max_tokens` → `max_tokens: Expected int, got str` (Anthropic's style).
+
+    `prefix` names where a separately decoded part sits in the request (`tools` for the tool array).
+    """
+    text, sep, path = str(exc).rpartition(" - at `$")
+    if not sep:
+        return f"{prefix}: {exc}" if prefix else str(exc)
+    return f"{prefix}{path.rstrip('`')}".lstrip(".") + f": {text}"
+
+
 def error_body(error: GatewayError, request_id: str | None) -> bytes:
     """The Anthropic error envelope `{"type":"error","error":{...},"request_id":...}` as JSON bytes."""
     envelope = _ErrorEnvelope("error", _ErrorDetail(error.error_type, error.message), request_id)

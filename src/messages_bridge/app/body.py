@@ -8,7 +8,7 @@ from typing import TypeVar
 import msgspec
 from starlette.requests import Request
 
-from messages_bridge.errors import InvalidRequestError, RequestTooLargeError
+from messages_bridge.errors import InvalidRequestError, RequestTooLargeError, validation_message
 
 T = TypeVar("T")
 
@@ -41,18 +41,10 @@ def decode_json(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
-        raise InvalidRequestError(_path_first(str(exc))) from exc
+        raise InvalidRequestError(validation_message(exc)) from exc
     except msgspec.DecodeError as exc:
         raise InvalidRequestError(f"Invalid JSON in request body: {exc}") from exc
     except UnicodeDecodeError as exc:  # msgspec reports invalid UTF-8 inside a string this way
         raise InvalidRequestError("Invalid JSON in request body: invalid UTF-8") from exc
     except RecursionError as exc:  # nesting deeper than the interpreter's recursion limit
         raise InvalidRequestError("Invalid JSON in request body: nested too deeply") from exc
-
-
-def _path_first(message: str) -> str:
-    """`Expected int, got str - at $.max_tokens` → `max_tokens: Expected int, got str` (Anthropic's style)."""
-    text, sep, path = message.rpartition(" - at `$")
-    if not sep:
-        return message
-    return f"{path.rstrip('`').lstrip('.')}: {text}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from messages_bridge.observability.record import RequestRecord
 from messages_bridge.protocol import anthropic as a
+from messages_bridge.translate.tools import tool_set
 
 _MAX_MODEL_CHARS = 100
 
@@ -16,7 +17,7 @@ def describe(req: a.MessagesRequest | a.CountTokensRequest, record: RequestRecor
     record.model = req.model[:_MAX_MODEL_CHARS]
     record.stream = bool(getattr(req, "stream", False))
     record.messages = len(req.messages)
-    record.tools = len(req.tools) if req.tools else 0
+    record.tools = len(tool_set(req.tools).tools)
     blocks: dict[str, int] = {}
     if isinstance(req.system, list):
         blocks["system_text"] = len(req.system)

@@ -195,7 +195,9 @@ class _ConversationRequest(Struct, kw_only=True):
     model: Annotated[str, Meta(min_length=1)]
     messages: list[InputMessage]
     system: str | list[TextBlock] | None = None
-    tools: list[Tool] | None = None
+    # Raw: Claude Code resends the same ~64 KB tool array on every turn, so it is decoded and translated once per
+    # distinct array (translate/tools.tool_set), not on every request.
+    tools: Raw | UnsetType = UNSET
     tool_choice: ToolChoice | None = None
     thinking: ThinkingConfig | None = None
     output_config: OutputConfig | None = None
@@ -220,6 +222,7 @@ class CountTokensRequest(_ConversationRequest, kw_only=True):
 
 
 MESSAGES_DECODER = msgspec.json.Decoder(MessagesRequest)
+TOOLS_DECODER = msgspec.json.Decoder(list[Tool] | None)
 COUNT_TOKENS_DECODER = msgspec.json.Decoder(CountTokensRequest)
 
 

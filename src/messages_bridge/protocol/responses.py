@@ -123,7 +123,7 @@ class ResponsesRequest(TypedDict):
     include: list[str]
     instructions: NotRequired[str]
     max_output_tokens: NotRequired[int]
-    tools: NotRequired[list[FunctionTool]]
+    tools: NotRequired[Raw]  # an encoded `list[FunctionTool]`, translated once per distinct tool array
     tool_choice: NotRequired[ToolChoiceParam]
     parallel_tool_calls: NotRequired[bool]
     reasoning: NotRequired[ReasoningParam]

@@ -14,7 +14,7 @@ from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import responses as r
 from messages_bridge.translate.content import block_type, text_part, tool_result_output, user_parts
 from messages_bridge.translate.signatures import decode_signature
-from messages_bridge.translate.tools import is_strict_schema, name_map, to_function_tool, to_tool_choice, upstream_name
+from messages_bridge.translate.tools import is_strict_schema, to_tool_choice, tool_set, upstream_name
 
 MIN_OUTPUT_TOKENS = 16  # the Responses API rejects max_output_tokens below 16
 NEW_API_VERSION = "2026-10-21"
@@ -313,8 +313,8 @@ def _base_body(
     body: r.ResponsesRequest = {"model": profile.model, "input": items, "store": False, "include": []}
     if (instructions := _instructions(req.system)) is not None:
         body["instructions"] = instructions
-    if req.tools:
-        body["tools"] = [to_function_tool(t) for t in req.tools]
+    if (tools := tool_set(req.tools)).tools:
+        body["tools"] = tools.upstream
     choice, parallel = to_tool_choice(req.tool_choice)
     if choice is not None:
         body["tool_choice"] = choice
@@ -349,7 +349,7 @@ def to_responses_request(req: a.MessagesRequest, profile: UpstreamProfile, *, ap
         body["stream"] = True
         body["stream_options"] = {"include_obfuscation": False}
     stops = tuple(s for s in req.stop_sequences or () if s)
-    return Translation(body, ReplyContext(name_map(req.tools), stops, requested, prefill), notes)
+    return Translation(body, ReplyContext(tool_set(req.tools).names, stops, requested, prefill), notes)
 
 
 _COUNT_KEYS = ("model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "reasoning", "text")

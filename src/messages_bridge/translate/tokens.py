@@ -7,6 +7,7 @@ PDF page estimate. It exists so `count_tokens` and `message_start` usage are nev
 from __future__ import annotations
 
 from messages_bridge.protocol import anthropic as a
+from messages_bridge.translate.tools import tool_set
 
 CHARS_PER_TOKEN = 4
 IMAGE_TOKENS = 1600  # Anthropic's cost of a ~1.2 megapixel image ((w*h)/750)
@@ -58,6 +59,5 @@ def estimate_input_tokens(req: a.CountTokensRequest | a.MessagesRequest) -> int:
             c, t = _block_chars(block)
             chars += c
             fixed += t
-    for tool in req.tools or ():
-        chars += len(tool.name) + len(tool.description or "") + len(tool.input_schema or b"")
+    chars += tool_set(req.tools).chars
     return chars // CHARS_PER_TOKEN + fixed

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import OrderedDict
+from dataclasses import dataclass
 from functools import lru_cache
 
 import msgspec
 
-from messages_bridge.errors import InvalidRequestError
+from messages_bridge.errors import InvalidRequestError, validation_message
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import responses as r
 
@@ -97,6 +99,54 @@ def to_function_tool(tool: a.Tool) -> r.FunctionTool:
     if tool.description:
         out["description"] = tool.description
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSet:
+    """One request's tool array, validated and translated: what every consumer of the tools needs."""
+
+    tools: tuple[a.Tool, ...]
+    upstream: msgspec.Raw  # the encoded `list[FunctionTool]` for the Responses request
+    names: dict[str, str]  # upstream name → Anthropic name, for the tools whose name had to change
+    chars: int  # names, descriptions and schemas, for the local token estimate
+
+
+NO_TOOLS = ToolSet((), msgspec.Raw(b"[]"), {}, 0)
+_ENCODER = msgspec.json.Encoder()
+_TOOL_SETS: OrderedDict[bytes, ToolSet] = OrderedDict()
+TOOL_SET_CACHE = 32  # distinct tool arrays kept (Claude Code sends one per version and mode; ~64 KB each)
+
+
+def tool_set(raw: msgspec.Raw | msgspec.UnsetType) -> ToolSet:
+    """The translated tool array, computed once per distinct array (a small LRU keyed by its bytes).
+
+    Pure as far as callers can tell: the same bytes always give the same ToolSet; invalid arrays raise each time.
+    """
+    if isinstance(raw, msgspec.UnsetType):
+        return NO_TOOLS
+    key = bytes(raw)
+    cached = _TOOL_SETS.get(key)
+    if cached is not None:
+        _TOOL_SETS.move_to_end(key)
+        return cached
+    built = _build_tool_set(key)
+    _TOOL_SETS[key] = built
+    if len(_TOOL_SETS) > TOOL_SET_CACHE:
+        _TOOL_SETS.popitem(last=False)
+    return built
+
+
+def _build_tool_set(raw: bytes) -> ToolSet:
+    try:
+        decoded = a.TOOLS_DECODER.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequestError(validation_message(exc, prefix="tools")) from exc
+    if not decoded:
+        return NO_TOOLS  # `"tools": null` or `[]`
+    tools = tuple(decoded)
+    upstream = msgspec.Raw(_ENCODER.encode([to_function_tool(t) for t in tools]))
+    chars = sum(len(t.name) + len(t.description or "") + len(t.input_schema or b"") for t in tools)
+    return ToolSet(tools, upstream, name_map(list(tools)), chars)
 
 
 def to_tool_choice(choice: a.ToolChoice | None) -> tuple[r.ToolChoiceParam | None, bool | None]:
