@@ -6,6 +6,8 @@ are simply not declared: msgspec skips unknown fields without building objects f
 Tool schemas and tool inputs stay `msgspec.Raw`: the gateway forwards them verbatim, so decoding
 64 KB of JSON Schema into Python objects on every request would be pure waste.
 Responses are TypedDicts: they are built once and encoded straight to JSON.
+Request structs are `gc=False`: they are plain trees that can never form a reference cycle, and a decoded Claude
+Code request is thousands of them — untracked, they cost the cyclic garbage collector nothing under concurrency.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import msgspec
 from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
 
-class _Block(Struct, tag_field="type", kw_only=True, omit_defaults=True):
+class _Block(Struct, gc=False, tag_field="type", kw_only=True, omit_defaults=True):
     """Base of every request content block; the JSON `type` field is the tag."""
 
 
@@ -24,25 +26,25 @@ class TextBlock(_Block, tag="text"):
     text: str
 
 
-class Base64Source(Struct, tag_field="type", tag="base64", kw_only=True):
+class Base64Source(Struct, gc=False, tag_field="type", tag="base64", kw_only=True):
     media_type: str
     data: str
 
 
-class UrlSource(Struct, tag_field="type", tag="url", kw_only=True):
+class UrlSource(Struct, gc=False, tag_field="type", tag="url", kw_only=True):
     url: str
 
 
-class FileSource(Struct, tag_field="type", tag="file", kw_only=True):
+class FileSource(Struct, gc=False, tag_field="type", tag="file", kw_only=True):
     file_id: str
 
 
-class PlainTextSource(Struct, tag_field="type", tag="text", kw_only=True):
+class PlainTextSource(Struct, gc=False, tag_field="type", tag="text", kw_only=True):
     data: str
     media_type: str = "text/plain"
 
 
-class ContentSource(Struct, tag_field="type", tag="content", kw_only=True):
+class ContentSource(Struct, gc=False, tag_field="type", tag="content", kw_only=True):
     content: str | list[TextBlock | ImageBlock]
 
 
@@ -116,12 +118,12 @@ ContentBlock = (
 )
 
 
-class InputMessage(Struct, kw_only=True):
+class InputMessage(Struct, gc=False, kw_only=True):
     role: Literal["user", "assistant", "system"]
     content: str | list[ContentBlock]
 
 
-class Tool(Struct, kw_only=True, omit_defaults=True):
+class Tool(Struct, gc=False, kw_only=True, omit_defaults=True):
     """A custom tool, or an Anthropic-defined tool when `type` is a versioned name."""
 
     name: Annotated[str, Meta(min_length=1, max_length=128)]
@@ -136,60 +138,60 @@ class Tool(Struct, kw_only=True, omit_defaults=True):
     max_uses: int | None = None
 
 
-class ToolChoiceAuto(Struct, tag_field="type", tag="auto", kw_only=True):
+class ToolChoiceAuto(Struct, gc=False, tag_field="type", tag="auto", kw_only=True):
     disable_parallel_tool_use: bool | None = None
 
 
-class ToolChoiceAny(Struct, tag_field="type", tag="any", kw_only=True):
+class ToolChoiceAny(Struct, gc=False, tag_field="type", tag="any", kw_only=True):
     disable_parallel_tool_use: bool | None = None
 
 
-class ToolChoiceTool(Struct, tag_field="type", tag="tool", kw_only=True):
+class ToolChoiceTool(Struct, gc=False, tag_field="type", tag="tool", kw_only=True):
     name: str
     disable_parallel_tool_use: bool | None = None
 
 
-class ToolChoiceNone(Struct, tag_field="type", tag="none", kw_only=True):
+class ToolChoiceNone(Struct, gc=False, tag_field="type", tag="none", kw_only=True):
     pass
 
 
 ToolChoice = ToolChoiceAuto | ToolChoiceAny | ToolChoiceTool | ToolChoiceNone
 
 
-class ThinkingEnabled(Struct, tag_field="type", tag="enabled", kw_only=True):
+class ThinkingEnabled(Struct, gc=False, tag_field="type", tag="enabled", kw_only=True):
     budget_tokens: Annotated[int, Meta(ge=0)]
     display: Literal["summarized", "omitted"] | None = None
 
 
-class ThinkingAdaptive(Struct, tag_field="type", tag="adaptive", kw_only=True):
+class ThinkingAdaptive(Struct, gc=False, tag_field="type", tag="adaptive", kw_only=True):
     display: Literal["summarized", "omitted"] | None = None
 
 
-class ThinkingDisabled(Struct, tag_field="type", tag="disabled", kw_only=True):
+class ThinkingDisabled(Struct, gc=False, tag_field="type", tag="disabled", kw_only=True):
     pass
 
 
-class ThinkingBetweenTools(Struct, tag_field="type", tag="between_tools", kw_only=True):
+class ThinkingBetweenTools(Struct, gc=False, tag_field="type", tag="between_tools", kw_only=True):
     pass
 
 
 ThinkingConfig = ThinkingEnabled | ThinkingAdaptive | ThinkingDisabled | ThinkingBetweenTools
 
 
-class JsonSchemaFormat(Struct, tag_field="type", tag="json_schema", kw_only=True):
+class JsonSchemaFormat(Struct, gc=False, tag_field="type", tag="json_schema", kw_only=True):
     schema: Raw
 
 
-class OutputConfig(Struct, kw_only=True):
+class OutputConfig(Struct, gc=False, kw_only=True):
     effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
     format: JsonSchemaFormat | None = None
 
 
-class Metadata(Struct, kw_only=True):
+class Metadata(Struct, gc=False, kw_only=True):
     user_id: str | None = None
 
 
-class _ConversationRequest(Struct, kw_only=True):
+class _ConversationRequest(Struct, gc=False, kw_only=True):
     """Fields shared by /v1/messages and /v1/messages/count_tokens."""
 
     model: Annotated[str, Meta(min_length=1)]
