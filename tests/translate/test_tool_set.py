@@ -50,3 +50,15 @@ def test_cache_is_bounded() -> None:
     for i in range(t.TOOL_SET_CACHE + 5):
         t.tool_set(_raw([{"name": f"tool_{i}"}]))
     assert len(t._TOOL_SETS) == t.TOOL_SET_CACHE
+
+
+def test_one_request_asking_again_skips_the_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = _raw([{"name": "only_once"}])
+    lookups: list[msgspec.Raw] = []
+    real = t._lookup
+    monkeypatch.setattr(t, "_lookup", lambda r: lookups.append(r) or real(r))
+    first = t.tool_set(raw)
+    assert t.tool_set(raw) is first and t.tool_set(raw) is first
+    assert len(lookups) == 1
+    equal_but_new = _raw([{"name": "only_once"}])
+    assert t.tool_set(equal_but_new) is first and len(lookups) == 2  # a new object is looked up (and found)

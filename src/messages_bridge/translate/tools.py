@@ -117,6 +117,15 @@ _TOOL_SETS: OrderedDict[bytes, ToolSet] = OrderedDict()
 TOOL_SET_CACHE = 32  # distinct tool arrays kept (Claude Code sends one per version and mode; ~64 KB each)
 
 
+@dataclass(slots=True)
+class _LastAsked:
+    raw: object = None
+    tools: ToolSet = NO_TOOLS
+
+
+_LAST = _LastAsked()  # the last Raw asked about and its ToolSet
+
+
 def tool_set(raw: msgspec.Raw | msgspec.UnsetType) -> ToolSet:
     """The translated tool array, computed once per distinct array (a small LRU keyed by its bytes).
 
@@ -124,6 +133,16 @@ def tool_set(raw: msgspec.Raw | msgspec.UnsetType) -> ToolSet:
     """
     if isinstance(raw, msgspec.UnsetType):
         return NO_TOOLS
+    if raw is _LAST.raw:
+        # One request asks several times (shape, translation, reply context, token estimate): skip re-hashing its
+        # 64 KB. The strong reference keeps the object alive, so an identity match can never be a reused address.
+        return _LAST.tools
+    found = _lookup(raw)
+    _LAST.raw, _LAST.tools = raw, found
+    return found
+
+
+def _lookup(raw: msgspec.Raw) -> ToolSet:
     key = bytes(raw)
     cached = _TOOL_SETS.get(key)
     if cached is not None:
