@@ -10,6 +10,7 @@
     ├── RequestTooLargeError          413 request_too_large
     ├── RateLimitError                429 rate_limit_error
     ├── ApiError                      500 api_error
+    │   └── BadUpstreamError          502 api_error (the upstream's answer is unusable)
     ├── UpstreamTimeoutError          504 timeout_error
     └── OverloadedError               529 overloaded_error
 
@@ -84,6 +85,13 @@ class RateLimitError(GatewayError):
 class ApiError(GatewayError):
     status_code = 500
     error_type = "api_error"
+
+
+class BadUpstreamError(ApiError):
+    """An upstream answer the gateway cannot use (a redirect, an oversized body or event, an encoding it did not
+    ask for, corrupt compression): an upstream fault, reported as a proxy does (502)."""
+
+    status_code = 502
 
 
 class UpstreamTimeoutError(GatewayError):
@@ -197,6 +205,8 @@ def from_upstream_status(
     context_window: int = 0,
 ) -> GatewayError:
     """Map a non-2xx upstream HTTP answer to the Anthropic error the client sees."""
+    if status < 400:
+        return redirect_error(status)
     message, code = _parse_upstream_body(body)
     error_class = _BY_STATUS.get(status, ApiError if status >= 500 else InvalidRequestError)
     if code == "server_is_overloaded" or (code == "slow_down" and status >= 500):
@@ -213,6 +223,15 @@ def from_upstream_status(
     elif error_class in (RateLimitError, OverloadedError) and (after := _retry_after_seconds(headers)):
         out_headers["retry-after"] = after
     return error_class(text, headers=out_headers)
+
+
+def redirect_error(status: int) -> BadUpstreamError:
+    """A 3xx from the upstream: the gateway never follows redirects (the target could be anything)."""
+    message = (
+        f"The upstream answered with a redirect (HTTP {status}), which the gateway does not follow; "
+        "check OPENAI_BASE_URL"
+    )
+    return BadUpstreamError(message, headers={"x-should-retry": "false"})
 
 
 def from_stream_error(

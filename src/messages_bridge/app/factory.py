@@ -25,7 +25,7 @@ from messages_bridge.demo.server import create_upstream_app
 from messages_bridge.errors import GatewayError
 from messages_bridge.observability.metrics import metrics_endpoint
 from messages_bridge.observability.middleware import RequestIdAlias, instrument
-from messages_bridge.upstream.client import ResponsesClient, Timeouts, default_transport
+from messages_bridge.upstream.client import ResponsesClient, Timeouts, UpstreamLimits, default_transport
 from messages_bridge.upstream.retry import RetryPolicy
 
 _ID_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -85,6 +85,7 @@ def create_app(
             api_key=key,
             timeouts=timeouts,
             retry=retry,
+            limits=UpstreamLimits(settings.max_upstream_body_bytes, settings.max_upstream_event_bytes),
         )
         keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
         app.state.gateway = GatewayState(settings=settings, client=client, keys=keys, lifecycle=lifecycle)

@@ -63,7 +63,8 @@ async def stream_message(state: GatewayState, req: a.MessagesRequest, t: Transla
     note_upstream_status(upstream.status_code, upstream.headers.get("x-request-id"))
     translator = StreamTranslator(t.reply, model=req.model, input_tokens=estimate_input_tokens(req),
                                   context_window=state.settings.context_window)  # fmt: skip
-    relay = StreamRelay(upstream, translator, stack, ping_interval=state.settings.ping_interval, record=record)
+    relay = StreamRelay(upstream, translator, stack, ping_interval=state.settings.ping_interval, record=record,
+                        max_event_bytes=state.client.limits.event_bytes)  # fmt: skip
     headers = {**HEADERS, **client_ratelimit_headers(upstream.headers)}
     return StreamingResponse(relay.body(), media_type="text/event-stream", headers=headers,
                              background=BackgroundTask(relay.close))  # fmt: skip
@@ -87,14 +88,14 @@ class StreamRelay:
     """One stream: a producer (upstream → translator → frames) and the response body (frames or pings)."""
 
     def __init__(self, upstream: httpx.Response, translator: StreamTranslator, stack: AsyncExitStack, *,
-                 ping_interval: float, record: RequestRecord) -> None:  # fmt: skip
+                 ping_interval: float, record: RequestRecord, max_event_bytes: int) -> None:  # fmt: skip
         self._upstream = upstream
         self._translator = translator
         self._stack = stack
         self._ping = ping_interval
         self._record = record
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_WRITES)
-        self._events = stream_events(upstream)
+        self._events = stream_events(upstream, max_event_bytes=max_event_bytes)
         self._producer: asyncio.Task[None] | None = None
         self._draining = False
         self._ended = False  # the producer is past its last frame: it releases the upstream itself

@@ -15,15 +15,17 @@ from dataclasses import dataclass
 import httpx
 import msgspec
 
-from messages_bridge.errors import ApiError, from_transport_error
+from messages_bridge.errors import ApiError, BadUpstreamError, GatewayError, from_transport_error
 from messages_bridge.protocol import responses as r
 from messages_bridge.protocol.responses_stream import StreamEvent, decode_event
-from messages_bridge.protocol.sse import ServerSentEvent, SSEDecoder
+from messages_bridge.protocol.sse import DEFAULT_MAX_EVENT_BYTES, EventTooLargeError, ServerSentEvent, SSEDecoder
 from messages_bridge.upstream.aiohttp_transport import AiohttpTransport
+from messages_bridge.upstream.content import ContentDecoder, check_encoding
 from messages_bridge.upstream.retry import NO_RETRIES, RetryPolicy, send_with_retries
 
 REQUEST_ID_HEADER = "x-client-request-id"
 EVENTS_PER_SLICE = 16
+ERROR_BODY_BYTES = 1024 * 1024  # an upstream error body is read this far (its message is all we use), the rest cut
 
 
 class UpstreamHTTPError(Exception):
@@ -42,6 +44,14 @@ class UpstreamReply:
     upstream_request_id: str | None
     status: int
     headers: httpx.Headers
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamLimits:
+    """How much of one upstream answer the gateway holds: a whole JSON body, or one stream event (decoded bytes)."""
+
+    body_bytes: int = 64 * 1024 * 1024
+    event_bytes: int = DEFAULT_MAX_EVENT_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +80,21 @@ class ResponsesClient:
         api_key: str | None,
         timeouts: Timeouts,
         retry: RetryPolicy = NO_RETRIES,
+        limits: UpstreamLimits = UpstreamLimits(),
     ) -> None:
         self.transport = transport
+        self.limits = limits
         self._retry = retry
         self._base = base_url.rstrip("/")
         self._urls: dict[str, httpx.URL] = {}
         self._timeout = {"timeout": timeouts.extension()}
         self._probe_timeout = {"timeout": Timeouts(connect=5.0, read=5.0).extension()}
-        self._headers = {"content-type": "application/json", "accept": "application/json"}
+        # identity: a compressed answer could inflate far past what was sent (see upstream/content.py).
+        self._headers = {
+            "content-type": "application/json",
+            "accept": "application/json",
+            "accept-encoding": "identity",
+        }
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
         self._secret = api_key.encode() if api_key else None
@@ -108,23 +125,29 @@ class ResponsesClient:
         except httpx.HTTPError as exc:
             raise from_transport_error(exc) from exc
 
-    async def _post(self, path: str, body: bytes, request_id: str | None) -> httpx.Response:
+    async def _post(self, path: str, body: bytes, request_id: str | None) -> tuple[httpx.Response, bytearray]:
+        """The upstream's 2xx answer and its (decoded, size-checked) body; a non-2xx raises `UpstreamHTTPError`."""
         reply = await self._send(path, body, request_id)
         try:
-            await reply.aread()
-        except httpx.HTTPError as exc:
-            raise from_transport_error(exc) from exc
+            if reply.status_code >= 300:
+                raise UpstreamHTTPError(reply.status_code, await self._error_body(reply), reply.headers)
+            return reply, await read_body(reply, self.limits.body_bytes)
         finally:
             await reply.aclose()
-        if reply.status_code >= 300:
-            raise UpstreamHTTPError(reply.status_code, self._scrubbed(reply.content), reply.headers)
-        return reply
+
+    async def _error_body(self, reply: httpx.Response) -> bytes:
+        """An error body, cut at `ERROR_BODY_BYTES`; one that cannot be read or decoded is empty (the status stays)."""
+        try:
+            content = await read_body(reply, ERROR_BODY_BYTES, cut=True)
+        except GatewayError:
+            content = bytearray()
+        return self._scrubbed(bytes(content))
 
     async def create(self, body: bytes, *, request_id: str | None) -> UpstreamReply:
         """A non-streaming `Response`; raises `UpstreamHTTPError` or a `GatewayError`."""
-        reply = await self._post("/responses", body, request_id)
+        reply, content = await self._post("/responses", body, request_id)
         try:
-            response = r.RESPONSE_DECODER.decode(reply.content)
+            response = r.RESPONSE_DECODER.decode(content)
         except ValueError as exc:
             raise from_transport_error(httpx.DecodingError("invalid upstream JSON")) from exc
         return UpstreamReply(response, reply.headers.get("x-request-id"), reply.status_code, reply.headers)
@@ -132,13 +155,13 @@ class ResponsesClient:
     async def input_tokens(self, body: bytes, *, request_id: str | None) -> int | None:
         """The upstream's input-token count, or None when it has no such endpoint (404/405)."""
         try:
-            reply = await self._post("/responses/input_tokens", body, request_id)
+            _, content = await self._post("/responses/input_tokens", body, request_id)
         except UpstreamHTTPError as exc:
             if exc.status in (404, 405):
                 return None
             raise
         try:
-            return r.INPUT_TOKENS_DECODER.decode(reply.content).input_tokens
+            return r.INPUT_TOKENS_DECODER.decode(content).input_tokens
         except ValueError:
             return None
 
@@ -148,11 +171,8 @@ class ResponsesClient:
         response = await self._send("/responses", body, request_id)
         try:
             if response.status_code >= 300:
-                try:
-                    content = await response.aread()
-                except httpx.HTTPError:
-                    content = b""
-                raise UpstreamHTTPError(response.status_code, self._scrubbed(content), response.headers)
+                raise UpstreamHTTPError(response.status_code, await self._error_body(response), response.headers)
+            check_encoding(response.headers.get("content-encoding"))
             yield response
         finally:
             await response.aclose()
@@ -184,21 +204,61 @@ def _typed(frames: list[ServerSentEvent]) -> list[StreamEvent]:
     return events
 
 
-async def stream_events(response: httpx.Response) -> AsyncIterator[list[StreamEvent]]:
-    """The typed events of an open upstream stream, one list per network read (one wake-up per read, not per event).
+async def read_body(response: httpx.Response, limit: int, *, cut: bool = False) -> bytearray:
+    """The decoded body, never more than `limit` bytes of it held: past it `BadUpstreamError`, or (`cut`) the cut.
 
-    Transport failures mid-stream (read timeout, reset) come out as the mapped `GatewayError`.
+    Raw bytes only (`aiter_raw`): httpx's own decoding follows `content-encoding` with no limit at all.
     """
-    decoder = SSEDecoder()
+    decoder = ContentDecoder(response.headers.get("content-encoding"))
+    body = bytearray()
     try:
-        async for chunk in response.aiter_bytes():
-            frames = decoder.feed(chunk)
-            # A long read is handed on in slices, so its first events are translated (and its first token sent)
-            # before the rest of it is decoded.
-            for start in range(0, len(frames), EVENTS_PER_SLICE):
-                if events := _typed(frames[start : start + EVENTS_PER_SLICE]):
-                    yield events
+        async for raw in response.aiter_raw():
+            for piece in decoder.feed(raw):
+                if _append(body, piece, limit, cut=cut):
+                    return body
+        for piece in decoder.flush():
+            if _append(body, piece, limit, cut=cut):
+                return body
     except httpx.HTTPError as exc:
         raise from_transport_error(exc) from exc
-    if events := _typed(decoder.finish()):
+    return body
+
+
+def _append(body: bytearray, piece: bytes, limit: int, *, cut: bool) -> bool:
+    """Add one decoded piece (at most 64 KiB, or one network read); True once a `cut` body is full."""
+    body += piece
+    if len(body) <= limit:
+        return False
+    if not cut:
+        raise BadUpstreamError(f"The upstream's answer is larger than {limit} bytes")
+    del body[limit:]
+    return True
+
+
+async def stream_events(
+    response: httpx.Response, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+) -> AsyncIterator[list[StreamEvent]]:
+    """The typed events of an open upstream stream, one list per network read (one wake-up per read, not per event).
+
+    Transport failures mid-stream (read timeout, reset) come out as the mapped `GatewayError`; an event larger
+    than `max_event_bytes` (decoded) as `BadUpstreamError`.
+    """
+    content = ContentDecoder(response.headers.get("content-encoding"))
+    decoder = SSEDecoder(max_event_bytes)
+    try:
+        async for raw in response.aiter_raw():
+            for chunk in content.feed(raw):
+                frames = decoder.feed(chunk)
+                # A long read is handed on in slices, so its first events are translated (and its first token
+                # sent) before the rest of it is decoded.
+                for start in range(0, len(frames), EVENTS_PER_SLICE):
+                    if events := _typed(frames[start : start + EVENTS_PER_SLICE]):
+                        yield events
+        frames = [frame for chunk in content.flush() for frame in decoder.feed(chunk)]
+        frames += decoder.finish()
+    except httpx.HTTPError as exc:
+        raise from_transport_error(exc) from exc
+    except EventTooLargeError as exc:
+        raise BadUpstreamError(f"The upstream sent a stream event larger than {exc.limit} bytes") from exc
+    if events := _typed(frames):
         yield events
