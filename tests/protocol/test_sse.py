@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from messages_bridge.errors import OverloadedError, error_event_payload
 from messages_bridge.protocol import anthropic_stream as o
-from messages_bridge.protocol.sse import ServerSentEvent, SSEDecoder, frame
+from messages_bridge.protocol.sse import EventTooLargeError, ServerSentEvent, SSEDecoder, frame
 from tests.streamkit import chunked
 
 
@@ -96,3 +97,43 @@ def test_error_event_matches_the_error_module_payload() -> None:
     error = OverloadedError("Overloaded")
     event = o.ErrorEvent(o.ErrorDetail(error.error_type, error.message))
     assert o.encode_event(event) == frame(b"error", error_event_payload(error))
+
+
+# --- limits: linear cost, one bounded event --------------------------------------------------------------------------
+
+
+def test_a_line_in_many_chunks_is_held_as_fed_and_joined_once() -> None:
+    """Linear cost, structurally: chunks without a line end are kept as the very objects fed (no re-joining, so
+    no copy of what came before), and joined once, when the line ends."""
+    decoder = SSEDecoder()
+    chunks = [bytes([97 + i % 26]) * 1000 for i in range(2000)]
+    assert decoder.feed(b"event: big\ndata: ") == []
+    for chunk in chunks:
+        assert decoder.feed(chunk) == []
+    held = decoder._partial
+    assert len(held) == 1 + len(chunks) and all(a is b for a, b in zip(held[1:], chunks, strict=True))
+    assert decoder.feed(b"\n\n") == [ServerSentEvent("big", b"".join(chunks))]
+    assert decoder._partial == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=5000), max_size=12), st.sampled_from(["line", "lines"]))
+def test_an_event_over_the_limit_raises_whatever_the_chunking(cuts: list[int], shape: str) -> None:
+    limit = 4096
+    body = b"a" * (limit + 1) if shape == "line" else b"\ndata: ".join([b"a" * 99] * (limit // 100 + 1))
+    data = b"event: x\ndata: " + body + b"\n\n"
+    decoder = SSEDecoder(max_event_bytes=limit)
+    with pytest.raises(EventTooLargeError):
+        for chunk in chunked(data, cuts):
+            decoder.feed(chunk)
+    assert decoder._partial == [] and decoder._data == []  # nothing of the oversized event is kept
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=5000), max_size=12))
+def test_events_under_the_limit_pass_whatever_the_chunking(cuts: list[int]) -> None:
+    limit = 4096
+    data = b"event: x\ndata: " + b"a" * (limit - 16) + b"\n\n" + b"data: " + b"b" * (limit - 16) + b"\n\n"
+    decoder = SSEDecoder(max_event_bytes=limit)
+    events = [e for chunk in chunked(data, cuts) for e in decoder.feed(chunk)] + decoder.finish()
+    assert [len(e.data) for e in events] == [limit - 16, limit - 16]

@@ -78,16 +78,18 @@ class SSEDecoder:
             self._partial_size = 0
         lines = chunk.splitlines(keepends=True)
         last = lines[-1]
+        tail = None
         if last.endswith(b"\r"):
             self._skip_lf = True
         elif not last.endswith(b"\n"):
-            lines.pop()
-            self._hold(last)
+            tail = lines.pop()
         events: list[ServerSentEvent] = []
         for line in lines:
             event = self._line(line.rstrip(b"\r\n"))
             if event is not None:
                 events.append(event)
+        if tail is not None:
+            self._hold(tail)  # after the lines before it: it may open the next event
         return events
 
     def finish(self) -> list[ServerSentEvent]:

@@ -230,6 +230,7 @@ def _append(body: bytearray, piece: bytes, limit: int, *, cut: bool) -> bool:
     if len(body) <= limit:
         return False
     if not cut:
+        body.clear()  # the traceback keeps this frame (and `body`) alive as long as the error is kept
         raise BadUpstreamError(f"The upstream's answer is larger than {limit} bytes")
     del body[limit:]
     return True
