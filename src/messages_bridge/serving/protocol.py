@@ -1,0 +1,261 @@
+"""The HTTP/1.1 connection protocol: uvicorn's httptools protocol with limits enforced before a request reaches the app.
+
+uvicorn's own protocols leave a server open to slow or stuck clients: httptools (what `http="auto"` picks when it
+is installed, as with `uvicorn[standard]`) has no limit on a request head — it accumulates a header value by
+repeated concatenation, so one 128 MB header costs seconds of CPU — and neither protocol has a timeout for a head or
+a body that never finishes. This subclass adds, per connection:
+
+- a head limit: bytes (`max_header_bytes`) and header count (`max_headers`); the head is handed to the parser in
+  8 KiB pieces and counted, so an oversized one is refused after at most one piece more → 431;
+- a head timeout (`header_timeout`), from the connection's opening or the request's first byte → 408 (or a plain
+  close when nothing at all was sent);
+- a body timeout: the body may pause at most `body_timeout` seconds, and must arrive within `body_timeout` plus
+  one second per `min_body_rate` bytes (so one byte per second is cut off) → 408, and the app sees a disconnect;
+- a cap on open connections (`max_connections` per process) → 503 `overloaded_error` with `retry-after`.
+
+Refusals are written here, never by the app (which does not see the request); each is an Anthropic error envelope
+with `connection: close`. What the client still sends is read and discarded for a moment (a close with unread data
+would reset the connection and could destroy the answer in flight), then the connection is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httptools
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from messages_bridge.app.factory import new_request_id
+from messages_bridge.errors import (
+    GatewayError,
+    InvalidRequestError,
+    OverloadedError,
+    UpstreamTimeoutError,
+    error_body,
+)
+
+logger = logging.getLogger("messages_bridge.serving")
+FEED_BYTES = 8 * 1024  # a request head is parsed this much at a time, its size checked in between
+LINGER_SECONDS = 1.0  # after a refusal, how long the client's further bytes are read and discarded
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 128
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    min_body_rate: int = 1024
+    max_connections: int = 4096
+
+
+class _Refusal(Exception):
+    """Raised inside a parser callback: the request is refused with this status and error."""
+
+    def __init__(self, status: int, error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.status = status
+        self.error = error
+
+
+def _head_too_large(limits: ConnectionLimits) -> _Refusal:
+    message = (
+        f"Request header fields too large: at most {limits.max_header_bytes} bytes and {limits.max_headers} fields"
+    )
+    return _Refusal(431, InvalidRequestError(message))
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """`HttpToolsProtocol` plus the limits of `ConnectionLimits` (built by uvicorn through a `functools.partial`)."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        limits: ConnectionLimits,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits = limits
+        self._in_head = True  # from the opening (or a request's first byte) until its head is complete
+        self._begun = False  # a byte of the current request has arrived
+        self._head_bytes = 0  # raw bytes fed to the parser while in a head (approximate by one piece)
+        self._head_size = 0  # URL + header names and values, exact
+        self._header_count = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_started = self._body_last = 0.0
+        self._body_bytes = 0
+        self._refusing = False
+
+    # --- the connection -----------------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            logger.warning("connection refused: %d open connections", len(self.connections) - 1)
+            error = OverloadedError("Overloaded: too many open connections", headers={"retry-after": "1"})
+            self._refuse(503, error)
+            return
+        self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timers()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refusing:
+            return  # after a refusal: read and dropped until the linger ends
+        self._unset_keepalive_if_required()
+        offset, size = 0, len(data)
+        while offset < size:
+            if self._in_head:  # pieces, so an oversized head is caught before the parser has chewed on all of it
+                piece = data[offset : offset + FEED_BYTES] if offset or size > FEED_BYTES else data
+                self._head_bytes += len(piece)
+            else:
+                piece = data[offset:] if offset else data
+            offset += len(piece)
+            if not self._feed(piece):
+                return
+            if self._in_head and self._head_bytes > self.limits.max_header_bytes:
+                self._refuse(431, _head_too_large(self.limits).error)
+                return
+
+    def _feed(self, piece: bytes) -> bool:
+        """Parse one piece as uvicorn does; False once the connection is being closed or upgraded."""
+        try:
+            self.parser.feed_data(piece)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _Refusal):
+                self._refuse(exc.__context__.status, exc.__context__.error)
+            else:
+                self._bad_request()
+            return False
+        except httptools.HttpParserError:
+            self._bad_request()
+            return False
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return False
+        return not self.transport.is_closing()
+
+    def _bad_request(self) -> None:
+        message = "Invalid HTTP request received."
+        self.logger.warning(message)
+        self._cancel_timers()
+        self.send_400_response(message)
+
+    # --- parser callbacks ---------------------------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._begun = self._in_head = True  # counters were zeroed when the previous head completed (or at the opening)
+        if self._head_timer is None:  # a later request on a kept-alive connection: its head is timed from here
+            self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_timed_out)
+
+    def on_url(self, url: bytes) -> None:
+        self._grow_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        self._grow_head(len(name) + len(value) + 4)
+        if self._header_count > self.limits.max_headers:
+            raise _head_too_large(self.limits)
+        super().on_header(name, value)
+
+    def _grow_head(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > self.limits.max_header_bytes:
+            raise _head_too_large(self.limits)
+
+    def on_headers_complete(self) -> None:
+        self._begun = self._in_head = False
+        self._head_bytes = self._head_size = self._header_count = 0
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        now = self.loop.time()
+        self._body_started = self._body_last = now
+        self._body_bytes = 0
+        self._body_timer = self.loop.call_at(now + self.limits.body_timeout, self._check_body)
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        self._body_last = self.loop.time()
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        super().on_message_complete()
+
+    # --- timeouts and refusals ----------------------------------------------------------------------------------
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if not self._begun:
+            self.transport.close()  # not one byte of a request: nothing to answer
+            return
+        self._refuse(408, UpstreamTimeoutError("Request timeout: the request head was not received in time"))
+
+    def _body_deadline(self) -> float:
+        limits = self.limits
+        by_rate = self._body_started + limits.body_timeout + self._body_bytes / limits.min_body_rate
+        return min(by_rate, self._body_last + limits.body_timeout)
+
+    def _check_body(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing() or self._in_head:
+            return
+        now = self.loop.time()
+        if self.flow.read_paused:  # the app is not reading yet: the client is not to blame for the wait
+            self._body_started = now - self._body_bytes / self.limits.min_body_rate
+            self._body_last = now
+        deadline = self._body_deadline()
+        if now < deadline:
+            self._body_timer = self.loop.call_at(deadline, self._check_body)
+            return
+        cycle = self.cycle
+        if cycle.response_started:
+            self.transport.close()  # answered already; the rest of the body will not come
+            return
+        cycle.disconnected = True  # the app waits for the body: it sees the client gone, its answer is dropped
+        cycle.message_event.set()
+        self._refuse(408, UpstreamTimeoutError("Request timeout: the request body was not received in time"))
+
+    def _refuse(self, status: int, error: GatewayError) -> None:
+        """Answer `status` with `error`'s envelope, close our side, and drop the connection after the linger."""
+        self._refusing = True
+        self._cancel_timers()
+        request_id = new_request_id()
+        body = error_body(error, request_id)
+        headers = [*self.server_state.default_headers]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers += [(b"request-id", request_id.encode()), (b"connection", b"close")]
+        headers += [(k.encode(), v.encode()) for k, v in error.headers.items()]
+        head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+        self.transport.write(STATUS_LINE[status] + head + b"\r\n" + body)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.abort)
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._head_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._body_timer = None
