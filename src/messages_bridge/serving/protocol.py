@@ -5,9 +5,10 @@ is installed, as with `uvicorn[standard]`) has no limit on a request head — it
 repeated concatenation, so one 128 MB header costs seconds of CPU — and neither protocol has a timeout for a head or
 a body that never finishes. This subclass adds, per connection:
 
-- a head limit: bytes (`max_header_bytes`) and header count (`max_headers`); the head is handed to the parser in
-  8 KiB pieces and counted, so an oversized one is refused after at most one piece more → 431;
-- a head timeout (`header_timeout`), from the connection's opening or the request's first byte → 408 (or a plain
+- a head limit: bytes (`max_header_bytes`) and header count (`max_headers`) → 431. Bytes are counted as they are
+  handed to the parser, up to the limit and then in 8 KiB pieces, so the parser never sees more than one piece past
+  it; a completed head is measured exactly before the app is started;
+- a head timeout (`header_timeout`), from the connection's opening or the request's first read → 408 (or a plain
   close when nothing at all was sent);
 - a body timeout: the body may pause at most `body_timeout` seconds, and must arrive within `body_timeout` plus
   one second per `min_body_rate` bytes (so one byte per second is cut off) → 408, and the app sees a disconnect;
@@ -40,7 +41,7 @@ from messages_bridge.errors import (
 )
 
 logger = logging.getLogger("messages_bridge.serving")
-FEED_BYTES = 8 * 1024  # a request head is parsed this much at a time, its size checked in between
+FEED_BYTES = 8 * 1024  # past the head limit, what the parser may still be handed before the head is refused
 LINGER_SECONDS = 1.0  # after a refusal, how long the client's further bytes are read and discarded
 
 
@@ -86,9 +87,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.limits = limits
         self._in_head = True  # from the opening (or a request's first byte) until its head is complete
         self._begun = False  # a byte of the current request has arrived
-        self._head_bytes = 0  # raw bytes fed to the parser while in a head (approximate by one piece)
-        self._head_size = 0  # URL + header names and values, exact
-        self._header_count = 0
+        self._head_bytes = 0  # raw bytes fed to the parser while in a head (over by at most one piece)
+        self._body_pending = False  # a head is complete, its body is not
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_started = self._body_last = 0.0
@@ -116,8 +116,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         offset, size = 0, len(data)
         while offset < size:
-            if self._in_head:  # pieces, so an oversized head is caught before the parser has chewed on all of it
-                piece = data[offset : offset + FEED_BYTES] if offset or size > FEED_BYTES else data
+            if self._in_head:  # up to the limit, then pieces: an oversized head is caught one piece past it
+                room = max(FEED_BYTES, self.limits.max_header_bytes - self._head_bytes)
+                piece = data[offset : offset + room] if offset or size > room else data
                 self._head_bytes += len(piece)
             else:
                 piece = data[offset:] if offset else data
@@ -127,6 +128,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if self._in_head and self._head_bytes > self.limits.max_header_bytes:
                 self._refuse(431, _head_too_large(self.limits).error)
                 return
+        self._arm_timers()
+
+    def _arm_timers(self) -> None:
+        """Time what is still incomplete after this read (most requests arrive whole in one: no timer at all)."""
+        if self._in_head:
+            if self._begun and self._head_timer is None:  # a later request's head, timed from its first read
+                self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_timed_out)
+        elif self._body_pending and self._body_timer is None:
+            now = self.loop.time()
+            self._body_started = self._body_last = now
+            self._body_timer = self.loop.call_at(now + self.limits.body_timeout, self._check_body)
 
     def _feed(self, piece: bytes) -> bool:
         """Parse one piece as uvicorn does; False once the connection is being closed or upgraded."""
@@ -159,37 +171,24 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._begun = self._in_head = True  # counters were zeroed when the previous head completed (or at the opening)
-        if self._head_timer is None:  # a later request on a kept-alive connection: its head is timed from here
-            self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_timed_out)
-
-    def on_url(self, url: bytes) -> None:
-        self._grow_head(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        self._grow_head(len(name) + len(value) + 4)
-        if self._header_count > self.limits.max_headers:
-            raise _head_too_large(self.limits)
-        super().on_header(name, value)
-
-    def _grow_head(self, size: int) -> None:
-        self._head_size += size
-        if self._head_size > self.limits.max_header_bytes:
-            raise _head_too_large(self.limits)
+        self._begun = self._in_head = True  # the head counter was zeroed when the previous head completed
 
     def on_headers_complete(self) -> None:
+        if self._head_bytes > self.limits.max_header_bytes or len(self.headers) > self.limits.max_headers:
+            self._check_head()  # the read that ended the head may have carried body bytes too: count exactly
         self._begun = self._in_head = False
-        self._head_bytes = self._head_size = self._header_count = 0
+        self._head_bytes = self._body_bytes = 0
+        self._body_pending = True
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
-        now = self.loop.time()
-        self._body_started = self._body_last = now
-        self._body_bytes = 0
-        self._body_timer = self.loop.call_at(now + self.limits.body_timeout, self._check_body)
         super().on_headers_complete()
+
+    def _check_head(self) -> None:
+        """Refuse (before the app is started) a head over the limits; raised inside the parser's callback."""
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self.limits.max_header_bytes or len(self.headers) > self.limits.max_headers:
+            raise _head_too_large(self.limits)
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -197,6 +196,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._body_pending = False
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
