@@ -70,12 +70,12 @@ def encoded(data: bytes, coding: str) -> bytes:
 
 
 def answering(body: bytes, *, status: int = 200, coding: str | None = None, sse: bool = False,
-              heads: list[bytes] | None = None) -> Callable[..., Any]:  # fmt: skip
+              heads: list[bytes] | None = None, length: bool = True) -> Callable[..., Any]:  # fmt: skip
     """A raw upstream: one answer per connection, `content-encoding: coding` (raw-deflate is sent as deflate)."""
     extra = b"connection: close\r\n"
     if coding:
         extra += b"content-encoding: " + coding.replace("raw-deflate", "deflate").encode() + b"\r\n"
-    if not sse:
+    if length and not sse:
         extra += b"content-length: %d\r\n" % len(body)
     content_type = b"text/event-stream" if sse else b"application/json"
 
@@ -211,8 +211,9 @@ async def test_oversized_stream_event_is_an_in_band_api_error(open_gateway: Any,
     assert current < IDLE_CEILING, current
 
 
-async def test_oversized_json_body_is_a_502(open_gateway: Any) -> None:
-    async with raw_upstream(answering(oversized(JSON_OPENING, "one_line"))) as upstream:
+@pytest.mark.parametrize("declared", [True, False], ids=["content_length", "until_close"])
+async def test_oversized_json_body_is_a_502(open_gateway: Any, declared: bool) -> None:
+    async with raw_upstream(answering(oversized(JSON_OPENING, "one_line"), length=declared)) as upstream:
         gateway = await open_gateway(openai_base_url=upstream.base_url, **LIMITS)
         reply, peak, current = await bounded_reply(gateway, MESSAGE)
     assert "larger than" in assert_error(reply, 502, "api_error")["error"]["message"]

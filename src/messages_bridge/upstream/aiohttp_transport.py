@@ -80,7 +80,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections, limit_per_host=self._max_connections, keepalive_timeout=self._keepalive
             )
-            # No Accept-Encoding: the upstream's bytes are relayed as they come, never decompressed twice.
+            # Bodies come out raw (no auto-decompression, no automatic Accept-Encoding): the client asks for identity
+            # and decodes whatever comes anyway with a size cap (upstream/content.py). httpx's own decoding of the
+            # `httpx.Response` built below (`aread`, `aiter_bytes`) has no cap: only `aiter_raw` is used on it.
             self._session = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False, skip_auto_headers=("Accept-Encoding", "User-Agent")
             )

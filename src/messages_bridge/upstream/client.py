@@ -210,6 +210,9 @@ async def read_body(response: httpx.Response, limit: int, *, cut: bool = False) 
     Raw bytes only (`aiter_raw`): httpx's own decoding follows `content-encoding` with no limit at all.
     """
     decoder = ContentDecoder(response.headers.get("content-encoding"))
+    declared = response.headers.get("content-length", "")
+    if not cut and decoder.identity and declared.isdigit() and int(declared) > limit:
+        raise BadUpstreamError(f"The upstream's answer is larger than {limit} bytes")  # known before reading it
     body = bytearray()
     try:
         async for raw in response.aiter_raw():
