@@ -100,7 +100,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
-            logger.warning("connection refused: %d open connections", len(self.connections) - 1)
             error = OverloadedError("Overloaded: too many open connections", headers={"retry-after": "1"})
             self._refuse(503, error)
             return
@@ -242,6 +241,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         """Answer `status` with `error`'s envelope, close our side, and drop the connection after the linger."""
         self._refusing = True
         self._cancel_timers()
+        logger.warning("request refused before the app: %d %s", status, error.message)
         request_id = new_request_id()
         body = error_body(error, request_id)
         headers = [*self.server_state.default_headers]
