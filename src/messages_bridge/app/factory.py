@@ -23,6 +23,7 @@ from messages_bridge.app.state import GatewayState
 from messages_bridge.config import Settings
 from messages_bridge.demo.server import create_upstream_app
 from messages_bridge.errors import GatewayError
+from messages_bridge.observability.logs import Masker, settings_secrets
 from messages_bridge.observability.metrics import metrics_endpoint
 from messages_bridge.observability.middleware import RequestIdAlias, instrument
 from messages_bridge.upstream.client import ResponsesClient, Timeouts, default_transport
@@ -87,7 +88,9 @@ def create_app(
             retry=retry,
         )
         keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
-        app.state.gateway = GatewayState(settings=settings, client=client, keys=keys, lifecycle=lifecycle)
+        app.state.gateway = GatewayState(
+            settings=settings, client=client, keys=keys, scrub=Masker(settings_secrets(settings)), lifecycle=lifecycle
+        )
         undo_signals = install_drain_on_signal(lifecycle)
         try:
             yield

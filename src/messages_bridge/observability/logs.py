@@ -21,6 +21,7 @@ import time
 import traceback
 from collections.abc import Iterable
 from typing import IO, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 from asgi_correlation_id import correlation_id
@@ -78,7 +79,11 @@ _ENCODER = msgspec.json.Encoder()
 
 
 class Masker:
-    """Blanks the configured secret values and anything shaped like a bearer token or an `sk-` key."""
+    """Blanks the configured secret values and anything shaped like a bearer token or an `sk-` key.
+
+    The one masking routine: log lines, captured content and every text bound for a client pass through it.
+    It works on decoded text, so a secret must be matched after JSON unescaping, never in raw bytes.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets = tuple(sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True))
@@ -91,10 +96,12 @@ class Masker:
 
 
 def settings_secrets(settings: Settings) -> list[str]:
-    """Every secret value a setting holds (the upstream key and the client keys)."""
+    """Every secret value a setting holds (the upstream key, the client keys, a password in the upstream URL)."""
     values = [k.get_secret_value() for k in settings.api_keys]
     if settings.openai_api_key is not None:
         values.append(settings.openai_api_key.get_secret_value())
+    if password := urlsplit(settings.upstream_base_url).password:
+        values.append(password)
     return values
 
 
