@@ -10,7 +10,7 @@ import logging
 
 from asgi_correlation_id import correlation_id
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from messages_bridge.errors import ApiError, GatewayError, InvalidRequestError, NotFoundError, error_body
@@ -18,6 +18,7 @@ from messages_bridge.observability.logs import Masker
 from messages_bridge.observability.record import current
 
 logger = logging.getLogger("messages_bridge.errors")
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for "the client closed the connection before the answer"
 _NO_SECRETS = Masker()
 
 
@@ -59,3 +60,14 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     """A bug: log the type only (the message could hold request content) and answer a bare 500."""
     logger.error("unhandled exception", extra={"exception_type": type(exc).__name__})
     return render_error(request, ApiError("Internal server error"))
+
+
+async def on_client_disconnect(_: Request, exc: Exception) -> Response:
+    """The client went away while sending its body: nothing failed here and nobody is left to answer.
+
+    The access record and the metrics count it as a disconnect with status 499, never as an error (no 500, no
+    ERROR line); the response below is dropped by the server.
+    """
+    assert isinstance(exc, ClientDisconnect)
+    current().disconnected = True
+    return Response(status_code=CLIENT_CLOSED_REQUEST)

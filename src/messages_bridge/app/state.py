@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from messages_bridge.app.lifecycle import Lifecycle
+from messages_bridge.app.readiness import ReadinessProbe
 from messages_bridge.config import Settings
 from messages_bridge.observability.logs import Masker
 from messages_bridge.upstream.client import ResponsesClient
@@ -19,6 +20,7 @@ class GatewayState:
     keys: tuple[bytes, ...]
     # Blanks every configured secret in text bound for a client (upstream error messages may quote our key).
     scrub: Masker
+    readiness: ReadinessProbe
     lifecycle: Lifecycle = field(default_factory=lambda: Lifecycle(max_concurrency=1 << 30, grace=0.0))
 
 

@@ -9,7 +9,8 @@ Privacy rules enforced here, whatever a caller passes:
 - only `extra` keys in `ALLOWED_FIELDS` are printed (an allowlist, not a denylist); content fields
   (`request_body`, `response_body`) are printed only when `BRIDGE_LOG_CONTENT=true` configured the formatter;
 - an exception prints its type and the stack (code locations), never its message, which may quote request data;
-- messages and printed values pass through `Masker`, which blanks the configured keys and key-like tokens.
+- messages and printed values pass through `Masker`, which blanks the configured keys and key-like tokens;
+- control characters are escaped in both styles, and console values that could pose as more fields are quoted.
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ _KEY_LIKE = re.compile(r"(?i)\b(bearer\s+)[^\s\"',]+|\bsk-[A-Za-z0-9_\-]{6,}")
 _SECRET_NAME = re.compile(r"(?i)key|secret|token|password|authorization|cookie")
 _URL_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _MAX_MESSAGE = 2048
+# What could end a line, move the cursor or recolour a terminal (C0 and C1 controls, DEL, Unicode line separators,
+# bidirectional overrides): printed as `\uXXXX`, so no value (a model name, a path) can forge or hide a log line.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# A console value with these is printed as a JSON string, so it cannot pose as more `key=value` pairs.
+_NEEDS_QUOTES = re.compile(r'[\s"=\\]')
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -170,7 +176,7 @@ class Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = self.fields(record)
         if self._render == "json":
-            return _ENCODER.encode(fields).decode()
+            return _escape(_ENCODER.encode(fields).decode())
         return _console(fields)
 
 
@@ -189,17 +195,28 @@ def _message(record: logging.LogRecord) -> str:
     return message if len(message) <= _MAX_MESSAGE else message[:_MAX_MESSAGE] + "…"
 
 
+def _escape(text: str) -> str:
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _console_value(value: object) -> str:
+    """`value` for `key=value`: bare when plainly one token, else a JSON string (escapes kept ASCII)."""
+    if isinstance(value, dict | list):
+        return _escape(_ENCODER.encode(value).decode())
+    text = str(value)
+    if text and not _NEEDS_QUOTES.search(text) and not _UNSAFE.search(text):
+        return text
+    return _escape(_ENCODER.encode(text).decode())
+
+
 def _console(fields: dict[str, object]) -> str:
     ts = time.strftime("%H:%M:%S", time.localtime(float(str(fields.pop("ts")))))
-    head = f"{ts} {str(fields.pop('level')).upper():<7} {fields.pop('logger')}: {fields.pop('event')}"
+    level, logger, event = str(fields.pop("level")).upper(), _escape(str(fields.pop("logger"))), fields.pop("event")
+    head = f"{ts} {level:<7} {logger}: {_escape(str(event))}"
     stack = fields.pop("stack", None)
-    rest = " ".join(
-        f"{k}={_ENCODER.encode(v).decode() if isinstance(v, dict | list) else v}"
-        for k, v in fields.items()
-        if v is not None
-    )
+    rest = " ".join(f"{k}={_console_value(v)}" for k, v in fields.items() if v is not None)
     line = f"{head} {rest}" if rest else head
-    return f"{line}\n{stack}" if stack else line
+    return f"{line}\n{_escape(str(stack))}" if stack else line
 
 
 class _Installed(logging.StreamHandler):  # type: ignore[type-arg]
