@@ -29,7 +29,9 @@ class Upstream:
 @pytest.fixture
 async def gateway() -> AsyncIterator[tuple[httpx.AsyncClient, Upstream]]:
     upstream = Upstream()
-    settings = Settings(openai_api_key="sk-probe-test", openai_base_url="http://upstream.test/v1")
+    settings = Settings.model_validate(
+        {"openai_api_key": "sk-probe-test", "openai_base_url": "http://upstream.test/v1"}
+    )
     app = create_app(settings, transport=httpx.MockTransport(upstream.handle))
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY)
     async with app.router.lifespan_context(app), http:

@@ -140,9 +140,8 @@ async def test_no_secret_reaches_a_client_by_any_upstream_text(
             await asyncio.sleep(0.001)  # separate reads: the secret arrives in pieces
 
     async with raw_upstream(handler) as upstream:
-        settings = Settings(
-            openai_base_url=upstream.base_url, openai_api_key=upstream_key, api_keys=CLIENT_KEY, max_retries=0
-        )
+        values = {"openai_api_key": upstream_key, "api_keys": CLIENT_KEY, "max_retries": 0}
+        settings = Settings.model_validate({**values, "openai_base_url": upstream.base_url})
         app = await app_factory(settings)
         count = {k: MESSAGE[k] for k in ("model", "messages")}
         body = {**MESSAGE, "stream": stream} if route == MESSAGES else count
@@ -159,6 +158,7 @@ async def test_no_secret_reaches_a_client_by_any_upstream_text(
 
 
 def test_the_url_password_is_a_configured_secret() -> None:
-    settings = Settings(openai_api_key="k" * 8, openai_base_url="https://user:url-pass-canary@example.test/v1")
+    url = "https://user:url-pass-canary@example.test/v1"
+    settings = Settings.model_validate({"openai_api_key": "k" * 8, "openai_base_url": url})
     assert "url-pass-canary" in settings_secrets(settings)
     assert Masker(settings_secrets(settings))("see url-pass-canary!") == f"see {MASK}!"
