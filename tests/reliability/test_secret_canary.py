@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from messages_bridge.app.factory import create_app
 from messages_bridge.config import Settings
 from messages_bridge.demo.events import events_for
 from messages_bridge.observability.logs import MASK, Masker, settings_secrets
@@ -162,3 +165,67 @@ def test_the_url_password_is_a_configured_secret() -> None:
     settings = Settings.model_validate({"openai_api_key": "k" * 8, "openai_base_url": url})
     assert "url-pass-canary" in settings_secrets(settings)
     assert Masker(settings_secrets(settings))("see url-pass-canary!") == f"see {MASK}!"
+
+
+# --- generated: any escaping, any surrounding word, any cut of the stream --------------------------------------------
+
+WORD = st.text(alphabet="abcXYZ019-_", max_size=5)
+
+
+@st.composite
+def quoted_secret(draw: st.DrawFn) -> str:
+    """A JSON string fragment decoding to a secret inside a longer word, any subset of its characters escaped."""
+    secret = draw(st.sampled_from([UPSTREAM_KEYS[0], CLIENT_KEY]))
+    escaped = draw(st.lists(st.booleans(), min_size=len(secret), max_size=len(secret)))
+    body = "".join(f"\\u{ord(c):04x}" if e else c for c, e in zip(secret, escaped, strict=True))
+    return draw(WORD) + body + draw(WORD)
+
+
+@pytest.fixture
+async def in_process() -> AsyncIterator[tuple[httpx.AsyncClient, list[httpx.Response]]]:
+    """A gateway whose upstream (MockTransport) gives the last answer of the list."""
+    answers: list[httpx.Response] = []
+    values = {"openai_api_key": UPSTREAM_KEYS[0], "api_keys": CLIENT_KEY, "max_retries": 0}
+    app = create_app(Settings.model_validate(values), transport=httpx.MockTransport(lambda _: answers[-1]))
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY)
+    async with app.router.lifespan_context(app), http:
+        yield http, answers
+
+
+async def _pieces(body: bytes, sizes: list[int]) -> AsyncIterator[bytes]:
+    start = 0
+    for size in [*sizes, len(body)]:
+        if start < len(body):
+            yield body[start : start + size]
+        start += size
+
+
+@settings(
+    max_examples=200,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    st.sampled_from(["http", "stream_error", "stream_failed", "json_failed"]),
+    quoted_secret(),
+    st.lists(st.integers(1, 9), max_size=200),
+)
+async def test_no_escaping_or_cut_lets_a_secret_through(
+    in_process: tuple[httpx.AsyncClient, list[httpx.Response]], path: str, fragment: str, sizes: list[int]
+) -> None:
+    http, answers = in_process
+    build = {"http": ERROR_MESSAGE, "stream_error": STREAM_ERROR_FLAT, "stream_failed": STREAM_FAILED}
+    body = (build.get(path) or FAILED)(fragment)
+    stream = path.startswith("stream")
+    if stream:
+        headers = {"content-type": "text/event-stream"}
+        answers.append(httpx.Response(200, headers=headers, content=_pieces(body, sizes)))
+    else:
+        answers.append(httpx.Response(400 if path == "http" else 200, content=body))
+    reply = await http.post(MESSAGES, json={**MESSAGE, "stream": stream}, headers=AUTH)
+    texts = client_texts(reply, stream)
+    assert len(texts) == 1 and BEFORE in texts[0] and AFTER in texts[0], texts
+    for secret in (UPSTREAM_KEYS[0], CLIENT_KEY):
+        assert secret not in reply.text and secret not in texts[0]
