@@ -135,3 +135,31 @@ async def test_forged_model_names_reach_the_console_log_escaped(
     assert len([line for line in lines if "messages_bridge.access: request" in line]) == len(FORGERIES)
     assert all(CONSOLE_LINE.match(line) for line in lines), lines
     assert not UNSAFE.search(logs.text.replace("\n", ""))
+
+
+def test_raw_json_is_masked_in_every_json_spelling() -> None:
+    masker = Masker([UPSTREAM_KEY, CLIENT_KEY])
+    escaped = "".join(f"\\u{ord(c):04X}" for c in CLIENT_KEY)
+    raw = json.dumps({"a": f"x{UPSTREAM_KEY}y", "b": "sk\\u002dupstream-secret"}).replace("\\\\", "\\") + escaped
+    masked = masker.json_text(raw)
+    assert masked.count("***") == 3, masked
+    assert masker.json_text("nothing here") == "nothing here" and Masker().json_text("sk\\u002dx") == "sk\\u002dx"
+
+
+async def test_captured_content_is_masked_after_any_json_escaping(
+    app_factory: Callable[[Settings], Any],
+    make_settings: Callable[..., Settings],
+    capture_logs: Callable[[Settings], LogCapture],
+) -> None:
+    settings = make_settings(log_content=True, api_keys=CLIENT_KEY)
+    logs = capture_logs(settings)
+    app = await app_factory(settings)
+    text = "quote: sk\\u002dupstream\\u002dsecret and " + "".join(f"\\u{ord(c):04x}" for c in CLIENT_KEY)
+    request = {"model": "claude-sonnet-4-5", "max_tokens": 0, "messages": [{"role": "user", "content": "@"}]}
+    body = json.dumps(request).replace('"@"', f'"{text}"')
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY) as http:
+        reply = await http.post("/v1/messages", content=body, headers={"x-api-key": CLIENT_KEY})
+    assert reply.status_code == 200
+    (content,) = [r for r in logs.records() if r["logger"] == "messages_bridge.content"]
+    decoded = json.loads(content["request_body"])["messages"][0]["content"]
+    assert UPSTREAM_KEY not in decoded and CLIENT_KEY not in decoded and decoded.count("***") == 2, decoded

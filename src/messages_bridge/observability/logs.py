@@ -88,17 +88,32 @@ class Masker:
     """Blanks the configured secret values and anything shaped like a bearer token or an `sk-` key.
 
     The one masking routine: log lines, captured content and every text bound for a client pass through it.
-    It works on decoded text, so a secret must be matched after JSON unescaping, never in raw bytes.
+    Call it on decoded text (a JSON-escaped secret is plain again there); `json_text` is for raw JSON that cannot
+    be decoded first (captured bodies, cut at a size cap).
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets = tuple(sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True))
+        spellings = "|".join("".join(_json_spellings(c) for c in secret) for secret in self._secrets)
+        self._escaped = re.compile(spellings) if spellings else None
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
         return _KEY_LIKE.sub(lambda m: (m.group(1) or "") + MASK, text)
+
+    def json_text(self, text: str) -> str:
+        """Raw JSON text: the secrets in any JSON spelling (`sk\\u002d…`, any characters escaped) blanked too."""
+        if self._escaped is not None:
+            text = self._escaped.sub(MASK, text)
+        return self(text)
+
+
+def _json_spellings(char: str) -> str:
+    """A pattern for `char` as JSON may write it inside a string: itself or `\\uXXXX` (hex in either case)."""
+    hex_digits = "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in f"{ord(char):04x}")
+    return f"(?:{re.escape(char)}|\\\\u{hex_digits})"
 
 
 def settings_secrets(settings: Settings) -> list[str]:
