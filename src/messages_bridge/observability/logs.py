@@ -80,6 +80,7 @@ _MAX_MESSAGE = 2048
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # A console value with these is printed as a JSON string, so it cannot pose as more `key=value` pairs.
 _NEEDS_QUOTES = re.compile(r'[\s"=\\]')
+_NUMBERS = frozenset({int, float, bool})  # printed as they are (most access fields): nothing to escape
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -211,6 +212,8 @@ def _message(record: logging.LogRecord) -> str:
 
 
 def _escape(text: str) -> str:
+    if text.isascii() and text.isprintable():  # the common case, checked in C: nothing to escape
+        return text
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
@@ -219,7 +222,7 @@ def _console_value(value: object) -> str:
     if isinstance(value, dict | list):
         return _escape(_ENCODER.encode(value).decode())
     text = str(value)
-    if text and not _NEEDS_QUOTES.search(text) and not _UNSAFE.search(text):
+    if text and text.isascii() and text.isprintable() and not _NEEDS_QUOTES.search(text):
         return text
     return _escape(_ENCODER.encode(text).decode())
 
@@ -229,7 +232,9 @@ def _console(fields: dict[str, object]) -> str:
     level, logger, event = str(fields.pop("level")).upper(), _escape(str(fields.pop("logger"))), fields.pop("event")
     head = f"{ts} {level:<7} {logger}: {_escape(str(event))}"
     stack = fields.pop("stack", None)
-    rest = " ".join(f"{k}={_console_value(v)}" for k, v in fields.items() if v is not None)
+    rest = " ".join(
+        f"{k}={v if type(v) in _NUMBERS else _console_value(v)}" for k, v in fields.items() if v is not None
+    )
     line = f"{head} {rest}" if rest else head
     return f"{line}\n{_escape(str(stack))}" if stack else line
 
