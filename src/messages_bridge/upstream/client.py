@@ -15,21 +15,24 @@ from dataclasses import dataclass
 import httpx
 import msgspec
 
-from messages_bridge.errors import ApiError, BadUpstreamError, GatewayError, from_transport_error
+from messages_bridge.errors import ApiError, BadUpstreamError, from_transport_error
 from messages_bridge.protocol import responses as r
 from messages_bridge.protocol.responses_stream import StreamEvent, decode_event
 from messages_bridge.protocol.sse import DEFAULT_MAX_EVENT_BYTES, EventTooLargeError, ServerSentEvent, SSEDecoder
 from messages_bridge.upstream.aiohttp_transport import AiohttpTransport
-from messages_bridge.upstream.content import ContentDecoder, check_encoding
+from messages_bridge.upstream.body import error_body, raw_body, read_body
+from messages_bridge.upstream.content import check_encoding
 from messages_bridge.upstream.retry import NO_RETRIES, RetryPolicy, send_with_retries
 
 REQUEST_ID_HEADER = "x-client-request-id"
 EVENTS_PER_SLICE = 16
-ERROR_BODY_BYTES = 1024 * 1024  # an upstream error body is read this far (its message is all we use), the rest cut
 
 
 class UpstreamHTTPError(Exception):
-    """The upstream answered with a non-2xx status; `errors.from_upstream_status` maps it."""
+    """The upstream answered with a non-2xx status; `errors.from_upstream_status` maps it.
+
+    The body is the upstream's, unscrubbed: secrets are blanked in the decoded message on its way to the client.
+    """
 
     def __init__(self, status: int, body: bytes, headers: httpx.Headers) -> None:
         super().__init__(f"upstream HTTP {status}")
@@ -97,11 +100,6 @@ class ResponsesClient:
         }
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
-        self._secret = api_key.encode() if api_key else None
-
-    def _scrubbed(self, body: bytes) -> bytes:
-        """An upstream error body without our key in it (an upstream may quote the credentials it rejected)."""
-        return body.replace(self._secret, b"[redacted]") if self._secret else body
 
     def _request_headers(self, request_id: str | None) -> dict[str, str]:
         if request_id is None:
@@ -130,18 +128,10 @@ class ResponsesClient:
         reply = await self._send(path, body, request_id)
         try:
             if reply.status_code >= 300:
-                raise UpstreamHTTPError(reply.status_code, await self._error_body(reply), reply.headers)
+                raise UpstreamHTTPError(reply.status_code, await error_body(reply), reply.headers)
             return reply, await read_body(reply, self.limits.body_bytes)
         finally:
             await reply.aclose()
-
-    async def _error_body(self, reply: httpx.Response) -> bytes:
-        """An error body, cut at `ERROR_BODY_BYTES`; one that cannot be read or decoded is empty (the status stays)."""
-        try:
-            content = await read_body(reply, ERROR_BODY_BYTES, cut=True)
-        except GatewayError:
-            content = bytearray()
-        return self._scrubbed(bytes(content))
 
     async def create(self, body: bytes, *, request_id: str | None) -> UpstreamReply:
         """A non-streaming `Response`; raises `UpstreamHTTPError` or a `GatewayError`."""
@@ -171,7 +161,7 @@ class ResponsesClient:
         response = await self._send("/responses", body, request_id)
         try:
             if response.status_code >= 300:
-                raise UpstreamHTTPError(response.status_code, await self._error_body(response), response.headers)
+                raise UpstreamHTTPError(response.status_code, await error_body(response), response.headers)
             check_encoding(response.headers.get("content-encoding"))
             yield response
         finally:
@@ -204,41 +194,6 @@ def _typed(frames: list[ServerSentEvent]) -> list[StreamEvent]:
     return events
 
 
-async def read_body(response: httpx.Response, limit: int, *, cut: bool = False) -> bytearray:
-    """The decoded body, never more than `limit` bytes of it held: past it `BadUpstreamError`, or (`cut`) the cut.
-
-    Raw bytes only (`aiter_raw`): httpx's own decoding follows `content-encoding` with no limit at all.
-    """
-    decoder = ContentDecoder(response.headers.get("content-encoding"))
-    declared = response.headers.get("content-length", "")
-    if not cut and decoder.identity and declared.isdigit() and int(declared) > limit:
-        raise BadUpstreamError(f"The upstream's answer is larger than {limit} bytes")  # known before reading it
-    body = bytearray()
-    try:
-        async for raw in response.aiter_raw():
-            for piece in decoder.feed(raw):
-                if _append(body, piece, limit, cut=cut):
-                    return body
-        for piece in decoder.flush():
-            if _append(body, piece, limit, cut=cut):
-                return body
-    except httpx.HTTPError as exc:
-        raise from_transport_error(exc) from exc
-    return body
-
-
-def _append(body: bytearray, piece: bytes, limit: int, *, cut: bool) -> bool:
-    """Add one decoded piece (at most 64 KiB, or one network read); True once a `cut` body is full."""
-    body += piece
-    if len(body) <= limit:
-        return False
-    if not cut:
-        body.clear()  # the traceback keeps this frame (and `body`) alive as long as the error is kept
-        raise BadUpstreamError(f"The upstream's answer is larger than {limit} bytes")
-    del body[limit:]
-    return True
-
-
 async def stream_events(
     response: httpx.Response, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
 ) -> AsyncIterator[list[StreamEvent]]:
@@ -247,10 +202,10 @@ async def stream_events(
     Transport failures mid-stream (read timeout, reset) come out as the mapped `GatewayError`; an event larger
     than `max_event_bytes` (decoded) as `BadUpstreamError`.
     """
-    content = ContentDecoder(response.headers.get("content-encoding"))
+    chunks, content = raw_body(response)
     decoder = SSEDecoder(max_event_bytes)
     try:
-        async for raw in response.aiter_raw():
+        async for raw in chunks:
             for chunk in content.feed(raw):
                 frames = decoder.feed(chunk)
                 # A long read is handed on in slices, so its first events are translated (and its first token
