@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -102,18 +104,18 @@ def test_error_event_matches_the_error_module_payload() -> None:
 # --- limits: linear cost, one bounded event --------------------------------------------------------------------------
 
 
-def test_a_line_in_many_chunks_is_held_as_fed_and_joined_once() -> None:
-    """Linear cost, structurally: chunks without a line end are kept as the very objects fed (no re-joining, so
-    no copy of what came before), and joined once, when the line ends."""
+def test_a_line_in_many_chunks_grows_one_buffer_in_place() -> None:
+    """Linear cost, structurally: each chunk without a line end is appended to the same buffer (the line so far is
+    never copied again), and the line is copied out once, when it ends."""
     decoder = SSEDecoder()
     chunks = [bytes([97 + i % 26]) * 1000 for i in range(2000)]
     assert decoder.feed(b"event: big\ndata: ") == []
-    for chunk in chunks:
+    buffer = decoder._partial
+    for count, chunk in enumerate(chunks, 1):
         assert decoder.feed(chunk) == []
-    held = decoder._partial
-    assert len(held) == 1 + len(chunks) and all(a is b for a, b in zip(held[1:], chunks, strict=True))
+        assert decoder._partial is buffer and len(buffer) == len(b"data: ") + 1000 * count
     assert decoder.feed(b"\n\n") == [ServerSentEvent("big", b"".join(chunks))]
-    assert decoder._partial == []
+    assert decoder._partial == b""
 
 
 @settings(max_examples=40, deadline=None)
@@ -126,7 +128,7 @@ def test_an_event_over_the_limit_raises_whatever_the_chunking(cuts: list[int], s
     with pytest.raises(EventTooLargeError):
         for chunk in chunked(data, cuts):
             decoder.feed(chunk)
-    assert decoder._partial == [] and decoder._data == []  # nothing of the oversized event is kept
+    assert decoder._partial == b"" and decoder._data == []  # nothing of the oversized event is kept
 
 
 @settings(max_examples=40, deadline=None)
@@ -137,3 +139,41 @@ def test_events_under_the_limit_pass_whatever_the_chunking(cuts: list[int]) -> N
     decoder = SSEDecoder(max_event_bytes=limit)
     events = [e for chunk in chunked(data, cuts) for e in decoder.feed(chunk)] + decoder.finish()
     assert [len(e.data) for e in events] == [limit - 16, limit - 16]
+
+
+RSS_SCRIPT = """
+import gc, os
+from messages_bridge.protocol.sse import EventTooLargeError, SSEDecoder
+
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+chunk = b"a" * 65536
+base = peak = rss()
+for _ in range(3):
+    decoder = SSEDecoder(max_event_bytes=LIMIT)
+    decoder.feed(b"event: x\\ndata: ")
+    try:
+        for _ in range(2 * LIMIT // len(chunk)):
+            decoder.feed(chunk)
+            peak = max(peak, rss())
+    except EventTooLargeError:
+        pass
+    else:
+        raise SystemExit("the limit was not enforced")
+    del decoder
+    gc.collect()
+print(rss() - base, peak - base)
+"""
+
+
+def test_an_oversized_line_costs_the_limit_once_and_memory_goes_back() -> None:
+    """In a fresh process, three 64 MiB lines against a 32 MiB limit: the resident set peaks near the limit (not at
+    the line's size, nor twice the limit) and is back near where it started afterwards (RSS in bytes, /proc)."""
+    limit = 32 * 1024 * 1024
+    script = RSS_SCRIPT.replace("LIMIT", str(limit))
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    after, peak = (int(n) for n in run.stdout.split())
+    assert limit // 2 < peak < limit * 3 // 2, peak  # the buffer up to the limit (measured), never the whole line
+    assert after < 8 * 1024 * 1024, after

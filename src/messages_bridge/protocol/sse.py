@@ -6,8 +6,8 @@ It splits on ASCII line ends only, so a UTF-8 sequence cut across two chunks is 
 decoded. One deliberate difference from the spec: `finish()` dispatches a last event that lacks its blank line
 (a truncated upstream should still deliver what it did send).
 
-Cost is linear in the bytes fed: a chunk without a line end is kept as it is (never re-joined with what came
-before), and the pieces of a line are joined once, when the line ends. One event (its unfinished line and its data
+Cost is linear in the bytes fed: a chunk without a line end is appended to one buffer (never re-joined with what
+came before), which is copied out once, when the line ends. One event (its unfinished line and its data
 lines) may not exceed `max_event_bytes`; past it `feed` raises `EventTooLargeError` and drops what it held.
 """
 
@@ -50,12 +50,13 @@ class SSEDecoder:
     Memory stays bounded by one event: its incomplete line plus its data lines, at most `max_event_bytes`.
     """
 
-    __slots__ = ("_data", "_data_size", "_event", "_id", "_last_id", "_limit", "_partial", "_partial_size", "_skip_lf")
+    __slots__ = ("_data", "_data_size", "_event", "_id", "_last_id", "_limit", "_partial", "_skip_lf")
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._limit = max_event_bytes
-        self._partial: list[bytes] = []  # the pieces of the current unfinished line, joined once when it ends
-        self._partial_size = 0
+        # The current unfinished line: one buffer grown in place (amortised linear; a large one is its own mapping,
+        # returned to the system when dropped), copied out once when the line ends.
+        self._partial = bytearray()
         self._skip_lf = False  # the previous chunk ended in CR: a LF opening the next one is the same line end
         self._event: str | None = None
         self._data: list[bytes] = []
@@ -73,9 +74,8 @@ class SSEDecoder:
             self._hold(chunk)  # still inside one line: kept as it is, never copied until the line ends
             return []
         if self._partial:
-            chunk = b"".join([*self._partial, chunk])
-            self._partial.clear()
-            self._partial_size = 0
+            chunk = b"".join((self._partial, chunk))
+            self._partial = bytearray()
         lines = chunk.splitlines(keepends=True)
         last = lines[-1]
         tail = None
@@ -96,9 +96,8 @@ class SSEDecoder:
         """The end of the stream: an unterminated last line and a last event without its blank line count."""
         events: list[ServerSentEvent] = []
         if self._partial:
-            line = b"".join(self._partial)
-            self._partial.clear()
-            self._partial_size = 0
+            line = bytes(self._partial)
+            self._partial = bytearray()
             if (event := self._line(line)) is not None:
                 events.append(event)
         if (event := self._dispatch()) is not None:
@@ -106,15 +105,14 @@ class SSEDecoder:
         return events
 
     def _hold(self, piece: bytes) -> None:
-        self._partial.append(piece)
-        self._partial_size += len(piece)
+        self._partial += piece
         self._check_size()
 
     def _check_size(self) -> None:
-        if self._partial_size + self._data_size > self._limit:
-            self._partial.clear()
+        if len(self._partial) + self._data_size > self._limit:
+            self._partial = bytearray()
             self._data.clear()
-            self._partial_size = self._data_size = 0
+            self._data_size = 0
             raise EventTooLargeError(self._limit)
 
     def _line(self, line: bytes) -> ServerSentEvent | None:
