@@ -106,14 +106,15 @@ class SSEDecoder:
 
     def _hold(self, piece: bytes) -> None:
         self._partial += piece
-        self._check_size()
-
-    def _check_size(self) -> None:
         if len(self._partial) + self._data_size > self._limit:
-            self._partial = bytearray()
-            self._data.clear()
-            self._data_size = 0
-            raise EventTooLargeError(self._limit)
+            self._overflow()
+
+    def _overflow(self) -> None:
+        """Drop the oversized event (nothing of it stays held) and say so."""
+        self._partial = bytearray()
+        self._data.clear()
+        self._data_size = 0
+        raise EventTooLargeError(self._limit)
 
     def _line(self, line: bytes) -> ServerSentEvent | None:
         if not line:
@@ -126,7 +127,8 @@ class SSEDecoder:
         if name == b"data":
             self._data.append(value)
             self._data_size += len(value) + 1
-            self._check_size()
+            if self._data_size > self._limit:  # (no unfinished line is held while complete ones are read)
+                self._overflow()
         elif name == b"event":
             self._event = value.decode("utf-8", "replace")
         elif name == b"id" and b"\x00" not in value:
