@@ -33,10 +33,7 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
 
 
 async def read_body(response: httpx.Response, limit: int, *, cut: bool = False) -> bytearray:
-    """The decoded body, never more than `limit` bytes of it held: past it `BadUpstreamError`, or (`cut`) the cut.
-
-    Raw bytes only (`aiter_raw`): httpx's own decoding follows `content-encoding` with no limit at all.
-    """
+    """The decoded body, never more than `limit` bytes of it held: past it `BadUpstreamError`, or (`cut`) the cut."""
     chunks, decoder = raw_body(response)
     declared = response.headers.get("content-length", "")
     if not cut and decoder.identity and declared.isdigit() and int(declared) > limit:
