@@ -13,7 +13,7 @@ from messages_bridge.translate.request import ReplyContext
 from messages_bridge.translate.signatures import encode_signature
 from messages_bridge.translate.stops import find_stop
 from messages_bridge.translate.usage import to_anthropic_usage
-from messages_bridge.translate.websearch import HostedSearches, cited_segments
+from messages_bridge.translate.websearch import HostedSearches, citations_for
 
 _EMPTY_OBJECT = msgspec.json.decode(b"{}")
 
@@ -47,14 +47,14 @@ class _Collected:
 
 
 def _add_cited(out: _Collected, part: r.OutputText, t: ReplyContext) -> None:
-    """Text with web citations: cut after each cited span, as the streaming path does."""
-    if out.searches is None or not part.annotations:
-        _add_text(out, part.text, t)
+    """A text part and, with web search, its citations (on the part's block, as the stream attaches them)."""
+    before = len(out.content)
+    _add_text(out, part.text, t)
+    if out.searches is None or not part.annotations or len(out.content) == before:
         return
-    for segment, citations in cited_segments(part.text, part.annotations, out.searches.options):
-        _add_text(out, segment, t)
-        if citations and out.stop_sequence is None and out.content and out.content[-1]["type"] == "text":
-            out.content[-1]["citations"] = citations
+    block = out.content[-1]
+    if block["type"] == "text" and (citations := citations_for(part.text, part.annotations, out.searches.options)):
+        block["citations"] = citations
 
 
 def _add_text(out: _Collected, text: str, t: ReplyContext) -> None:

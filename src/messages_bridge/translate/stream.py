@@ -336,20 +336,16 @@ class StreamTranslator:
             self._filtered(ev.delta, out)
 
     def _on_annotation(self, ev: rs.AnnotationAdded, out: Out) -> None:
-        """A citation of text already sent: it goes on the open text block, which ends there."""
+        """A citation of text already sent: it goes on the open text block (the block of its text part)."""
         ann = ev.annotation
         searches = self._searches
         if searches is None or ann.type != "url_citation" or not self._is_open(TEXT, ev.item_id):
             return
         if not ann.url or not searches.options.permits(ann.url):
             return
-        self._flush_text(out)
-        if self.done:
-            return
         self._begin(out, o.TextShell())
         cited = citation(ann.url, ann.title, self._cited_text(ev.item_id, ann))
         out.append(o.ContentBlockDelta(self._index, o.CitationsDelta(cited)))
-        self._open_block(TEXT, ev.item_id, out)  # the next text starts a new block, as non-streaming cuts it
 
     def _cited_text(self, item_id: str, ann: r.Annotation) -> str:
         offset = self._tail_end - len(self._tail)

@@ -196,25 +196,16 @@ def url_key(url: str) -> str:
     return _TRACKING.sub("", url)
 
 
-def cited_segments(
+def citations_for(
     text: str, annotations: Sequence[r.Annotation], options: WebSearchOptions
-) -> list[tuple[str, list[a.WebSearchCitation]]]:
-    """`text` cut after each cited span: (segment, its citations). The streaming path cuts at the same places."""
-    cuts: dict[int, list[a.WebSearchCitation]] = {}
+) -> list[a.WebSearchCitation]:
+    """The web citations of one text part, in order (blocked domains left out). The text block stays whole: the
+    stream learns of a citation only after its text went out, so both paths attach citations to the part's block."""
+    out: list[a.WebSearchCitation] = []
     for ann in annotations:
-        if ann.type != "url_citation" or not ann.url or not options.permits(ann.url):
-            continue
-        end = min(max(ann.end_index, 0), len(text))
-        cited = text[max(ann.start_index, 0) : end]
-        cuts.setdefault(end, []).append(citation(ann.url, ann.title, cited))
-    segments: list[tuple[str, list[a.WebSearchCitation]]] = []
-    start = 0
-    for end in sorted(cuts):
-        segments.append((text[start:end], cuts[end]))
-        start = end
-    if start < len(text) or not segments:
-        segments.append((text[start:], []))
-    return segments
+        if ann.type == "url_citation" and ann.url and options.permits(ann.url):
+            out.append(citation(ann.url, ann.title, text[max(ann.start_index, 0) : max(ann.end_index, 0)]))
+    return out
 
 
 # ---- hosted searches: web_search_call items → blocks ------------------------------------------
