@@ -9,6 +9,7 @@ from starlette.requests import Request
 from messages_bridge.app.lifecycle import Lifecycle
 from messages_bridge.config import Settings
 from messages_bridge.upstream.client import ResponsesClient
+from messages_bridge.websearch.backend import SearchBackend
 
 
 @dataclass(slots=True)
@@ -17,6 +18,7 @@ class GatewayState:
     client: ResponsesClient
     keys: tuple[bytes, ...]
     lifecycle: Lifecycle = field(default_factory=lambda: Lifecycle(max_concurrency=1 << 30, grace=0.0))
+    search_backend: SearchBackend | None = None  # the gateway-run web search backend, when one is configured
 
 
 def gateway(request: Request) -> GatewayState:

@@ -164,6 +164,8 @@ def _arguments(tool: JSON, prompt: str) -> JSON:
         args[name] = _dummy(props.get(name, {}), hint)
     if "command" in props:
         args["command"] = hint
+    if tool.get("name") == "web_search" and "query" in props:
+        args["query"] = search_query(prompt)  # the gateway's search function (gateway-run web search)
     return args
 
 
