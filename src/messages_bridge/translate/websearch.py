@@ -234,9 +234,12 @@ class HostedSearches:
     pending: list[_Pending] = field(default_factory=list)
 
     def on_call(self, item: r.WebSearchCallOutput) -> tuple[a.ServerToolUseOut, a.WebSearchToolResultOut] | None:
-        """The blocks for one finished call; None for page visits (`open_page`, `find`), which are not searches."""
+        """The blocks for one finished call; None for page visits (`open_page`, `find`), which are not searches
+        (an opened page joins the results of the search it came from)."""
         action = item.action
         if action is not None and action.type != "search":
+            if action.type == "open_page" and action.url and self.pending:
+                self.pending[-1].urls.append(action.url)  # a page the model opened from the last search's results
             return None
         self.calls += 1
         block_id = server_id(item.id)
@@ -258,8 +261,8 @@ class HostedSearches:
         for ann in annotations:
             if ann.type == "url_citation" and ann.url:
                 self.titles.setdefault(url_key(ann.url), ann.title)
-                if ann.url not in cited:
-                    cited.append(ann.url)
+                if url_key(ann.url) not in cited:
+                    cited.append(url_key(ann.url))
         sourceless = [p for p in self.pending if not p.urls]
         if sourceless:
             sourceless[-1].urls = cited  # the search the answer came from
