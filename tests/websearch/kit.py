@@ -6,15 +6,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from messages_bridge.config import Settings
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.translate.request import Translation, to_responses_request
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "websearch"
-HOSTED = Settings(openai_api_key="sk-test", openai_base_url="http://127.0.0.1:9/v1", web_search_hosted=True)
-GATEWAY = Settings(openai_api_key="sk-test", openai_base_url="http://127.0.0.1:9/v1",
+HOSTED = Settings(openai_api_key=SecretStr("sk-test"), openai_base_url="http://127.0.0.1:9/v1", web_search_hosted=True)
+GATEWAY = Settings(openai_api_key=SecretStr("sk-test"), openai_base_url="http://127.0.0.1:9/v1",
                    web_search_backend_url="http://127.0.0.1:9")  # fmt: skip
-OFF = Settings(openai_api_key="sk-test", openai_base_url="http://127.0.0.1:9/v1")
+OFF = Settings(openai_api_key=SecretStr("sk-test"), openai_base_url="http://127.0.0.1:9/v1")
 
 
 def subrequest(**changes: Any) -> dict[str, Any]:

@@ -71,8 +71,12 @@ def test_recorded_iceland_blocks() -> None:
     assert kinds == ["server_tool_use", "web_search_tool_result", "text"]
     assert message["content"][0]["input"] == {"query": "latest news in Iceland October 2023"}
     results = message["content"][1]["content"]
-    assert [x["title"] for x in results] == ["2023–2025 Sundhnúkur eruptions", "2024 Icelandic presidential election",
-                                             "2024 Icelandic parliamentary election", "Latest news - Iceland Monitor"]  # fmt: skip
+    assert [x["title"] for x in results] == [
+        "2023–2025 Sundhnúkur eruptions",
+        "2024 Icelandic presidential election",
+        "2024 Icelandic parliamentary election",
+        "Latest news - Iceland Monitor",
+    ]
     assert len(message["content"][2]["citations"]) == 5
     assert message["content"][2]["citations"][0]["cited_text"].startswith("([en.wikipedia.org](")
 
@@ -91,8 +95,8 @@ def test_recorded_tokyo_opened_pages_join_their_search() -> None:
 
 def test_recorded_event_shapes_decode() -> None:
     """The recorded web_search_call and annotation events decode as the translator expects them."""
-    from messages_bridge.protocol import responses_stream as rs  # noqa: PLC0415
-    from messages_bridge.protocol.sse import ServerSentEvent  # noqa: PLC0415
+    from messages_bridge.protocol import responses_stream as rs
+    from messages_bridge.protocol.sse import ServerSentEvent
 
     for event in recorded("world_news_stream")["recorded_events"]:
         decoded = rs.decode_event(ServerSentEvent(event=event["type"], data=json.dumps(event).encode()))

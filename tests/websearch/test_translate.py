@@ -10,12 +10,17 @@ import pytest
 
 from messages_bridge.errors import InvalidRequestError
 from messages_bridge.protocol import responses as r
-from messages_bridge.translate.response import to_anthropic_message
+from messages_bridge.translate.response import to_anthropic_message as _to_message
 from messages_bridge.translate.websearch import HostedSearches, WebSearchOptions, read_token
 from tests.upstream_schema import assert_valid_create
 from tests.websearch.kit import GATEWAY, HOSTED, OFF, subrequest, translate
 
 SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search", "max_uses": 8}
+
+
+def to_anthropic_message(response: r.Response, t: Any, *, model: str) -> Any:
+    """The Message as plain JSON (what the client gets)."""
+    return json.loads(msgspec.json.encode(_to_message(response, t, model=model)))
 
 
 def _body(translation: Any) -> dict[str, Any]:
@@ -97,11 +102,11 @@ def test_results_titled_from_citations_and_blocked_domains_removed() -> None:
     use, result, answer = message["content"]
     assert use == {"type": "server_tool_use", "id": "srvtoolu_ws_1", "name": "web_search", "input": {"query": "python"}}
     assert result["type"] == "web_search_tool_result" and result["tool_use_id"] == "srvtoolu_ws_1"
-    assert [(x["url"], x["title"]) for x in result["content"]] == [  # type: ignore[union-attr]
+    assert [(x["url"], x["title"]) for x in result["content"]] == [
         ("https://python.org/news", "Python News"), ("https://docs.python.org/3/", "docs.python.org/3")]  # fmt: skip
     assert answer["type"] == "text" and answer["text"] == text
-    assert [c["url"] for c in answer["citations"]] == ["https://python.org/news?utm_source=openai"]  # type: ignore[typeddict-item]
-    assert answer["citations"][0]["cited_text"] == "(python.org)"  # type: ignore[typeddict-item]
+    assert [c["url"] for c in answer["citations"]] == ["https://python.org/news?utm_source=openai"]
+    assert answer["citations"][0]["cited_text"] == "(python.org)"
     assert message["usage"]["server_tool_use"] == {"web_search_requests": 1}
 
 
@@ -110,8 +115,8 @@ def test_max_uses_is_enforced_on_what_comes_back() -> None:
     response = _response(_search("ws_1", "a", "https://a.example/"), _search("ws_2", "b", "https://b.example/"),
                          _answer("done"))  # fmt: skip
     content = to_anthropic_message(response, t, model="m")["content"]
-    assert content[3] == {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_ws_2",
-                          "content": {"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"}}  # fmt: skip
+    assert content[3]["tool_use_id"] == "srvtoolu_ws_2"
+    assert content[3]["content"] == {"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"}
 
 
 def test_a_failed_search_is_an_error_block() -> None:
@@ -122,10 +127,12 @@ def test_a_failed_search_is_an_error_block() -> None:
 
 def test_minted_tokens_carry_url_and_title() -> None:
     searches = HostedSearches(WebSearchOptions())
-    blocks = searches.on_call(r.decode_output_item(json.dumps(_search("ws_9", "q", "https://x.example/a")).encode()))  # type: ignore[arg-type]
-    assert blocks is not None
+    item = r.decode_output_item(json.dumps(_search("ws_9", "q", "https://x.example/a")).encode())
+    assert isinstance(item, r.WebSearchCallOutput)
+    blocks = searches.on_call(item)
+    assert blocks is not None and isinstance(blocks[1]["content"], list)
     searches.resolve()
-    result = blocks[1]["content"][0]  # type: ignore[index]
+    result = blocks[1]["content"][0]
     ref = read_token(result["encrypted_content"])
     assert ref is not None and ref.u == "https://x.example/a" and ref.t == "x.example/a"
     assert read_token("EqQBCgIYAhIM-anthropic-minted") is None
