@@ -96,11 +96,8 @@ def _gateway_run(claude_with: Any, make_settings: Any, upstream: FakeUpstream, s
     claude = claude_with(make_settings(web_search_backend_url=searx[0].url))
     search_call = {"id": "fc_g1", "type": "function_call", "status": "completed", "call_id": "call_g1",
                    "name": "web_search", "arguments": json.dumps({"query": QUERY})}  # fmt: skip
-    round1 = {"id": "resp_g1", "object": "response", "status": "completed", "output": [search_call],
-              "usage": {"input_tokens": 5, "output_tokens": 5}}  # fmt: skip
-    round2 = {**round1, "id": "resp_g2", "output": [text_item("msg_g2", answer)]}
-    upstream.script.push(scripted("resp_ws_main1", websearch_call("call_ws1")), Reply(json_body=round1),
-                         Reply(json_body=round2),
+    upstream.script.push(scripted("resp_ws_main1", websearch_call("call_ws1")), scripted("resp_g1", search_call),
+                         scripted("resp_g2", text_item("msg_g2", answer)),
                          scripted("resp_ws_main2", text_item("msg_ws_main2", "Done.")))  # fmt: skip
 
     result = succeeded(claude.run(f"Search the web for {QUERY}", "--allowedTools", "WebSearch"))

@@ -12,6 +12,7 @@ import anthropic
 import httpx
 import pytest
 
+from messages_bridge.demo.events import encode_sse, events_for
 from messages_bridge.demo.server import Reply
 from tests.conftest import FakeUpstream
 from tests.fake_searxng import SearxScript, create_searxng_app
@@ -167,24 +168,34 @@ async def test_gateway_backend_failures_are_in_band(gateway_mode: httpx.AsyncCli
         assert "failed" in output["output"]
 
 
-def _calls(*queries: str) -> Reply:
+def _calls(*queries: str, stream: bool = False) -> Reply:
     output = [{"id": f"fc_{n}", "type": "function_call", "status": "completed", "call_id": f"call_{n}",
                "name": "web_search", "arguments": json.dumps({"query": q})} for n, q in enumerate(queries)]  # fmt: skip
-    return Reply(json_body={"id": "resp_calls", "object": "response", "status": "completed", "output": output,
-                            "usage": {"input_tokens": 5, "output_tokens": 5}})  # fmt: skip
+    response = {"id": "resp_calls", "object": "response", "status": "completed", "output": output,
+                "usage": {"input_tokens": 5, "output_tokens": 5}}  # fmt: skip
+    if stream:
+        return Reply(chunks=[encode_sse([event]) for event in events_for(response, chunk=3)])
+    return Reply(json_body=response)
 
 
 async def test_gateway_enforces_max_uses(gateway_mode: httpx.AsyncClient, upstream: FakeUpstream) -> None:
-    upstream.script.push(_calls("one", "two"))
     tool = {"type": "web_search_20250305", "name": "web_search", "max_uses": 1}
-    reply = await gateway_mode.post("/v1/messages", json=subrequest(stream=False, tools=[tool]))
-    message = reply.json()
+    upstream.script.push(_calls("one", "two", stream=True))
+    streamed = await gateway_mode.post("/v1/messages", json=subrequest(tools=[tool]))
+    events = parse_sse(streamed.content)
+    check_grammar(events)
+    upstream.script.push(_calls("one", "two"))
+    message = (await gateway_mode.post("/v1/messages", json=subrequest(stream=False, tools=[tool]))).json()
+    assert fold(events)["content"] == message["content"]
     assert _kinds(message) == ["server_tool_use", "web_search_tool_result", "server_tool_use",
                                "web_search_tool_result", "text"]  # fmt: skip
     assert isinstance(message["content"][1]["content"], list)
     assert message["content"][3]["content"]["error_code"] == "max_uses_exceeded"
     assert message["usage"]["server_tool_use"] == {"web_search_requests": 1}
     assert "tools" not in upstream.requests[-1]  # the limit reached: searching is no longer offered
+    # The answer after the searches was streamed from the upstream as it came, not in one piece.
+    text_deltas = [p for n, p in events if n == "content_block_delta" and p["delta"]["type"] == "text_delta"]
+    assert len(text_deltas) > 1
 
 
 async def test_gateway_search_observed_without_the_query(upstream: FakeUpstream, make_settings: Any,

@@ -32,6 +32,7 @@ from messages_bridge.translate.tokens import estimate_input_tokens
 from messages_bridge.translate.websearch import error, server_id, server_tool_use
 from messages_bridge.upstream.client import UpstreamHTTPError
 from messages_bridge.websearch.loop import GatewaySearch
+from messages_bridge.websearch.streamed import StreamedSearch
 
 _ENCODER = msgspec.json.Encoder()
 QUEUE_WRITES = 64
@@ -78,7 +79,7 @@ async def search_message(state: GatewayState, req: a.MessagesRequest, t: Transla
         return await _stream_loop(state, req, t, runner, record)
     record.upstream_started = time.perf_counter()
     try:
-        message = await runner.run(t.body, t.reply, model=req.model, emit=None)
+        message = await runner.run(t.body, t.reply, model=req.model)
     except UpstreamHTTPError as exc:
         raise upstream_error(exc, req, state.settings.context_window) from exc
     finally:
@@ -139,47 +140,40 @@ def _stream_static(message: a.Message) -> Response:
 async def _stream_loop(
     state: GatewayState, req: a.MessagesRequest, t: Translation, runner: GatewaySearch, record: RequestRecord
 ) -> Response:
-    """Run the loop in a task; the response starts with its first blocks (an upstream error before them → JSON)."""
+    """Run the streamed loop in a task; the response starts with its first event (an upstream error before → JSON)."""
     record.stream = True
     record.upstream_started = time.perf_counter()
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_WRITES)
-    blocks = BlockEvents()
-    shell: a.Message = {"id": "", "type": "message", "role": "assistant", "model": req.model, "content": [],
-                        "stop_reason": None, "stop_sequence": None,
-                        "usage": {"input_tokens": estimate_input_tokens(req), "output_tokens": 0,
-                                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}  # fmt: skip
     started = asyncio.Event()
 
-    async def emit(content: list[a.ContentOut]) -> None:
-        events = blocks.events(content)
+    async def send(events: list[o.StreamEvent]) -> None:
         if not started.is_set():
             started.set()
-            events.insert(0, _start_event({**shell, "id": runner.message_id}))
             record.first_token = time.perf_counter()
         await queue.put(encode_events(events))
 
-    async def produce() -> None:
-        try:
-            message = await runner.run(t.body, t.reply, model=req.model, emit=emit)
-            if not started.is_set():
-                await emit([])
-            note_usage(message["usage"], message["stop_reason"])
-            await queue.put(encode_events(_end_events(message)))
-        except UpstreamHTTPError as exc:
-            await _fail(upstream_error(exc, req, state.settings.context_window))
-        except GatewayError as exc:
-            await _fail(exc)
-        except Exception:  # noqa: BLE001 - a bug must still end the stream with an error event
-            await _fail(ApiError("Internal server error"))
-        finally:
-            _note(record, runner)
-            await queue.put(None)
+    streamed = StreamedSearch(runner, send, estimate_input_tokens(req))
 
-    async def _fail(exc: GatewayError) -> None:
+    async def fail(exc: GatewayError) -> None:
         record.error_type = exc.error_type
         if not started.is_set():
             raise exc  # nothing sent yet: the route answers with the JSON error
         await queue.put(encode_events([o.ErrorEvent(o.ErrorDetail(exc.error_type, exc.message))]))
+
+    async def produce() -> None:
+        try:
+            await streamed.run(t.body, t.reply, model=req.model)
+            if streamed.usage is not None:
+                note_usage(streamed.usage, streamed.stop_reason)
+        except UpstreamHTTPError as exc:
+            await fail(upstream_error(exc, req, state.settings.context_window))
+        except GatewayError as exc:
+            await fail(exc)
+        except Exception:  # noqa: BLE001 - a bug must still end the stream with an error event
+            await fail(ApiError("Internal server error"))
+        finally:
+            _note(record, runner)
+            await queue.put(None)
 
     task = asyncio.create_task(produce())
     waiter = asyncio.create_task(started.wait())

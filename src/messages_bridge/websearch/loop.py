@@ -1,17 +1,17 @@
 """The gateway-run search loop: for upstreams without hosted search, the gateway searches on the model's behalf.
 
-The upstream model is offered a `web_search` function. Each round, the gateway calls the upstream (non-streaming),
-turns the model's `web_search` calls into `server_tool_use` blocks, runs them against the backend, answers with
-`web_search_tool_result` blocks and feeds the results back as function outputs, until the model answers without
-searching. Bounded by the client's `max_uses`, a time budget and a round cap; every search failure is reported
-in-band (an error block, and a function output that tells the model why), never as an HTTP error.
+The upstream model is offered a `web_search` function. Each round, the gateway calls the upstream (here
+non-streaming; `streamed.py` streams the rounds), turns the model's `web_search` calls into `server_tool_use`
+blocks, runs them against the backend, answers with `web_search_tool_result` blocks and feeds the results back as
+function outputs, until the model answers without searching. Bounded by the client's `max_uses`, a time budget
+and a round cap; every search failure is reported in-band (an error block, and a function output that tells the
+model why), never as an HTTP error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -34,7 +34,6 @@ from messages_bridge.upstream.client import ResponsesClient
 from messages_bridge.websearch.backend import SearchBackend, SearchFailed, SearchResult
 
 DEFAULT_MAX_USES = 8  # when the client set no max_uses (Claude Code sends 8)
-Emit = Callable[[list[a.ContentOut]], Awaitable[None]]
 _ENCODER = msgspec.json.Encoder()
 _REASONS: dict[ErrorCode, str] = {
     "max_uses_exceeded": "the search limit for this request is reached",
@@ -69,7 +68,7 @@ class _Usage:
 
 @dataclass(slots=True)
 class GatewaySearch:
-    """One request's loop. `run` returns the whole message; `emit` (streaming) gets each block when it exists."""
+    """One request's loop and its limits; `run` returns the whole message (`StreamedSearch` streams it)."""
 
     client: ResponsesClient
     backend: SearchBackend | None
@@ -85,8 +84,12 @@ class GatewaySearch:
     def max_uses(self) -> int:
         return self.options.max_uses if self.options.max_uses is not None else DEFAULT_MAX_USES
 
-    async def run(self, body: r.ResponsesRequest, t: ReplyContext, *, model: str, emit: Emit | None) -> a.Message:
+    def start_clock(self) -> None:
         self._deadline = time.monotonic() + self.time_budget
+
+    async def run(self, body: r.ResponsesRequest, t: ReplyContext, *, model: str) -> a.Message:
+        """The non-streaming loop: the whole message."""
+        self.start_clock()
         body = {**body, "input": list(body["input"])}
         body.pop("stream", None)
         body.pop("stream_options", None)
@@ -98,34 +101,29 @@ class GatewaySearch:
             message = to_anthropic_message(reply.response, t, model=model)
             self.message_id = self.message_id or message["id"]
             usage.add(message["usage"])
-            outputs, searched = await self._round(message["content"], content, emit)
+            outputs, searched = await self._round(message["content"], content)
             client_calls = any(b["type"] == "tool_use" for b in message["content"] if not _is_search(b))
             if not searched or client_calls or message["stop_reason"] not in ("tool_use", "end_turn"):
                 return self._final(message, content, usage)
-            body["input"] = [*body["input"], *_as_input(reply.response), *outputs]
-            self._next_round(body)
+            body["input"] = [*body["input"], *as_input(reply.response), *outputs]
+            self.next_round(body)
 
-    async def _round(
-        self, blocks: list[a.ContentOut], content: list[a.ContentOut], emit: Emit | None
-    ) -> tuple[list[r.InputItem], bool]:
-        """Emit one round's blocks, running its searches; the function outputs for the next round."""
+    async def _round(self, blocks: list[a.ContentOut], content: list[a.ContentOut]) -> tuple[list[r.InputItem], bool]:
+        """One round's blocks into `content`, each search run and answered in place; the function outputs."""
         outputs: list[r.InputItem] = []
-        pending: list[a.ContentOut] = []
         for block in blocks:
             if block["type"] != "tool_use" or not _is_search(block):
-                pending.append(block)
+                content.append(block)
                 continue
             query = block["input"].get("query") if isinstance(block["input"], dict) else None
             block_id = server_id(block["id"])
-            pending.append(server_tool_use(block_id, query if isinstance(query, str) else None))
-            await _send(emit, pending, content)
-            found, text = await self._search(query if isinstance(query, str) else "")
-            pending = [{"type": "web_search_tool_result", "tool_use_id": block_id, "content": found}]
+            content.append(server_tool_use(block_id, query if isinstance(query, str) else None))
+            found, text = await self.search(query if isinstance(query, str) else "")
+            content.append({"type": "web_search_tool_result", "tool_use_id": block_id, "content": found})
             outputs.append({"type": "function_call_output", "call_id": block["id"], "output": text})
-        await _send(emit, pending, content)
         return outputs, bool(outputs)
 
-    async def _search(self, query: str) -> tuple[list[a.WebSearchResult] | a.WebSearchError, str]:
+    async def search(self, query: str) -> tuple[list[a.WebSearchResult] | a.WebSearchError, str]:
         """One search: its result block content, and the function output the model reads."""
         code: ErrorCode | None = None
         reason = ""
@@ -169,7 +167,7 @@ class GatewaySearch:
             self.stats.backend_seconds += time.perf_counter() - started
         return [f for f in found if self.options.permits(f.url)][: self.results]
 
-    def _next_round(self, body: r.ResponsesRequest) -> None:
+    def next_round(self, body: r.ResponsesRequest) -> None:
         """Searching is optional after the first round; once the limits are reached it is no longer offered."""
         exhausted = (
             self.stats.searches >= self.max_uses
@@ -203,15 +201,6 @@ def _is_search(block: a.ContentOut) -> bool:
     return block["type"] == "tool_use" and block["name"] == FUNCTION_TOOL["name"]
 
 
-async def _send(emit: Emit | None, blocks: list[a.ContentOut], content: list[a.ContentOut]) -> None:
-    if not blocks:
-        return
-    content.extend(blocks)
-    if emit is not None:
-        await emit(list(blocks))
-    blocks.clear()
-
-
 def _listing(query: str, found: list[SearchResult]) -> str:
     if not found:
         return f'No results found for "{query}".'
@@ -225,7 +214,7 @@ def _listing(query: str, found: list[SearchResult]) -> str:
     return "\n".join(lines)
 
 
-def _as_input(response: r.Response) -> list[r.InputItem]:
+def as_input(response: r.Response) -> list[r.InputItem]:
     """A round's output as input for the next round (reasoning kept with its encrypted content)."""
     items: list[r.InputItem] = []
     for raw in response.output:
