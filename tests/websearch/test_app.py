@@ -237,3 +237,19 @@ async def test_no_backend_and_no_hosted_search_says_why(upstream: FakeUpstream, 
     assert reply.status_code == 200
     folded = fold(parse_sse(reply.content))
     assert "no hosted web search and no search backend" in folded["content"][2]["text"]
+
+
+async def test_gateway_loop_is_bounded_against_an_upstream_that_keeps_searching(
+    gateway_mode: httpx.AsyncClient, upstream: FakeUpstream, searx: tuple[ThreadedServer, SearxScript]
+) -> None:
+    tool = {"type": "web_search_20250305", "name": "web_search", "max_uses": 1, "allowed_domains": ["python.org"]}
+    upstream.script.push(*[_calls(f"again {n}") for n in range(6)])
+    reply = await gateway_mode.post("/v1/messages", json=subrequest(stream=False, tools=[tool]))
+    assert reply.status_code == 200
+    message = reply.json()
+    assert len(upstream.requests) == 3  # max_uses + 2 rounds, then the loop ends whatever the upstream does
+    assert message["stop_reason"] == "pause_turn"  # Anthropic's stop reason for a paused server-tool loop
+    errors = [b["content"]["error_code"] for b in message["content"]
+              if b["type"] == "web_search_tool_result" and isinstance(b["content"], dict)]  # fmt: skip
+    assert errors == ["max_uses_exceeded", "max_uses_exceeded"]
+    assert searx[1].queries == ["again 0 site:python.org"]

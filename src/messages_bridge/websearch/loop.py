@@ -34,6 +34,7 @@ from messages_bridge.upstream.client import ResponsesClient
 from messages_bridge.websearch.backend import SearchBackend, SearchFailed, SearchResult
 
 DEFAULT_MAX_USES = 8  # when the client set no max_uses (Claude Code sends 8)
+MAX_EXTRA_ROUNDS = 2  # rounds beyond max_uses: the answer after the last search, one for a refused extra search
 _ENCODER = msgspec.json.Encoder()
 _REASONS: dict[ErrorCode, str] = {
     "max_uses_exceeded": "the search limit for this request is reached",
@@ -78,6 +79,7 @@ class GatewaySearch:
     request_id: str | None = None
     stats: SearchStats = field(default_factory=SearchStats)
     message_id: str = ""
+    paused: bool = False  # ended by the round cap with searches unanswered: Anthropic's `pause_turn`
     _deadline: float = 0.0
 
     @property
@@ -101,14 +103,14 @@ class GatewaySearch:
             message = to_anthropic_message(reply.response, t, model=model)
             self.message_id = self.message_id or message["id"]
             usage.add(message["usage"])
-            outputs, searched = await self._round(message["content"], content)
+            outputs = await self._round(message["content"], content)
             client_calls = any(b["type"] == "tool_use" for b in message["content"] if not _is_search(b))
-            if not searched or client_calls or message["stop_reason"] not in ("tool_use", "end_turn"):
+            if self.finished(outputs, client_calls=client_calls, stop_reason=message["stop_reason"]):
                 return self._final(message, content, usage)
             body["input"] = [*body["input"], *as_input(reply.response), *outputs]
             self.next_round(body)
 
-    async def _round(self, blocks: list[a.ContentOut], content: list[a.ContentOut]) -> tuple[list[r.InputItem], bool]:
+    async def _round(self, blocks: list[a.ContentOut], content: list[a.ContentOut]) -> list[r.InputItem]:
         """One round's blocks into `content`, each search run and answered in place; the function outputs."""
         outputs: list[r.InputItem] = []
         for block in blocks:
@@ -121,7 +123,15 @@ class GatewaySearch:
             found, text = await self.search(query if isinstance(query, str) else "")
             content.append({"type": "web_search_tool_result", "tool_use_id": block_id, "content": found})
             outputs.append({"type": "function_call_output", "call_id": block["id"], "output": text})
-        return outputs, bool(outputs)
+        return outputs
+
+    def finished(self, outputs: list[r.InputItem], *, client_calls: bool, stop_reason: a.StopReason | None) -> bool:
+        """Whether the message ends after this round: no search to answer, a client tool to run, a limit hit, or
+        the round cap (which also bounds an upstream that keeps calling the function)."""
+        if not outputs or client_calls or stop_reason not in ("tool_use", "end_turn"):
+            return True
+        self.paused = self.stats.rounds >= self.max_uses + MAX_EXTRA_ROUNDS
+        return self.paused
 
     async def search(self, query: str) -> tuple[list[a.WebSearchResult] | a.WebSearchError, str]:
         """One search: its result block content, and the function output the model reads."""
@@ -160,7 +170,7 @@ class GatewaySearch:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(remaining):
-                found = await self.backend.search(query, limit=self.results * 2)
+                found = await self.backend.search(_scoped(query, self.options), limit=self.results * 2)
         except TimeoutError as exc:
             raise SearchFailed("unavailable", "the time budget for searching is used up") from exc
         finally:
@@ -169,11 +179,7 @@ class GatewaySearch:
 
     def next_round(self, body: r.ResponsesRequest) -> None:
         """Searching is optional after the first round; once the limits are reached it is no longer offered."""
-        exhausted = (
-            self.stats.searches >= self.max_uses
-            or time.monotonic() >= self._deadline
-            or self.stats.rounds > self.max_uses
-        )
+        exhausted = self.stats.searches >= self.max_uses or time.monotonic() >= self._deadline
         tools = msgspec.json.decode(bytes(body["tools"])) if "tools" in body else []
         if exhausted:
             tools = [tool for tool in tools if tool.get("name") != FUNCTION_TOOL["name"]]
@@ -194,11 +200,21 @@ class GatewaySearch:
             "server_tool_use": {"web_search_requests": self.stats.searches},
         }
         message: a.Message = {**last, "id": self.message_id, "content": content, "usage": total}
+        if self.paused:
+            message["stop_reason"] = "pause_turn"
         return message
 
 
 def _is_search(block: a.ContentOut) -> bool:
     return block["type"] == "tool_use" and block["name"] == FUNCTION_TOOL["name"]
+
+
+def _scoped(query: str, options: WebSearchOptions) -> str:
+    """The backend query: allowed domains as `site:` operators (results are filtered by domain as well)."""
+    sites = [f"site:{d}" for d in options.allowed_domains]
+    if not sites:
+        return query
+    return f"{query} {sites[0]}" if len(sites) == 1 else f"{query} ({' OR '.join(sites)})"
 
 
 def _listing(query: str, found: list[SearchResult]) -> str:

@@ -62,11 +62,12 @@ class StreamedSearch:
             translator = StreamTranslator(t, model=model, input_tokens=self.input_tokens)
             step = _Round(shift=self._next_index)  # the translator numbers each round's blocks from 0
             completed = await self._round(body, translator, step)
-            if translator.error is not None or completed is None:
+            if translator.error is not None:
                 return  # the error event went out
             self._usage.append(translator.usage or _zero())
-            done = not step.outputs or step.client_calls or translator.stop_reason not in ("tool_use", "end_turn")
-            if done:
+            # No completed response without an error: a stop sequence ended the answer.
+            if completed is None or search.finished(step.outputs, client_calls=step.client_calls,
+                                                    stop_reason=translator.stop_reason):  # fmt: skip
                 await self.send(self._end(translator))
                 return
             body["input"] = [*body["input"], *as_input(completed), *step.outputs]
@@ -140,8 +141,9 @@ class StreamedSearch:
 
     def _end(self, last: StreamTranslator) -> list[o.StreamEvent]:
         self.usage = _sum(self._usage, self.search.stats.searches)
-        self.stop_reason = last.stop_reason or "end_turn"
-        body = self._ending or o.MessageDeltaBody(self.stop_reason, None)
+        self.stop_reason = "pause_turn" if self.search.paused else last.stop_reason or "end_turn"
+        body = self._ending if self._ending is not None and not self.search.paused else None
+        body = body or o.MessageDeltaBody(self.stop_reason, None)
         return [o.MessageDelta(body, self.usage), o.MessageStop()]
 
 
