@@ -8,10 +8,17 @@ from typing import Any
 import msgspec
 import pytest
 
+from messages_bridge.demo.events import encode_sse, events_for
 from messages_bridge.errors import InvalidRequestError
+from messages_bridge.protocol import anthropic_stream as o
 from messages_bridge.protocol import responses as r
+from messages_bridge.protocol.responses_stream import decode_event
+from messages_bridge.protocol.sse import ServerSentEvent
+from messages_bridge.translate import stream
 from messages_bridge.translate.response import to_anthropic_message as _to_message
 from messages_bridge.translate.websearch import HostedSearches, WebSearchOptions, read_token
+from tests.streamkit import check_grammar, to_wire
+from tests.streamkit import translate as translate_stream
 from tests.upstream_schema import assert_valid_create
 from tests.websearch.kit import GATEWAY, HOSTED, OFF, subrequest, translate
 
@@ -175,3 +182,26 @@ def test_a_result_without_its_server_tool_use_is_refused() -> None:
                 {"role": "user", "content": "ok"}]  # fmt: skip
     with pytest.raises(InvalidRequestError, match="server_tool_use"):
         translate(subrequest(messages=messages))
+
+
+def test_held_events_are_released_at_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A result waits for the answer's titles, but not beyond HOLD_EVENTS: then URL-derived titles go out."""
+    monkeypatch.setattr(stream, "HOLD_EVENTS", 5)
+    t = translate(subrequest()).reply
+    text = "word " * 40 + "(cited)"
+    response = {"id": "resp_h", "status": "completed", "usage": {"input_tokens": 1, "output_tokens": 1}, "output": [
+        _search("ws_1", "q", "https://a.example/x"),
+        _answer(text, ("https://a.example/x", "Real title", len(text) - 7, len(text)))]}  # fmt: skip
+    translator = stream.StreamTranslator(t, model="m", input_tokens=1)
+    released_at = ""
+    for event in events_for(response, chunk=4):
+        decoded = decode_event(ServerSentEvent(event=event["type"], data=json.dumps(event).encode()))
+        out = translator.feed(decoded) if decoded is not None else []
+        starts = [e for e in out if isinstance(e, o.ContentBlockStart)]
+        if not released_at and any(isinstance(e.content_block, o.WebSearchResultShell) for e in starts):
+            released_at = event["type"]
+    assert released_at == "response.output_text.delta"  # before the answer completed
+    wire = to_wire(translate_stream([encode_sse(events_for(response, chunk=4))], t)[0])
+    check_grammar(wire)
+    shells = [p["content_block"] for n, p in wire if n == "content_block_start"]
+    assert shells[1]["content"][0]["title"] == "a.example/x"
