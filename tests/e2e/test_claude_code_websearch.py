@@ -122,3 +122,17 @@ def test_websearch_backend_failure_reaches_claude_code_in_band(claude_with: Any,
     assert "Web search error: unavailable" in output
     assert "The search backend is down." in output
     assert "API Error" not in output
+
+
+def test_websearch_turned_off_reaches_claude_code_in_band(claude_with: Any, make_settings: Any,
+                                                         upstream: FakeUpstream) -> None:  # fmt: skip
+    claude = claude_with(make_settings(web_search_mode="off"))
+    upstream.script.push(scripted("resp_ws_main1", websearch_call("call_ws1")),
+                         scripted("resp_ws_main2", text_item("msg_ws_main2", "Done.")))  # fmt: skip
+
+    succeeded(claude.run(f"Search the web for {QUERY}", "--allowedTools", "WebSearch"))
+
+    assert len(upstream.script.received) == 2  # the sub-request never reached the upstream
+    output = tool_output(upstream.script.received[-1].body)
+    assert "Web search error: unavailable" in output and "turned off" in output
+    assert "API Error" not in output

@@ -99,10 +99,14 @@ async def test_hosted_second_turn_sends_the_blocks_back(hosted: httpx.AsyncClien
     assert replayed[0]["action"]["query"] == "latest python release"
 
 
-def test_the_official_sdk_accumulates_hosted_answers(upstream: FakeUpstream, make_settings: Any) -> None:
+@pytest.mark.parametrize("mode", ["hosted", "gateway", "off"])
+def test_the_official_sdk_accumulates_every_answer(upstream: FakeUpstream, make_settings: Any, mode: str,
+                                                   searx: tuple[ThreadedServer, SearxScript]) -> None:  # fmt: skip
     from messages_bridge.app.factory import create_app
 
-    with serving(create_app(make_settings(web_search_hosted=True))) as gateway:
+    overrides = {"hosted": {"web_search_hosted": True}, "gateway": {"web_search_backend_url": searx[0].url},
+                 "off": {"web_search_mode": "off"}}[mode]  # fmt: skip
+    with serving(create_app(make_settings(**overrides))) as gateway:
         sdk = anthropic.Anthropic(api_key="k", base_url=gateway.url, max_retries=0)
         body = subrequest(max_tokens=4096)  # the SDK refuses non-streaming calls with Claude Code's 64000
         body.pop("stream")
@@ -111,10 +115,16 @@ def test_the_official_sdk_accumulates_hosted_answers(upstream: FakeUpstream, mak
         created = sdk.messages.create(**body)
         sdk.close()
     assert [b.type for b in streamed.content] == ["server_tool_use", "web_search_tool_result", "text"]
+    assert [b.type for b in created.content] == [b.type for b in streamed.content]
+    assert streamed.usage.server_tool_use is not None
+    if mode == "off":
+        assert streamed.content[1].content.type == "web_search_tool_result_error"  # type: ignore[union-attr]
+        return
     assert streamed.model_dump()["content"] == created.model_dump()["content"]
-    text = streamed.content[2]
-    assert text.type == "text" and text.citations and text.citations[0].type == "web_search_result_location"
-    assert streamed.usage.server_tool_use is not None and streamed.usage.server_tool_use.web_search_requests == 1
+    assert streamed.usage.server_tool_use.web_search_requests == 1
+    if mode == "hosted":
+        text = streamed.content[2]
+        assert text.type == "text" and text.citations and text.citations[0].type == "web_search_result_location"
 
 
 # ---- gateway-run search ----------------------------------------------------------------------------

@@ -122,6 +122,9 @@ def search_answers(draw: st.DrawFn) -> dict[str, Any]:
             action["sources"] = [{"type": "url", "url": u} for u in urls]
         output.append({"id": f"ws_{n}", "type": "web_search_call", "status": "completed", "action": action})
         if draw(st.booleans()):
+            page = {"type": "open_page", "url": f"https://site{n}.example/opened"}
+            output.append({"id": f"ws_{n}_open", "type": "web_search_call", "status": "completed", "action": page})
+        if draw(st.booleans()):
             text, annotations = "", []
             for k in range(draw(st.integers(0, 3))):
                 text += "".join(draw(st.lists(WORDS, max_size=4)))
