@@ -29,6 +29,7 @@ from messages_bridge.protocol.anthropic_stream import PING_FRAME, encode_events
 from messages_bridge.translate.blocks import BlockEvents
 from messages_bridge.translate.request import Translation
 from messages_bridge.translate.tokens import estimate_input_tokens
+from messages_bridge.translate.usage import empty_usage
 from messages_bridge.translate.websearch import error, server_id, server_tool_use
 from messages_bridge.upstream.client import UpstreamHTTPError
 from messages_bridge.websearch.loop import GatewaySearch
@@ -100,8 +101,8 @@ def unavailable_message(req: a.MessagesRequest, reason: str) -> a.Message:
     """An in-band `unavailable` answer: the search block, its error, and a text saying why."""
     block_id = server_id("off_" + secrets.token_hex(12))
     text = f"Web search is unavailable: {reason}."
-    usage: a.Usage = {"input_tokens": estimate_input_tokens(req), "output_tokens": 0, "cache_creation_input_tokens": 0,
-                      "cache_read_input_tokens": 0, "server_tool_use": {"web_search_requests": 0}}  # fmt: skip
+    usage = empty_usage(input_tokens=estimate_input_tokens(req))
+    usage["server_tool_use"] = {"web_search_requests": 0}
     return {
         "id": "msg_" + secrets.token_hex(12),
         "type": "message",
@@ -122,8 +123,7 @@ def unavailable_message(req: a.MessagesRequest, reason: str) -> a.Message:
 
 
 def _start_event(message: a.Message) -> o.MessageStart:
-    usage: a.Usage = {"input_tokens": message["usage"]["input_tokens"], "output_tokens": 0,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}  # fmt: skip
+    usage = empty_usage(input_tokens=message["usage"]["input_tokens"])
     return o.MessageStart({**message, "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage})
 
 
@@ -150,6 +150,9 @@ async def _stream_loop(
         if not started.is_set():
             started.set()
             record.first_token = time.perf_counter()
+        for event in events:
+            if isinstance(event, o.ErrorEvent):  # it may quote upstream text: no configured secret leaves
+                event.error.message = state.scrub(event.error.message)
         await queue.put(encode_events(events))
 
     streamed = StreamedSearch(runner, send, estimate_input_tokens(req))
@@ -158,7 +161,7 @@ async def _stream_loop(
         record.error_type = exc.error_type
         if not started.is_set():
             raise exc  # nothing sent yet: the route answers with the JSON error
-        await queue.put(encode_events([o.ErrorEvent(o.ErrorDetail(exc.error_type, exc.message))]))
+        await send([o.ErrorEvent(o.ErrorDetail(exc.error_type, exc.message))])
 
     async def produce() -> None:
         try:

@@ -20,6 +20,7 @@ from messages_bridge.protocol import responses as r
 from messages_bridge.protocol import responses_stream as rs
 from messages_bridge.translate.request import ReplyContext
 from messages_bridge.translate.stream import StreamTranslator
+from messages_bridge.translate.usage import empty_usage
 from messages_bridge.translate.websearch import FUNCTION_TOOL, server_id
 from messages_bridge.upstream.client import stream_events
 from messages_bridge.websearch.loop import GatewaySearch, as_input
@@ -64,7 +65,7 @@ class StreamedSearch:
             completed = await self._round(body, translator, step)
             if translator.error is not None:
                 return  # the error event went out
-            self._usage.append(translator.usage or _zero())
+            self._usage.append(translator.usage or empty_usage())
             # No completed response without an error: a stop sequence ended the answer.
             if completed is None or search.finished(step.outputs, client_calls=step.client_calls,
                                                     stop_reason=translator.stop_reason):  # fmt: skip
@@ -147,12 +148,8 @@ class StreamedSearch:
         return [o.MessageDelta(body, self.usage), o.MessageStop()]
 
 
-def _zero() -> a.Usage:
-    return {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
-
-
 def _sum(usages: list[a.Usage], searches: int) -> a.Usage:
-    total = _zero()
+    total = empty_usage()
     for usage in usages:
         for key in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
             total[key] += usage[key]
