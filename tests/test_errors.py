@@ -1,4 +1,4 @@
-"""errors.py: every upstream failure maps to the Anthropic error type, status and headers of PROTOCOL.md §6.5."""
+"""errors.py: every upstream failure maps to the Anthropic error type, status and headers of docs/mapping.md."""
 
 from __future__ import annotations
 

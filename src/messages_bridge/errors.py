@@ -113,7 +113,7 @@ _BY_STATUS: dict[int, type[GatewayError]] = {
     529: OverloadedError,
 }
 
-# Codes of `response.failed` / stream `error` events (PROTOCOL.md §6.5).
+# Codes of `response.failed` / stream `error` events (docs/mapping.md, Errors and headers).
 _BY_STREAM_CODE: dict[str, type[GatewayError]] = {
     "server_error": ApiError,
     "rate_limit_exceeded": RateLimitError,

@@ -1,4 +1,7 @@
-"""Anthropic Messages request → OpenAI Responses request (pure: no I/O, no logging, no config lookups)."""
+"""Anthropic Messages request → OpenAI Responses request (pure: no I/O, no logging, no config lookups).
+
+Every rule applied here is listed, with its reason, in docs/mapping.md.
+"""
 
 from __future__ import annotations
 
