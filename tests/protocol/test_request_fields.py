@@ -22,7 +22,6 @@ from messages_bridge.protocol.request_fields import (
     REQUEST_FIELDS,
     Decision,
     Endpoint,
-    decided,
     refusal,
 )
 
@@ -40,6 +39,11 @@ SDK_PARAMS: dict[Endpoint, tuple[Any, ...]] = {
 }
 STRUCTS: dict[Endpoint, type[msgspec.Struct]] = {"messages": a.MessagesRequest, "count_tokens": a.CountTokensRequest}
 BODY: dict[str, Any] = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "Hi"}]}
+
+
+def decided(endpoint: Endpoint) -> set[str]:
+    """The names decided for `endpoint`: exactly the fields its request struct must declare."""
+    return {name for name, rule in REQUEST_FIELDS.items() if rule.on(endpoint) is not None}
 
 
 def _sdk_fields(endpoint: Endpoint) -> set[str]:
@@ -165,6 +169,17 @@ async def test_unknown_fields_are_accepted_counted_and_logged_once(
         assert reply.status_code == 200, reply.text
     assert _unknown_count("messages", name) == 2
     assert sum(name in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_no_op_sampling_fields_are_logged_at_debug(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="messages_bridge.translate")
+    reply = await client.post("/v1/messages", json=BODY | {"top_k": 5})
+    assert reply.status_code == 200, reply.text
+    assert [r.getMessage() for r in caplog.records if r.name == "messages_bridge.translate"] == [
+        "left out, no upstream equivalent: top_k"
+    ]
 
 
 async def test_a_refused_field_is_a_400_naming_it(client: httpx.AsyncClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TypeVar
 
 import msgspec
@@ -26,6 +27,7 @@ R = TypeVar("R", a.MessagesRequest, a.CountTokensRequest)
 _ENCODER = msgspec.json.Encoder()
 DEFAULT_VERSION = "2023-06-01"
 MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
+_translate_log = logging.getLogger("messages_bridge.translate")
 
 
 def json_response(payload: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -60,6 +62,8 @@ async def create_message(request: Request) -> Response:
         settings.profile(req.model),
         api_version=version if settings.reject_sampling_on_new_api else DEFAULT_VERSION,
     )
+    if translation.ignored:  # names and JSON paths only, never values
+        _translate_log.debug("left out, no upstream equivalent: %s", ", ".join(translation.ignored))
     if req.max_tokens == 0:
         prewarm = empty_message(req)
         return prewarm_stream(prewarm) if req.stream else json_response(prewarm)

@@ -88,7 +88,6 @@ class StreamRelay:
 
     def __init__(self, upstream: httpx.Response, translator: StreamTranslator, stack: AsyncExitStack, *,
                  ping_interval: float, record: RequestRecord) -> None:  # fmt: skip
-        self._upstream = upstream
         self._translator = translator
         self._stack = stack
         self._ping = ping_interval

@@ -115,11 +115,6 @@ REQUEST_FIELDS: Mapping[str, FieldRule] = {
 }
 
 
-def decided(endpoint: Endpoint) -> frozenset[str]:
-    """The names decided for `endpoint`: exactly the fields its request struct declares."""
-    return frozenset(name for name, rule in REQUEST_FIELDS.items() if rule.on(endpoint) is not None)
-
-
 def refusal(req: a.MessagesRequest | a.CountTokensRequest, endpoint: Endpoint) -> str | None:
     """The error message for the first refused field that asks for something, or None."""
     for name, rule in REQUEST_FIELDS.items():

@@ -56,7 +56,7 @@ class ReplyContext:
 
 @dataclass(slots=True)
 class Translation:
-    """A translated request, the context for its answer, and what had to be dropped (for a debug log)."""
+    """A translated request, the context for its answer, and what was left out (names and paths, logged at debug)."""
 
     body: r.ResponsesRequest
     reply: ReplyContext

@@ -14,8 +14,6 @@ from messages_bridge.translate.signatures import encode_signature
 from messages_bridge.translate.stops import find_stop
 from messages_bridge.translate.usage import to_anthropic_usage
 
-_EMPTY_OBJECT = msgspec.json.decode(b"{}")
-
 
 def message_id(response_id: str) -> str:
     """`msg_` + the upstream id's suffix, so one id can be traced across both APIs."""
