@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tracemalloc
 import uuid
 from typing import Any
 
@@ -18,6 +19,8 @@ from messages_bridge.observability.request_fields import MAX_NAMES, OTHER, Field
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol.request_fields import (
     COUNT_TOKENS,
+    KEY_SCAN_BYTES,
+    MAX_UNKNOWN,
     MESSAGES,
     REQUEST_FIELDS,
     Decision,
@@ -85,6 +88,27 @@ def test_only_decided_fields_decode_in_one_pass_and_unknown_ones_are_named() -> 
     assert decoded.unknown == ("zz_future", "yy_future")
     assert decoded.request.temperature == 0.5
     assert COUNT_TOKENS.decode(_encoded()).unknown == ("max_tokens",)  # a generation field: not one of count_tokens
+
+
+def test_unknown_names_are_bounded_per_request_and_large_bodies_are_not_scanned() -> None:
+    many = {f"zz_{i}": 0 for i in range(MAX_UNKNOWN * 4)}
+    assert MESSAGES.decode(_encoded(**many)).unknown == tuple(list(many)[:MAX_UNKNOWN])
+    padding = "x" * KEY_SCAN_BYTES
+    large = _encoded(zz_first=1, zz_second=2, system=padding)
+    assert MESSAGES.decode(large).unknown == ("zz_first",)  # named by the strict decoder, no key listing
+
+
+def test_a_body_of_many_unknown_keys_costs_no_memory_per_key() -> None:
+    keys = b",".join(b'"k%d":0' % i for i in range(200_000))  # 2.3 MB, past the key-scan limit
+    body = _encoded()[:-1] + b"," + keys + b"}"
+    tracemalloc.start()
+    try:
+        decoded = MESSAGES.decode(body)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert decoded.unknown == ("k0",)
+    assert peak < 64 * 1024  # bytes: no object per key (a full listing would hold about 25 MB)
 
 
 def test_an_invalid_body_with_an_unknown_field_still_names_the_real_error() -> None:

@@ -18,6 +18,8 @@ fails when the installed SDK grows a field that is not in this table.
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -127,6 +129,12 @@ def refusal(req: a.MessagesRequest | a.CountTokensRequest, endpoint: Endpoint) -
 
 
 _KEYS = msgspec.json.Decoder(dict[str, Raw])
+# Listing every top-level key builds one object per key (about 10× the body in memory for a body of tiny keys), so it
+# is done only for bodies up to this size; a larger body reports the first undecided name, which the strict decoder
+# names anyway. At most MAX_UNKNOWN names are reported per request.
+KEY_SCAN_BYTES = 1 << 20
+MAX_UNKNOWN = 16
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(.*)`")
 
 
 class StrictMessagesRequest(a.MessagesRequest, forbid_unknown_fields=True):
@@ -159,9 +167,13 @@ class RequestDecoder(Generic[T]):
     def decode(self, body: bytes) -> Decoded[T]:
         try:
             return Decoded(self._strict.decode(body))
-        except msgspec.ValidationError:
+        except msgspec.ValidationError as exc:
+            first = _UNKNOWN_FIELD.fullmatch(str(exc))
             request = self._lenient.decode(body)
-        return Decoded(request, tuple(k for k in _KEYS.decode(body) if k not in self._declared))
+        if len(body) > KEY_SCAN_BYTES:
+            return Decoded(request, (first.group(1),) if first else ())
+        unknown = (k for k in _KEYS.decode(body) if k not in self._declared)
+        return Decoded(request, tuple(itertools.islice(unknown, MAX_UNKNOWN)))
 
 
 MESSAGES = RequestDecoder("messages", StrictMessagesRequest, a.MessagesRequest)
