@@ -14,6 +14,9 @@ _._parse_list
 _._parse_map
 cls
 
+# Starlette's router reads it: no trailing-slash redirect built from the client's Host header.
+_.redirect_slashes
+
 # Stdlib logging flags, assigned so records skip work the formatter never prints.
 _.logMultiprocessing
 _.logProcesses
