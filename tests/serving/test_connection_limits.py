@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import uvicorn
 
 from messages_bridge.app.factory import create_app
 from messages_bridge.config import Settings
@@ -30,7 +31,7 @@ from messages_bridge.serving.options import connection_limits, uvicorn_options
 from messages_bridge.serving.protocol import FEED_BYTES
 from tests.servers import ThreadedServer, serving
 
-LIMITS = {"max_header_bytes": 16 * 1024, "max_headers": 32, "header_timeout": 0.5, "body_timeout": 0.5}
+LIMITS: dict[str, Any] = {"max_header_bytes": 16 * 1024, "max_headers": 32, "header_timeout": 0.5, "body_timeout": 0.5}
 LIMITS |= {"min_body_rate": 2000, "max_client_connections": 4}
 WAIT = 10.0  # the most any socket read waits: a hang fails the test instead of blocking the run
 
@@ -364,7 +365,7 @@ def test_serve_starts_uvicorn_with_the_guarded_protocol(monkeypatch: pytest.Monk
     from messages_bridge import cli
 
     started: dict[str, Any] = {}
-    monkeypatch.setattr(cli.uvicorn, "run", lambda app, **kwargs: started.update(kwargs, app=app))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.update(kwargs, app=app))
     monkeypatch.setattr(cli, "raise_open_file_limit", lambda: 1 << 16)
     cli._run(Settings(**LIMITS))
     factory = started["http"]
