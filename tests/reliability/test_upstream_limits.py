@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from messages_bridge.upstream.body import SHARE_BYTES
+from messages_bridge.upstream.content import PIECE_BYTES, ContentDecoder
 from tests.reliability.faults import MESSAGE, ok_response, raw_upstream, response_head
 from tests.reliability.test_faults import assert_error
 from tests.reliability.test_stream_faults import assert_failed_stream, parse_sse, text_of, upstream_events
@@ -258,3 +260,51 @@ async def test_upstream_redirect_is_a_502_api_error_and_not_followed(
     assert reply.headers["x-should-retry"] == "false"
     assert upstream.opened == 1  # not retried
     await gateway.released()
+
+
+# --- decoding shares the event loop ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["json", "stream"])
+async def test_decoding_a_bomb_hands_the_event_loop_on(
+    open_gateway: Any, monkeypatch: pytest.MonkeyPatch, shape: str
+) -> None:
+    """One read of compressed data decodes to many MiB: other tasks get the loop at least every SHARE_BYTES decoded.
+
+    Measured in bytes, not time: a task that runs at every turn of the loop records how much was decoded since its
+    previous turn; the largest such gap is the most the gateway decoded without letting anyone else run.
+    """
+    decoded = [0]
+    feed = ContentDecoder.feed
+
+    def counting(self: ContentDecoder, data: bytes) -> Iterator[bytes]:
+        for piece in feed(self, data):
+            decoded[0] += len(piece)
+            yield piece
+
+    monkeypatch.setattr(ContentDecoder, "feed", counting)
+    gaps: list[int] = []
+    seen = [0]
+
+    def note_gap() -> None:
+        gaps.append(decoded[0] - seen[0])
+        seen[0] = decoded[0]
+
+    async def turn_of_the_loop() -> None:
+        while True:
+            note_gap()
+            await asyncio.sleep(0)
+
+    opening = SSE_OPENING if shape == "stream" else JSON_OPENING
+    async with raw_upstream(answering(bomb(opening, "gzip"), coding="gzip", sse=shape == "stream")) as upstream:
+        limits = {"max_upstream_body_bytes": 16 * LIMIT, "max_upstream_event_bytes": 16 * LIMIT}
+        gateway = await open_gateway(openai_base_url=upstream.base_url, **limits)
+        ticker = asyncio.create_task(turn_of_the_loop())
+        try:
+            reply = await gateway.post(STREAM if shape == "stream" else MESSAGE)
+        finally:
+            ticker.cancel()
+            note_gap()  # what was decoded after the ticker's last turn
+    assert reply.status_code in (200, 502)
+    assert decoded[0] >= 16 * LIMIT  # the limit was reached, so there was much to decode
+    assert max(gaps) <= SHARE_BYTES + PIECE_BYTES, max(gaps)

@@ -6,6 +6,7 @@ with no limit at all, so no upstream response is read that way.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -15,6 +16,26 @@ from messages_bridge.upstream.content import ContentDecoder
 
 ERROR_BODY_BYTES = 1024 * 1024  # an upstream error body is read this far (its message is all we use), the rest cut
 _ERROR_BODY = "messages_bridge.error_body"  # where a read error body is kept on its response (read once, used twice)
+SHARE_BYTES = 1024 * 1024  # decoded bytes after which the event loop is handed on (see `Pacer`)
+
+
+class Pacer:
+    """Hands the event loop on after every `SHARE_BYTES` decoded.
+
+    One network read of a compressed body can decode to a whole limit (64 MiB): without a pause, every other
+    request — and `/healthz` — would wait for it.
+    """
+
+    __slots__ = ("_since",)
+
+    def __init__(self) -> None:
+        self._since = 0
+
+    async def step(self, size: int) -> None:
+        self._since += size
+        if self._since >= SHARE_BYTES:
+            self._since = 0
+            await asyncio.sleep(0)
 
 
 def raw_body(response: httpx.Response) -> tuple[AsyncIterator[bytes], ContentDecoder]:
@@ -39,11 +60,13 @@ async def read_body(response: httpx.Response, limit: int, *, cut: bool = False) 
     if not cut and decoder.identity and declared.isdigit() and int(declared) > limit:
         raise BadUpstreamError(f"The upstream's answer is larger than {limit} bytes")  # known before reading it
     body = bytearray()
+    pacer = Pacer()
     try:
         async for raw in chunks:
             for piece in decoder.feed(raw):
                 if _append(body, piece, limit, cut=cut):
                     return body
+                await pacer.step(len(piece))
         for piece in decoder.flush():
             if _append(body, piece, limit, cut=cut):
                 return body

@@ -20,7 +20,7 @@ from messages_bridge.protocol import responses as r
 from messages_bridge.protocol.responses_stream import StreamEvent, decode_event
 from messages_bridge.protocol.sse import DEFAULT_MAX_EVENT_BYTES, EventTooLargeError, ServerSentEvent, SSEDecoder
 from messages_bridge.upstream.aiohttp_transport import AiohttpTransport
-from messages_bridge.upstream.body import error_body, raw_body, read_body
+from messages_bridge.upstream.body import Pacer, error_body, raw_body, read_body
 from messages_bridge.upstream.content import check_encoding
 from messages_bridge.upstream.retry import NO_RETRIES, RetryPolicy, send_with_retries
 
@@ -204,9 +204,11 @@ async def stream_events(
     """
     chunks, content = raw_body(response)
     decoder = SSEDecoder(max_event_bytes)
+    pacer = Pacer()
     try:
         async for raw in chunks:
             for chunk in content.feed(raw):
+                await pacer.step(len(chunk))
                 frames = decoder.feed(chunk)
                 # A long read is handed on in slices, so its first events are translated (and its first token
                 # sent) before the rest of it is decoded.
