@@ -9,6 +9,7 @@ and memory in bytes (tracemalloc over every thread, the server's included).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
@@ -56,6 +57,8 @@ class EchoApp:
             size += len(message.get("body", b""))
             if not message.get("more_body"):
                 break
+        if scope["path"] == "/slow":
+            await asyncio.sleep(0.5)
         body = json.dumps({"size": size}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -206,6 +209,18 @@ def test_heads_just_under_the_limits_with_a_body_in_the_same_write_pass() -> Non
             code, _, answer = read_reply(sock)
             assert code == 200 and json.loads(answer) == {"size": len(body)}
     assert len(app.requests) == 3
+
+
+def test_an_oversized_pipelined_head_never_cuts_into_the_answer_before_it() -> None:
+    """Behind a request still being answered nothing can be written, so the connection is closed instead of a 431."""
+    oversized = b"GET /healthz HTTP/1.1\r\nhost: t\r\nx-big: " + b"a" * (32 * 1024) + b"\r\n\r\n"
+    with guarded_server() as (server, app), closing(connect(server)) as sock:
+        sock.sendall(request(path="/slow", body=b"{}") + oversized)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert b"431" not in received and (received == b"" or received.startswith(b"HTTP/1.1 200"))
+    assert app.requests == ["/slow"]
 
 
 # --- slow or silent clients ----------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from typing import Any
 
 import httptools
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from messages_bridge.app.factory import new_request_id
@@ -125,7 +125,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if not self._feed(piece):
                 return
             if self._in_head and self._head_bytes > self.limits.max_header_bytes:
-                self._refuse(431, _head_too_large(self.limits).error)
+                self._refuse_head(431, _head_too_large(self.limits).error)
                 return
         self._arm_timers()
 
@@ -145,7 +145,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.parser.feed_data(piece)
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, _Refusal):
-                self._refuse(exc.__context__.status, exc.__context__.error)
+                self._refuse_head(exc.__context__.status, exc.__context__.error)
             else:
                 self._bad_request()
             return False
@@ -210,7 +210,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if not self._begun:
             self.transport.close()  # not one byte of a request: nothing to answer
             return
-        self._refuse(408, UpstreamTimeoutError("Request timeout: the request head was not received in time"))
+        self._refuse_head(408, UpstreamTimeoutError("Request timeout: the request head was not received in time"))
 
     def _body_deadline(self) -> float:
         limits = self.limits
@@ -236,6 +236,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         cycle.disconnected = True  # the app waits for the body: it sees the client gone, its answer is dropped
         cycle.message_event.set()
         self._refuse(408, UpstreamTimeoutError("Request timeout: the request body was not received in time"))
+
+    def _refuse_head(self, status: int, error: GatewayError) -> None:
+        """Refuse the request whose head is being read; behind an earlier request still being answered (pipelined),
+        nothing can be written in front of that answer, so the connection is closed instead."""
+        earlier: RequestResponseCycle | None = self.cycle
+        if earlier is not None and not earlier.response_complete:
+            logger.warning("pipelined request refused before the app: %d, connection closed", status)
+            self._refusing = True
+            self._cancel_timers()
+            self.transport.close()
+            return
+        self._refuse(status, error)
 
     def _refuse(self, status: int, error: GatewayError) -> None:
         """Answer `status` with `error`'s envelope, close our side, and drop the connection after the linger."""
