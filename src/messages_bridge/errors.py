@@ -10,6 +10,7 @@
     ├── RequestTooLargeError          413 request_too_large
     ├── RateLimitError                429 rate_limit_error
     ├── ApiError                      500 api_error
+    │   └── UpstreamProtocolError     502 api_error (the upstream's 2xx answer is not a valid Responses answer)
     ├── UpstreamTimeoutError          504 timeout_error
     └── OverloadedError               529 overloaded_error
 
@@ -84,6 +85,12 @@ class RateLimitError(GatewayError):
 class ApiError(GatewayError):
     status_code = 500
     error_type = "api_error"
+
+
+class UpstreamProtocolError(ApiError):
+    """The upstream answered 2xx with something this gateway cannot translate faithfully (its fault, not ours)."""
+
+    status_code = 502
 
 
 class UpstreamTimeoutError(GatewayError):
