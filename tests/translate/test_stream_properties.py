@@ -111,7 +111,7 @@ def distortions(draw: st.DrawFn) -> JSON:
     drop = draw(st.sampled_from(["nothing", "nothing", "deltas", "all but items"]))
     unannounced = draw(st.booleans())
     return {"rotate": draw(st.booleans()), "drop": drop, "unannounced": unannounced,
-            "unindexed": not unannounced and draw(st.booleans())}  # fmt: skip
+            "unindexed": not unannounced and draw(st.booleans()), "encrypted_deltas": draw(st.booleans())}  # fmt: skip
 
 
 def _rotated(events: list[JSON]) -> list[JSON]:
@@ -128,9 +128,17 @@ def _rotated(events: list[JSON]) -> list[JSON]:
     return out
 
 
+def _encrypted_deltas(events: list[JSON]) -> list[JSON]:
+    """Argument deltas as GitHub Copilot sends them: ciphertext, flagged by an `obfuscation` field."""
+    return [{**e, "delta": "\u00bfcipher\u00bf", "obfuscation": "x"}
+            if e["type"] == "response.function_call_arguments.delta" else e for e in events]  # fmt: skip
+
+
 def distort(events: list[JSON], how: JSON) -> list[JSON]:
     if how["rotate"]:
         events = _rotated(events)
+    if how["encrypted_deltas"]:
+        events = _encrypted_deltas(events)
     if how["drop"] == "deltas":
         events = [e for e in events if not e["type"].endswith(".delta")]
     elif how["drop"] == "all but items":
@@ -209,7 +217,8 @@ def test_stream_folds_to_the_non_streaming_message(data: st.DataObject, response
 @given(st.data(), responses(), distortions(), st.integers(1, 9), st.lists(st.integers(1, 4000), max_size=10))
 def test_streams_of_other_servers_fold_to_the_same_message(data: st.DataObject, response: JSON, how: JSON,
                                                            chunk: int, cuts: list[int]) -> None:  # fmt: skip
-    """Rotated item ids, content only in `.done` events, unannounced or unindexed items: the same message."""
+    """Rotated item ids, encrypted argument deltas, content only in `.done` events, unannounced or unindexed items:
+    the same message."""
     t = _translation(data.draw, response, stops=data.draw(st.booleans()))
     events, stopped = _stream(response, t, chunk, cuts, how)
     _check_against_non_streaming(events, response, t, stopped, rotated=how["rotate"])

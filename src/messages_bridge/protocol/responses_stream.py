@@ -75,6 +75,7 @@ class RefusalDone(Struct, kw_only=True):
 class ArgumentsDelta(Struct, kw_only=True):
     output_index: int = -1
     delta: str
+    obfuscation: str | None = None  # never requested; GitHub Copilot sends it with encrypted deltas
 
 
 class ArgumentsDone(Struct, kw_only=True):

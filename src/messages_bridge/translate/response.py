@@ -50,9 +50,9 @@ def output_item(raw: msgspec.Raw | bytes) -> r.OutputItem | str:
 
 
 def thinking_text(item: r.ReasoningOutput) -> str:
-    """A reasoning item's text for a thinking block: its summary parts, then its raw `reasoning_text` parts."""
+    """A reasoning item's text for a thinking block: its summary parts, then its raw `reasoning_text`, as paragraphs."""
     texts = [s.text for s in item.summary]
-    texts += [c.text for c in item.content or () if c.type == "reasoning_text"]
+    texts.append("".join(c.text for c in item.content or () if c.type == "reasoning_text"))
     return "\n\n".join(t for t in texts if t)
 
 

@@ -15,6 +15,7 @@ longest stop sequence).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import assert_never
@@ -44,7 +45,7 @@ from messages_bridge.translate.usage import to_anthropic_usage
 Out = list[o.StreamEvent]
 
 _TRUNCATED = "The upstream stream ended before the response was complete"
-_RAW_REASONING = 1 << 30  # part keys of `reasoning_text` content parts, apart from summary parts
+_RAW_REASONING = -2  # the part key of raw `reasoning_text` (summary parts are keyed by their index)
 
 
 class Item(IntEnum):
@@ -111,6 +112,7 @@ class StreamTranslator:
     _saw_tool: bool = field(default=False, init=False)
     _service_tier: str | None = field(default=None, init=False)
     _ids: ToolIds = field(default_factory=ToolIds, init=False)
+    _streamed: hashlib._Hash = field(default_factory=hashlib.sha256, init=False)  # digest of the arguments sent
     _prefill: str = field(default="", init=False)
     _prefill_held: str = field(default="", init=False)
     _stops: StopSequenceFilter | None = field(default=None, init=False)
@@ -164,16 +166,18 @@ class StreamTranslator:
             case rs.ContentPartDone(output_index=index, content_index=part, part=shape):
                 self._part_done(index, part, shape, out)
             case rs.TextDelta(output_index=index, content_index=part, delta=delta):
-                if delta and self._text_part(index, part, out):
+                if delta and self._text_target(index, part, out):
                     self._filtered(delta, out)
             case rs.RefusalDelta(output_index=index, content_index=part, delta=delta):
-                if delta and self._text_part(index, part, out):
+                if delta and self._text_target(index, part, out):
                     self._refusal = self._refusal or ""
                     self._emit_text(delta, out)
             case rs.RefusalDone(refusal=refusal):
                 self._refusal = refusal
-            case rs.ArgumentsDelta(output_index=index, delta=delta):
-                if delta and self._is_current(index, Item.TOOL):
+            case rs.ArgumentsDelta(output_index=index, delta=delta, obfuscation=obfuscation):
+                # Obfuscation was not asked for: a server that sends it anyway (GitHub Copilot) may have encrypted
+                # the delta itself, so its arguments are taken from the `.done` events instead.
+                if delta and obfuscation is None and self._is_current(index, Item.TOOL):
                     self._emit_arguments(delta, out)
             case rs.ArgumentsDone(output_index=index, arguments=arguments):
                 if arguments and not self._sent and self._is_current(index, Item.TOOL):
@@ -182,8 +186,9 @@ class StreamTranslator:
                 self._route(index, Item.REASONING, out)
             case rs.SummaryTextDelta(output_index=index, summary_index=part, delta=delta):
                 self._thinking_delta(index, part, delta, out)
-            case rs.ReasoningTextDelta(output_index=index, content_index=part, delta=delta):
-                self._thinking_delta(index, _RAW_REASONING + part, delta, out)
+            case rs.ReasoningTextDelta(output_index=index, delta=delta):
+                # One part whatever its content_index (vLLM numbers every delta): raw reasoning is one text.
+                self._thinking_delta(index, _RAW_REASONING, delta, out)
             case rs.ResponseCompleted(response=response):
                 self._completed(response, out)
             case rs.ResponseFailed(response=response):
@@ -249,9 +254,7 @@ class StreamTranslator:
                 return
         match item:
             case r.FunctionCallOutput(arguments=arguments):
-                # Invalid JSON is an upstream fault (an error event); `{}` needs no delta (the shell has it).
-                if parse_arguments(arguments) and not self._sent:
-                    self._emit_arguments(arguments, out)
+                self._end_arguments(arguments, out)
             case r.ReasoningOutput() if self.t.thinking_requested:
                 self._end_thinking(item, out)
             case r.MessageOutput(content=parts) if not self._parts_seen:
@@ -289,7 +292,7 @@ class StreamTranslator:
             self._emit_text(text, out)
 
     def _text_part(self, index: int, part: int, out: Out) -> bool:
-        """Direct text to content part `part` of message item `index` (a new part is a new block)."""
+        """Start content part `part` of message item `index`: a new part is a new block."""
         if not self._route(index, Item.MESSAGE, out):
             return False
         self._parts_seen = True
@@ -297,6 +300,18 @@ class StreamTranslator:
             self._new_block(out)
             self._part, self._part_sent = part, False
         return not self.done
+
+    def _text_target(self, index: int, part: int, out: Out) -> bool:
+        """Direct a text delta to the current part of message item `index`.
+
+        Only a `content_part.added` starts a new part: some servers (vLLM) number every delta differently.
+        """
+        if not self._route(index, Item.MESSAGE, out):
+            return False
+        self._parts_seen = True
+        if self._part < 0:
+            self._part = part
+        return True
 
     def _part_done(self, index: int, part: int, shape: rs.PartShape | None, out: Out) -> None:
         if index not in (-1, self._item) or self._kind is not Item.MESSAGE or part != self._part:
@@ -386,7 +401,19 @@ class StreamTranslator:
             signature = encode_signature(item.id, item.encrypted_content)
             out.append(o.ContentBlockDelta(self._index, o.SignatureDelta(signature)))
 
+    def _end_arguments(self, arguments: str, out: Out) -> None:
+        """The final arguments: sent now if no delta carried them, else checked against what the deltas sent."""
+        has_input = parse_arguments(arguments)  # invalid JSON is an upstream fault → error event
+        if not self._sent:
+            if has_input:  # `{}` needs no delta: the shell has it
+                self._emit_arguments(arguments, out)
+        elif arguments and self._streamed.digest() != hashlib.sha256(arguments.encode()).digest():
+            raise UpstreamProtocolError("The upstream's streamed tool arguments differ from its final ones")
+
     def _emit_arguments(self, arguments: str, out: Out) -> None:
+        if not self._sent:
+            self._streamed = hashlib.sha256()
+        self._streamed.update(arguments.encode())  # to check against the final arguments without holding them
         self._sent = True
         self._chars += len(arguments)
         out.append(o.ContentBlockDelta(self._index, o.InputJsonDelta(arguments)))
