@@ -114,6 +114,8 @@ def _collect(response: r.Response, t: ReplyContext) -> _Collected:
                     out.content.append(block)
             case r.MessageOutput(content=parts):
                 for part in parts:
+                    if out.stop_sequence is not None:
+                        break
                     if isinstance(part, r.Refusal):
                         out.refusal = part.refusal
                         out.content.append({"type": "text", "text": part.refusal})

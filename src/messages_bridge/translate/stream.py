@@ -170,7 +170,7 @@ class StreamTranslator:
                     self._filtered(delta, out)
             case rs.RefusalDelta(output_index=index, content_index=part, delta=delta):
                 if delta and self._text_target(index, part, out):
-                    self._refusal = self._refusal or ""
+                    self._refusal = (self._refusal or "") + delta  # refusals are short; `.done` has it whole
                     self._emit_text(delta, out)
             case rs.RefusalDone(refusal=refusal):
                 self._refusal = refusal
@@ -285,7 +285,8 @@ class StreamTranslator:
             self._refusal_part("", out)
 
     def _refusal_part(self, text: str, out: Out) -> None:
-        self._refusal = self._refusal or text
+        """A refusal part starts (empty) or arrives whole; the last one is the explanation, as non-streaming."""
+        self._refusal = text
         self._begin(out, o.TextShell())  # a refusal is a block even when empty, as non-streaming
         if text:
             self._part_sent = True
