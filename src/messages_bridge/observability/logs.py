@@ -65,7 +65,7 @@ ACCESS_FIELDS = frozenset(
     }
 )
 # Top-level `extra` keys; the access record travels as one `access` dict whose keys must be in ACCESS_FIELDS.
-ALLOWED_FIELDS = ("exception_type", "settings")
+ALLOWED_FIELDS = ("exception_type", "settings", "reason")  # `reason`: the gateway's own wording, never content
 CONTENT_FIELDS = ("request_body", "response_body")
 # Loggers that would print URLs or connection chatter at INFO/DEBUG; their warnings still get through.
 _QUIET_LOGGERS = ("httpx", "httpcore", "hpack", "aiohttp", "uvicorn.access")
