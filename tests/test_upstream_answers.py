@@ -48,7 +48,10 @@ def _stream_of(response: JSON) -> bytes:
 
 FAULTY = {
     "item not an object": (_response([42]), "The upstream sent an invalid output item: Expected `object`, got `int`"),
-    "item a list": (_response([["message"]]), "The upstream sent an invalid output item: Expected `object`, got `array`"),
+    "item a list": (
+        _response([["message"]]),
+        "The upstream sent an invalid output item: Expected `object`, got `array`",
+    ),
     "call without call_id": (
         _response([_call(call_id=None)]),
         "The upstream sent an invalid output item: Object missing required field `call_id`",
@@ -62,7 +65,10 @@ FAULTY = {
         _response([TEXT], status="in_progress"),
         "The upstream answered with an unfinished response (status 'in_progress')",
     ),
-    "status queued": (_response([], status="queued"), "The upstream answered with an unfinished response (status 'queued')"),
+    "status queued": (
+        _response([], status="queued"),
+        "The upstream answered with an unfinished response (status 'queued')",
+    ),
     "status missing": (
         {k: v for k, v in _response([TEXT]).items() if k != "status"},
         "The upstream answered with an unfinished response (no known status)",

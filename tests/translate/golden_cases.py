@@ -86,20 +86,20 @@ def _other_servers() -> dict[str, list[JSON]]:
              {**_call("get_weather", weather, 3), "call_id": "call_Qx2"}]  # fmt: skip
     negative = {"input_tokens": -7, "input_tokens_details": {"cached_tokens": -3}, "output_tokens": -1,
                 "output_tokens_details": {"reasoning_tokens": -2}}  # fmt: skip
+    copilot = _response([_reasoning("**Checking**"), _text("Let me check."), _call("get_weather", weather, 1)])
+    unfinished = _response([_text("Hi.")], status="in_progress")
+    no_status = {k: v for k, v in _response([_text("Hi.")]).items() if k != "status"}
     return {
-        "copilot_rotating_ids": _copilot(
-            events_for(_response([_reasoning("**Checking**"), _text("Let me check."), _call("get_weather", weather, 1)]),
-                       chunk=6)  # fmt: skip
-        ),
+        "copilot_rotating_ids": _copilot(events_for(copilot, chunk=6)),
         "reasoning_without_encrypted_content": events_for(_response([plain, _text("Sunny.")]), chunk=5),
         "reasoning_text_parts": events_for(_response([raw, _call("get_weather", weather, 1)]), chunk=7),
         "tool_ids_empty_and_duplicate": events_for(_response(calls), chunk=8),
         "usage_negative": events_for(_response([_text("Hi.")], usage=negative), chunk=4),
-        "status_in_progress": events_for(_response([_text("Hi.")], status="in_progress"), chunk=4),
-        "status_missing": events_for({k: v for k, v in _response([_text("Hi.")]).items() if k != "status"}, chunk=4),
+        "status_in_progress": events_for(unfinished, chunk=4),
+        "status_missing": events_for(no_status, chunk=4),
         "item_not_an_object": _bad_item(42),
-        "function_call_without_call_id": _bad_item({"type": "function_call", "id": "fc_1", "name": "f", "arguments": ""}),
-        "function_call_without_name": _bad_item({"type": "function_call", "id": "fc_1", "call_id": "c", "arguments": ""}),
+        "function_call_without_call_id": _bad_item({"type": "function_call", "id": "fc_1", "name": "f"}),
+        "function_call_without_name": _bad_item({"type": "function_call", "id": "fc_1", "call_id": "c"}),
         "interleaved_items": _interleaved(),
     }
 

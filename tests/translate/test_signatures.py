@@ -16,9 +16,12 @@ COPILOT_ID = "oxX2a9" * 70  # Copilot's reasoning ids are long opaque blobs, not
 
 def _replayed(signature: str) -> list[dict[str, object]]:
     thinking = {"type": "thinking", "thinking": "Plan.", "signature": signature}
-    body = {"model": "claude-sonnet-4-5", "max_tokens": 64, "thinking": {"type": "adaptive"}, "messages": [
-        {"role": "user", "content": "Hi"}, {"role": "assistant", "content": [thinking, {"type": "text", "text": "Hello"}]},
-        {"role": "user", "content": "Again"}]}  # fmt: skip
+    turns = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": [thinking, {"type": "text", "text": "Hello"}]},
+        {"role": "user", "content": "Again"},
+    ]
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 64, "thinking": {"type": "adaptive"}, "messages": turns}
     req = a.MESSAGES_DECODER.decode(msgspec.json.encode(body))
     items = to_responses_request(req, SETTINGS.profile(req.model), api_version="2023-06-01").body["input"]
     return [dict(i) for i in items if i["type"] == "reasoning"]
@@ -35,7 +38,8 @@ def test_any_item_id_round_trips(item_id: str) -> None:
 
 def test_an_item_without_id_is_replayed_without_one() -> None:
     assert _replayed(encode_signature("", "enc")) == [
-        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "Plan."}], "encrypted_content": "enc"}]
+        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "Plan."}], "encrypted_content": "enc"}
+    ]
 
 
 def test_an_empty_signature_replays_nothing() -> None:

@@ -228,8 +228,8 @@ def test_recorded_stream_folds_to_the_translation_of_its_final_response(case: st
 
 def test_text_deltas_numbered_one_by_one_stay_one_block() -> None:
     """vLLM numbers every delta's content_index: only `content_part.added` starts a new part."""
-    events = events_for(_response([{"id": "msg_1", "type": "message", "content": [{"type": "output_text",
-                                                                                   "text": "one two three"}]}]), chunk=4)  # fmt: skip
+    text = {"id": "msg_1", "type": "message", "content": [{"type": "output_text", "text": "one two three"}]}
+    events = events_for(_response([text]), chunk=4)
     deltas = [e for e in events if e["type"] == "response.output_text.delta"]
     for n, event in enumerate(deltas):
         event["content_index"] = n
@@ -247,8 +247,8 @@ def test_streamed_arguments_that_differ_from_the_final_ones_are_an_error() -> No
 
 
 def test_an_item_announced_twice_is_one_item() -> None:
-    events = events_for(_response([{"id": "msg_1", "type": "message", "content": [{"type": "output_text",
-                                                                                   "text": "hi"}]}]))  # fmt: skip
+    text = {"id": "msg_1", "type": "message", "content": [{"type": "output_text", "text": "hi"}]}
+    events = events_for(_response([text]))
     added = next(e for e in events if e["type"] == "response.output_item.added")
     again = [*events[:3], added, *events[3:]]
     assert fold(run(again))["content"] == [{"type": "text", "text": "hi"}]

@@ -101,6 +101,17 @@ def _add_text(out: _Collected, text: str, t: ReplyContext) -> None:
         out.content.append({"type": "text", "text": text})
 
 
+def _add_message(out: _Collected, parts: list[r.OutputText | r.Refusal], t: ReplyContext) -> None:
+    for part in parts:
+        if out.stop_sequence is not None:
+            return  # nothing after a stop sequence reaches the client, not even a later part
+        if isinstance(part, r.Refusal):
+            out.refusal = part.refusal
+            out.content.append({"type": "text", "text": part.refusal})
+        else:
+            _add_text(out, part.text, t)
+
+
 def _collect(response: r.Response, t: ReplyContext) -> _Collected:
     out = _Collected(content=[])
     ids = ToolIds(response.id)
@@ -113,14 +124,7 @@ def _collect(response: r.Response, t: ReplyContext) -> _Collected:
                 if (block := thinking_block(item)) is not None:
                     out.content.append(block)
             case r.MessageOutput(content=parts):
-                for part in parts:
-                    if out.stop_sequence is not None:
-                        break
-                    if isinstance(part, r.Refusal):
-                        out.refusal = part.refusal
-                        out.content.append({"type": "text", "text": part.refusal})
-                    else:
-                        _add_text(out, part.text, t)
+                _add_message(out, parts, t)
             case r.FunctionCallOutput(call_id=call_id, name=name, arguments=arguments):
                 out.saw_tool = True
                 tool: a.ToolUseOut = {
