@@ -58,19 +58,21 @@ class Item(IntEnum):
     OTHER = 4  # an item type this gateway does not translate (its content events are not decoded)
 
 
-_PART_KINDS = {"output_text": Item.MESSAGE, "refusal": Item.MESSAGE, "reasoning_text": Item.REASONING}
+# Module-level names for the members: an Enum member lookup costs ~90 ns on 3.11, and the hot path compares per event.
+NO_ITEM, MESSAGE, REASONING, TOOL, OTHER = Item.NONE, Item.MESSAGE, Item.REASONING, Item.TOOL, Item.OTHER
+_PART_KINDS = {"output_text": MESSAGE, "refusal": MESSAGE, "reasoning_text": REASONING}
 
 
 def _kind_of(item: r.OutputItem | str) -> Item:
     match item:
         case r.MessageOutput():
-            return Item.MESSAGE
+            return MESSAGE
         case r.ReasoningOutput():
-            return Item.REASONING
+            return REASONING
         case r.FunctionCallOutput():
-            return Item.TOOL
+            return TOOL
         case _:
-            return Item.OTHER
+            return OTHER
 
 
 def _interleaved() -> UpstreamProtocolError:
@@ -99,7 +101,7 @@ class StreamTranslator:
     started: bool = field(default=False, init=False)
     # the current output item
     _item: int = field(default=-1, init=False)  # its output_index
-    _kind: Item = field(default=Item.NONE, init=False)
+    _kind: Item = field(default=NO_ITEM, init=False)
     _part: int = field(default=-1, init=False)  # the content (or summary) part its deltas go to
     _parts_seen: bool = field(default=False, init=False)  # a part or delta arrived (else `.done` carries it all)
     _part_sent: bool = field(default=False, init=False)  # the current part received a delta
@@ -154,45 +156,47 @@ class StreamTranslator:
     # ---- dispatch -----------------------------------------------------------------------------
 
     def _dispatch(self, event: rs.StreamEvent, out: Out) -> None:
+        # Deltas first: they are nearly every event and `match` tries the cases in order. Bare class patterns, fields
+        # read in the body: keyword captures cost ~40 ns each per event.
         match event:
-            case rs.ResponseCreated(response=response):
-                self._start(out, response)
-            case rs.OutputItemAdded(output_index=index, item=raw):
-                self._item_added(index, output_item(raw), out)
-            case rs.OutputItemDone(output_index=index, item=raw):
-                self._item_done(index, output_item(raw), out)
-            case rs.ContentPartAdded(output_index=index, content_index=part, part=shape):
-                self._part_added(index, part, shape.type, out)
-            case rs.ContentPartDone(output_index=index, content_index=part, part=shape):
-                self._part_done(index, part, shape, out)
-            case rs.TextDelta(output_index=index, content_index=part, delta=delta):
-                if delta and self._text_target(index, part, out):
-                    self._filtered(delta, out)
-            case rs.RefusalDelta(output_index=index, content_index=part, delta=delta):
-                if delta and self._text_target(index, part, out):
-                    self._refusal = (self._refusal or "") + delta  # refusals are short; `.done` has it whole
-                    self._emit_text(delta, out)
-            case rs.RefusalDone(refusal=refusal):
-                self._refusal = refusal
-            case rs.ArgumentsDelta(output_index=index, delta=delta, obfuscation=obfuscation):
+            case rs.TextDelta():
+                if event.delta and self._text_target(event.output_index, event.content_index, out):
+                    self._filtered(event.delta, out)
+            case rs.ArgumentsDelta():
                 # Obfuscation was not asked for: a server that sends it anyway (GitHub Copilot) may have encrypted
                 # the delta itself, so its arguments are taken from the `.done` events instead.
-                if delta and obfuscation is None and self._is_current(index, Item.TOOL):
-                    self._emit_arguments(delta, out)
-            case rs.ArgumentsDone(output_index=index, arguments=arguments):
-                if arguments and not self._sent and self._is_current(index, Item.TOOL):
-                    self._emit_arguments(arguments, out)  # only `.done` carried the arguments: one delta
-            case rs.SummaryPartAdded(output_index=index):
-                self._route(index, Item.REASONING, out)
-            case rs.SummaryTextDelta(output_index=index, summary_index=part, delta=delta):
-                self._thinking_delta(index, part, delta, out)
-            case rs.ReasoningTextDelta(output_index=index, delta=delta):
+                if event.delta and event.obfuscation is None and self._is_current(event.output_index, TOOL):
+                    self._emit_arguments(event.delta, out)
+            case rs.SummaryTextDelta():
+                self._thinking_delta(event.output_index, event.summary_index, event.delta, out)
+            case rs.ReasoningTextDelta():
                 # One part whatever its content_index (vLLM numbers every delta): raw reasoning is one text.
-                self._thinking_delta(index, _RAW_REASONING, delta, out)
-            case rs.ResponseCompleted(response=response):
-                self._completed(response, out)
-            case rs.ResponseFailed(response=response):
-                raise self._failure(response) or ApiError("The upstream response failed")
+                self._thinking_delta(event.output_index, _RAW_REASONING, event.delta, out)
+            case rs.RefusalDelta():
+                if event.delta and self._text_target(event.output_index, event.content_index, out):
+                    self._refusal = (self._refusal or "") + event.delta  # refusals are short; `.done` has it whole
+                    self._emit_text(event.delta, out)
+            case rs.ResponseCreated():
+                self._start(out, event.response)
+            case rs.OutputItemAdded():
+                self._item_added(event.output_index, output_item(event.item), out)
+            case rs.OutputItemDone():
+                self._item_done(event.output_index, output_item(event.item), out)
+            case rs.ContentPartAdded():
+                self._part_added(event.output_index, event.content_index, event.part.type, out)
+            case rs.ContentPartDone():
+                self._part_done(event.output_index, event.content_index, event.part, out)
+            case rs.RefusalDone():
+                self._refusal = event.refusal
+            case rs.ArgumentsDone():
+                if event.arguments and not self._sent and self._is_current(event.output_index, TOOL):
+                    self._emit_arguments(event.arguments, out)  # only `.done` carried the arguments: one delta
+            case rs.SummaryPartAdded():
+                self._route(event.output_index, REASONING, out)
+            case rs.ResponseCompleted():
+                self._completed(event.response, out)
+            case rs.ResponseFailed():
+                raise self._failure(event.response) or ApiError("The upstream response failed")
             case rs.StreamError():
                 raise from_stream_error(
                     event.error_code,
@@ -214,7 +218,7 @@ class StreamTranslator:
             return self._kind is kind
         if index < self._item:
             raise _interleaved()
-        if index > self._item or self._kind is Item.NONE:
+        if index > self._item or self._kind is NO_ITEM:
             return False
         if self._kind is not kind:
             raise _mismatched(self._kind, kind)
@@ -236,7 +240,7 @@ class StreamTranslator:
         index = index if index >= 0 else self._item + 1
         if index < self._item:
             raise _interleaved()
-        if index == self._item and self._kind is not Item.NONE:
+        if index == self._item and self._kind is not NO_ITEM:
             if self._kind is not kind:
                 raise _mismatched(self._kind, kind)
             return  # announced again (or after its first content): nothing new
@@ -276,10 +280,10 @@ class StreamTranslator:
     # ---- text ---------------------------------------------------------------------------------
 
     def _part_added(self, index: int, part: int, part_type: str, out: Out) -> None:
-        kind = _PART_KINDS.get(part_type, Item.OTHER)
-        if kind is Item.OTHER or (index == self._item and self._kind not in (kind, Item.NONE)):
+        kind = _PART_KINDS.get(part_type, OTHER)
+        if kind is OTHER or (index == self._item and self._kind not in (kind, NO_ITEM)):
             return  # a part shell carries no content; a mismatched one (early vLLM) changes nothing
-        if kind is Item.REASONING:
+        if kind is REASONING:
             self._route(index, kind, out)
         elif self._text_part(index, part, out) and part_type == "refusal":
             self._refusal_part("", out)
@@ -289,12 +293,11 @@ class StreamTranslator:
         self._refusal = text
         self._begin(out, o.TextShell())  # a refusal is a block even when empty, as non-streaming
         if text:
-            self._part_sent = True
             self._emit_text(text, out)
 
     def _text_part(self, index: int, part: int, out: Out) -> bool:
         """Start content part `part` of message item `index`: a new part is a new block."""
-        if not self._route(index, Item.MESSAGE, out):
+        if not self._route(index, MESSAGE, out):
             return False
         self._parts_seen = True
         if part != self._part:
@@ -307,15 +310,16 @@ class StreamTranslator:
 
         Only a `content_part.added` starts a new part: some servers (vLLM) number every delta differently.
         """
-        if not self._route(index, Item.MESSAGE, out):
+        moved = self._kind is not MESSAGE or (index != self._item and index >= 0)  # rarely: the common case is not
+        if moved and not self._route(index, MESSAGE, out):
             return False
-        self._parts_seen = True
         if self._part < 0:
             self._part = part
+        self._parts_seen = self._part_sent = True
         return True
 
     def _part_done(self, index: int, part: int, shape: rs.PartShape | None, out: Out) -> None:
-        if index not in (-1, self._item) or self._kind is not Item.MESSAGE or part != self._part:
+        if index not in (-1, self._item) or self._kind is not MESSAGE or part != self._part:
             return  # a part of another item or kind ends nothing here (the item's own `.done` closes it)
         if not self._part_sent and shape is not None:  # the server sent this part's text only here
             if shape.type == "refusal" and shape.refusal:
@@ -326,14 +330,13 @@ class StreamTranslator:
             self._close(out)
 
     def _emit_text(self, text: str, out: Out) -> None:
-        self._begin(out, o.TextShell())
+        if not self._block_started:
+            self._begin(out, o.TextShell())
         self._chars += len(text)
-        self._part_sent = True
         out.append(o.ContentBlockDelta(self._index, o.TextDelta(text)))
 
     def _filtered(self, text: str, out: Out) -> None:
         """Text through the prefill strip and the stop-sequence filter; a stop match ends the message."""
-        self._part_sent = True
         if self._prefill:
             text = self._strip_prefill(text)
             if not text:
@@ -366,7 +369,7 @@ class StreamTranslator:
 
     def _stop_at_sequence(self, sequence: str, out: Out) -> None:
         """A stop sequence matched: end the message now with estimated usage; the caller closes the upstream."""
-        self._kind = Item.NONE  # nothing may follow the cut text, not even held-back characters
+        self._kind = NO_ITEM  # nothing may follow the cut text, not even held-back characters
         if self._block_started:
             out.append(o.ContentBlockStop(self._index))
             self._index += 1
@@ -379,7 +382,7 @@ class StreamTranslator:
     # ---- thinking and tool arguments -----------------------------------------------------------
 
     def _thinking_delta(self, index: int, part: int, delta: str, out: Out) -> None:
-        if not delta or not self._route(index, Item.REASONING, out) or not self.t.thinking_requested:
+        if not delta or not self._route(index, REASONING, out) or not self.t.thinking_requested:
             return
         if part != self._part:
             if self._sent:
@@ -388,7 +391,8 @@ class StreamTranslator:
         self._emit_thinking(delta, out)
 
     def _emit_thinking(self, text: str, out: Out) -> None:
-        self._begin(out, o.ThinkingShell())
+        if not self._block_started:
+            self._begin(out, o.ThinkingShell())
         self._sent = True
         self._chars += len(text)
         out.append(o.ContentBlockDelta(self._index, o.ThinkingDelta(text)))
@@ -459,7 +463,7 @@ class StreamTranslator:
             self._block_started = True
 
     def _close(self, out: Out) -> None:
-        if self._kind is Item.MESSAGE:
+        if self._kind is MESSAGE:
             self._flush_text(out)
         if self._block_started:
             out.append(o.ContentBlockStop(self._index))
