@@ -12,17 +12,20 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from messages_bridge.app.admission import AdmissionMiddleware
-from messages_bridge.app.errors import on_gateway_error, on_http_exception, on_unexpected
+from messages_bridge.app.errors import on_client_disconnect, on_gateway_error, on_http_exception, on_unexpected
 from messages_bridge.app.lifecycle import Lifecycle, install_drain_on_signal
+from messages_bridge.app.readiness import ReadinessProbe
 from messages_bridge.app.routes import ROUTES
 from messages_bridge.app.state import GatewayState
 from messages_bridge.config import Settings
 from messages_bridge.demo.server import create_upstream_app
 from messages_bridge.errors import GatewayError
+from messages_bridge.observability.logs import Masker, settings_secrets
 from messages_bridge.observability.metrics import metrics_endpoint
 from messages_bridge.observability.middleware import RequestIdAlias, instrument
 from messages_bridge.upstream.client import ResponsesClient, Timeouts, default_transport
@@ -87,7 +90,14 @@ def create_app(
             retry=retry,
         )
         keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
-        app.state.gateway = GatewayState(settings=settings, client=client, keys=keys, lifecycle=lifecycle)
+        app.state.gateway = GatewayState(
+            settings=settings,
+            client=client,
+            keys=keys,
+            scrub=Masker(settings_secrets(settings)),
+            readiness=ReadinessProbe(client.ready),
+            lifecycle=lifecycle,
+        )
         undo_signals = install_drain_on_signal(lifecycle)
         try:
             yield
@@ -111,7 +121,15 @@ def create_app(
         return RequestIdAlias(correlated)
 
     routes = [*ROUTES, Route("/metrics", metrics_endpoint, methods=["GET"])] if observability else ROUTES
-    handlers = {GatewayError: on_gateway_error, HTTPException: on_http_exception, Exception: on_unexpected}
+    handlers = {
+        GatewayError: on_gateway_error,
+        HTTPException: on_http_exception,
+        ClientDisconnect: on_client_disconnect,
+        Exception: on_unexpected,
+    }
     app = GatewayApp(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
+    # Starlette would answer `/v1/messages/` with a redirect built from the client's `Host` header (an open
+    # redirect for whoever controls that header); the Anthropic API has no such aliases, so it is a plain 404.
+    app.router.redirect_slashes = False
     app.outer = outer
     return app

@@ -119,7 +119,7 @@ async def readyz(request: Request) -> Response:
     state = gateway(request)
     if state.lifecycle.draining:
         return json_response({"status": "unready", "reason": "draining"}, status=503)
-    if await state.client.ready():
+    if await state.readiness.ready():  # cached for a few seconds (app/readiness.py)
         return json_response({"status": "ready", "demo": state.settings.demo})
     return json_response({"status": "unready", "reason": "upstream unreachable"}, status=503)
 

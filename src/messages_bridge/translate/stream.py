@@ -40,7 +40,7 @@ from messages_bridge.translate.signatures import encode_signature
 from messages_bridge.translate.stops import StopSequenceFilter
 from messages_bridge.translate.tokens import CHARS_PER_TOKEN
 from messages_bridge.translate.tool_ids import ToolIds
-from messages_bridge.translate.usage import to_anthropic_usage
+from messages_bridge.translate.usage import empty_usage, to_anthropic_usage
 
 Out = list[o.StreamEvent]
 
@@ -374,7 +374,7 @@ class StreamTranslator:
             out.append(o.ContentBlockStop(self._index))
             self._index += 1
         self._block_started = False
-        usage = _usage(self.input_tokens, max(1, self._chars // CHARS_PER_TOKEN))
+        usage = empty_usage(input_tokens=self.input_tokens, output_tokens=max(1, self._chars // CHARS_PER_TOKEN))
         reason = stop_reason(None, None, refusal=self._refusal is not None, stop_sequence=True, tool_use=self._saw_tool)
         self._end(reason, sequence, usage, out)
         self.close_upstream = True
@@ -433,7 +433,7 @@ class StreamTranslator:
         if response is not None:
             self._service_tier, response_id = response.service_tier, response.id
         self._ids.response_id = response_id
-        usage = _usage(self.input_tokens, 0)
+        usage = empty_usage(input_tokens=self.input_tokens)
         usage["service_tier"] = "priority" if self._service_tier == "priority" else "standard"
         message: a.Message = {
             "id": message_id(response_id),
@@ -497,12 +497,3 @@ class StreamTranslator:
 
     def _failure(self, response: r.Response) -> GatewayError | None:
         return failure_of(response, estimated_tokens=self.input_tokens, context_window=self.context_window)
-
-
-def _usage(input_tokens: int, output_tokens: int) -> a.Usage:
-    return {
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
-    }
