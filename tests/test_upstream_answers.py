@@ -178,3 +178,14 @@ async def test_unusable_tool_ids_are_minted_and_map_back_on_the_next_turn(
     outputs_sent = [i["call_id"] for i in sent if i.get("type") == "function_call_output"]
     assert calls_sent == outputs_sent == ids
     assert json.dumps(sent).count('"call_id": ""') == 0
+
+
+async def test_a_negative_upstream_token_count_falls_back_to_the_estimate(gateway: Any, upstream: FakeUpstream) -> None:
+    http, logs = gateway
+    upstream.script.push(Reply(json_body={"object": "response.input_tokens", "input_tokens": -4242}))
+    count = {k: v for k, v in BODY.items() if k != "max_tokens"}
+    reply = await http.post("/v1/messages/count_tokens", json=count)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["input_tokens"] > 0
+    (line,) = logs.access()
+    assert line["token_count_exact"] is False
