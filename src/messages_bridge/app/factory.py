@@ -30,6 +30,7 @@ from messages_bridge.observability.metrics import metrics_endpoint
 from messages_bridge.observability.middleware import RequestIdAlias, instrument
 from messages_bridge.upstream.client import ResponsesClient, Timeouts, default_transport
 from messages_bridge.upstream.retry import RetryPolicy
+from messages_bridge.websearch.backend import SearchBackend, SearxngBackend
 
 _ID_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _VALID_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
@@ -52,6 +53,13 @@ def _transport(settings: Settings, transport: httpx.AsyncBaseTransport | None) -
     if settings.demo:
         return httpx.ASGITransport(app=create_upstream_app())
     return default_transport(max_connections=settings.max_connections, keepalive=settings.upstream_keepalive)
+
+
+def _search_backend(settings: Settings) -> SearchBackend | None:
+    backend = settings.web_search.backend
+    if backend is None or settings.web_search.mode == "off":
+        return None
+    return SearxngBackend(backend.url, timeout=backend.timeout)
 
 
 class GatewayApp(Starlette):
@@ -90,6 +98,7 @@ def create_app(
             retry=retry,
         )
         keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
+        search = _search_backend(settings)
         app.state.gateway = GatewayState(
             settings=settings,
             client=client,
@@ -97,6 +106,7 @@ def create_app(
             scrub=Masker(settings_secrets(settings)),
             readiness=ReadinessProbe(client.ready),
             lifecycle=lifecycle,
+            search_backend=search,
         )
         undo_signals = install_drain_on_signal(lifecycle)
         try:
@@ -107,6 +117,8 @@ def create_app(
             await lifecycle.wait_idle(settings.shutdown_grace)
             undo_signals()
             await client.aclose()
+            if search is not None:
+                await search.aclose()
 
     middleware = [
         Middleware(AdmissionMiddleware, lifecycle=lifecycle),

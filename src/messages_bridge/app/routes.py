@@ -15,6 +15,7 @@ from messages_bridge.app.body import check_content_type, decode_json, read_body
 from messages_bridge.app.relay import empty_message, relay_count_tokens, relay_message
 from messages_bridge.app.state import gateway
 from messages_bridge.app.streaming import prewarm_stream, stream_message
+from messages_bridge.app.websearch import answered_by_gateway, search_message
 from messages_bridge.errors import NotFoundError
 from messages_bridge.observability.record import current
 from messages_bridge.observability.shape import describe
@@ -62,6 +63,11 @@ async def create_message(request: Request) -> Response:
     if req.max_tokens == 0:
         prewarm = empty_message(req)
         return prewarm_stream(prewarm) if req.stream else json_response(prewarm)
+    if translation.reply.web_search is not None:
+        current().web_search_mode = translation.reply.web_search_mode
+        if answered_by_gateway(req, translation):
+            answer = await search_message(state, req, translation)
+            return answer if isinstance(answer, Response) else json_response(answer)
     if req.stream:
         return await stream_message(state, req, translation)
     message, limits = await relay_message(

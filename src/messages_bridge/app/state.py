@@ -11,6 +11,7 @@ from messages_bridge.app.readiness import ReadinessProbe
 from messages_bridge.config import Settings
 from messages_bridge.observability.logs import Masker
 from messages_bridge.upstream.client import ResponsesClient
+from messages_bridge.websearch.backend import SearchBackend
 
 
 @dataclass(slots=True)
@@ -22,6 +23,7 @@ class GatewayState:
     scrub: Masker
     readiness: ReadinessProbe
     lifecycle: Lifecycle = field(default_factory=lambda: Lifecycle(max_concurrency=1 << 30, grace=0.0))
+    search_backend: SearchBackend | None = None  # the gateway-run web search backend, when one is configured
 
 
 def gateway(request: Request) -> GatewayState:

@@ -134,6 +134,14 @@ class StreamError(Struct, kw_only=True):
         return self.error.message if self.error is not None and self.error.message else self.message
 
 
+class AnnotationAdded(Struct, kw_only=True):
+    """`response.output_text.annotation.added`: arrives after the text it annotates."""
+
+    output_index: int = -1
+    content_index: int = 0
+    annotation: r.Annotation
+
+
 StreamEvent = (
     ResponseCreated
     | OutputItemAdded
@@ -151,6 +159,7 @@ StreamEvent = (
     | ResponseCompleted
     | ResponseFailed
     | StreamError
+    | AnnotationAdded
 )
 
 DECODERS: dict[str, msgspec.json.Decoder[StreamEvent]] = {
@@ -171,6 +180,7 @@ DECODERS: dict[str, msgspec.json.Decoder[StreamEvent]] = {
     "response.incomplete": msgspec.json.Decoder(ResponseCompleted),
     "response.failed": msgspec.json.Decoder(ResponseFailed),
     "error": msgspec.json.Decoder(StreamError),
+    "response.output_text.annotation.added": msgspec.json.Decoder(AnnotationAdded),
 }
 
 

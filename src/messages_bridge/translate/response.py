@@ -15,6 +15,7 @@ from messages_bridge.translate.signatures import encode_signature
 from messages_bridge.translate.stops import find_stop
 from messages_bridge.translate.tool_ids import ToolIds
 from messages_bridge.translate.usage import to_anthropic_usage
+from messages_bridge.translate.websearch import HostedSearches, citations_for
 
 FINISHED = frozenset({"completed", "incomplete"})  # the statuses a final answer may have (failures raise)
 _STATUS_WORD = re.compile(r"[a-z_]{1,32}")  # a status is quoted back only when it is a plain word
@@ -86,6 +87,18 @@ class _Collected:
     stop_sequence: str | None = None
     saw_tool: bool = False
     prefill_checked: bool = False
+    searches: HostedSearches | None = None
+
+
+def _add_cited(out: _Collected, part: r.OutputText, t: ReplyContext) -> None:
+    """A text part and, with web search, its citations (on the part's block, as the stream attaches them)."""
+    before = len(out.content)
+    _add_text(out, part.text, t)
+    if out.searches is None or not part.annotations or len(out.content) == before:
+        return
+    block = out.content[-1]
+    if block["type"] == "text" and (citations := citations_for(part.text, part.annotations, out.searches.options)):
+        block["citations"] = citations
 
 
 def _add_text(out: _Collected, text: str, t: ReplyContext) -> None:
@@ -109,12 +122,14 @@ def _add_message(out: _Collected, parts: list[r.OutputText | r.Refusal], t: Repl
             out.refusal = part.refusal
             out.content.append({"type": "text", "text": part.refusal})
         else:
-            _add_text(out, part.text, t)
+            _add_cited(out, part, t)
 
 
 def _collect(response: r.Response, t: ReplyContext) -> _Collected:
     out = _Collected(content=[])
     ids = ToolIds(response.id)
+    if t.web_search is not None and t.web_search_mode == "hosted":
+        out.searches = HostedSearches(t.web_search)
     for index, raw in enumerate(response.output):
         item = output_item(raw)
         if out.stop_sequence is not None:
@@ -124,7 +139,12 @@ def _collect(response: r.Response, t: ReplyContext) -> _Collected:
                 if (block := thinking_block(item)) is not None:
                     out.content.append(block)
             case r.MessageOutput(content=parts):
+                if out.searches is not None:
+                    out.searches.resolve([n for p in parts if isinstance(p, r.OutputText) for n in p.annotations])
                 _add_message(out, parts, t)
+            case r.WebSearchCallOutput() if out.searches is not None:
+                if (blocks := out.searches.on_call(item)) is not None:
+                    out.content.extend(blocks)
             case r.FunctionCallOutput(call_id=call_id, name=name, arguments=arguments):
                 out.saw_tool = True
                 tool: a.ToolUseOut = {
@@ -136,6 +156,8 @@ def _collect(response: r.Response, t: ReplyContext) -> _Collected:
                 out.content.append(tool)
             case _:
                 pass  # reasoning the client did not ask for; unknown hosted-tool items (none are requested)
+    if out.searches is not None:
+        out.searches.resolve()
     return out
 
 
@@ -192,6 +214,8 @@ def to_anthropic_message(
         "stop_sequence": out.stop_sequence,
         "usage": to_anthropic_usage(response.usage, service_tier=response.service_tier),
     }
+    if out.searches is not None:
+        message["usage"]["server_tool_use"] = {"web_search_requests": out.searches.count}
     if reason == "refusal":
         message["stop_details"] = stop_details(out.refusal)
     return message

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import assert_never
 
+import msgspec
+
 from messages_bridge.errors import ApiError, GatewayError, UpstreamProtocolError, from_stream_error
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import anthropic_stream as o
@@ -41,8 +43,14 @@ from messages_bridge.translate.stops import StopSequenceFilter
 from messages_bridge.translate.tokens import CHARS_PER_TOKEN
 from messages_bridge.translate.tool_ids import ToolIds
 from messages_bridge.translate.usage import empty_usage, to_anthropic_usage
+from messages_bridge.translate.websearch import HostedSearches, citation
+
+_ENCODER = msgspec.json.Encoder()
 
 Out = list[o.StreamEvent]
+
+TAIL_CHARS = 4096  # text kept to quote a citation's span, which arrives just after its text
+HOLD_EVENTS = 4096  # events held back for a search's titles at most; beyond, they go out with URL-derived titles
 
 _TRUNCATED = "The upstream stream ended before the response was complete"
 _RAW_REASONING = -2  # the part key of raw `reasoning_text` (summary parts are keyed by their index)
@@ -118,10 +126,19 @@ class StreamTranslator:
     _prefill: str = field(default="", init=False)
     _prefill_held: str = field(default="", init=False)
     _stops: StopSequenceFilter | None = field(default=None, init=False)
+    # hosted web search (None without it)
+    _searches: HostedSearches | None = field(default=None, init=False)
+    _held: Out | None = field(default=None, init=False)  # events after a search result whose titles are not known yet
+    _release: bool = field(default=False, init=False)
+    _tail: str = field(default="", init=False)  # the last characters of the current text part (cited text)
+    _tail_end: int = field(default=0, init=False)  # characters of the current text part so far
 
     def __post_init__(self) -> None:
-        self._prefill = self.t.prefill
-        self._stops = StopSequenceFilter(self.t.stop_sequences) if self.t.stop_sequences else None
+        t = self.t
+        self._prefill = t.prefill
+        self._stops = StopSequenceFilter(t.stop_sequences) if t.stop_sequences else None
+        if t.web_search is not None and t.web_search_mode == "hosted":
+            self._searches = HostedSearches(t.web_search)
 
     # ---- public -------------------------------------------------------------------------------
 
@@ -130,11 +147,26 @@ class StreamTranslator:
         if self.done:
             return []
         out: Out = []
+        holding = self._held is not None
         try:
             self._dispatch(event, out)
         except GatewayError as exc:
             self._error(exc, out)
+        if self._held is None:
+            return out
+        if holding:
+            self._held += out
+            out = []
+        if self._release or self.done or len(self._held) > HOLD_EVENTS:
+            out += self._release_held()
         return out
+
+    def _release_held(self) -> Out:
+        """The held events, once the result lists they follow are filled in (see `HostedSearches`)."""
+        held, self._held, self._release = self._held or [], None, False
+        if self._searches is not None:
+            self._searches.resolve()
+        return held
 
     def finish(self) -> Out:
         """The upstream stream ended: without a terminal event that is an error, never a fake success."""
@@ -144,7 +176,7 @@ class StreamTranslator:
         """An in-band error (transport failure, malformed upstream event) unless the stream is already over."""
         if self.done:
             return []
-        out: Out = []
+        out: Out = self._release_held() if self._held is not None else []
         self._error(error, out)
         return out
 
@@ -160,6 +192,9 @@ class StreamTranslator:
         # read in the body: keyword captures cost ~40 ns each per event.
         match event:
             case rs.TextDelta():
+                if self._searches is not None:
+                    self._tail = (self._tail + event.delta)[-TAIL_CHARS:]
+                    self._tail_end += len(event.delta)
                 if event.delta and self._text_target(event.output_index, event.content_index, out):
                     self._filtered(event.delta, out)
             case rs.ArgumentsDelta():
@@ -197,6 +232,8 @@ class StreamTranslator:
                 self._completed(event.response, out)
             case rs.ResponseFailed():
                 raise self._failure(event.response) or ApiError("The upstream response failed")
+            case rs.AnnotationAdded():
+                self._annotation(event.output_index, event.annotation, out)
             case rs.StreamError():
                 raise from_stream_error(
                     event.error_code,
@@ -261,11 +298,52 @@ class StreamTranslator:
                 self._end_arguments(arguments, out)
             case r.ReasoningOutput() if self.t.thinking_requested:
                 self._end_thinking(item, out)
-            case r.MessageOutput(content=parts) if not self._parts_seen:
-                self._whole_message(parts, out)
+            case r.MessageOutput(content=parts):
+                if not self._parts_seen:
+                    self._whole_message(parts, out)
+                self._close(out)
+                if self._searches is not None and self._searches.pending:
+                    self._searches.resolve([n for p in parts if isinstance(p, r.OutputText) for n in p.annotations])
+                    self._release = True
+            case r.WebSearchCallOutput() if self._searches is not None:
+                self._on_search(item, out)
             case _:
                 pass
         self._close(out)
+
+    def _on_search(self, item: r.WebSearchCallOutput, out: Out) -> None:
+        """A finished hosted search: its `server_tool_use` now, its result (and what follows) once titled."""
+        searches = self._searches
+        blocks = searches.on_call(item) if searches is not None else None
+        if blocks is None:
+            return
+        use, result = blocks
+        self._close(out)
+        self._start(out)
+        index = self._index
+        out.append(o.ContentBlockStart(index, o.ServerToolUseShell(use["id"], use["name"])))
+        if use["input"]:
+            out.append(o.ContentBlockDelta(index, o.InputJsonDelta(_ENCODER.encode(use["input"]).decode())))
+        out.append(o.ContentBlockStop(index))
+        shell = o.WebSearchResultShell(result["tool_use_id"], result["content"])
+        events: Out = [o.ContentBlockStart(index + 1, shell), o.ContentBlockStop(index + 1)]
+        self._index += 2
+        if self._held is None and isinstance(result["content"], list):
+            self._held = events  # the content list is filled in when the answer's citations are known
+        else:
+            out += events
+
+    def _annotation(self, index: int, ann: r.Annotation, out: Out) -> None:
+        """A citation of text already sent: it goes on the open text block (the block of its text part)."""
+        searches = self._searches
+        if searches is None or ann.type != "url_citation" or not ann.url or not searches.options.permits(ann.url):
+            return
+        if self._kind is not MESSAGE or self._part < 0 or index not in (-1, self._item):
+            return
+        self._begin(out, o.TextShell())
+        offset = self._tail_end - len(self._tail)
+        cited = self._tail[max(ann.start_index - offset, 0) : max(ann.end_index - offset, 0)]
+        out.append(o.ContentBlockDelta(self._index, o.CitationsDelta(citation(ann.url, ann.title, cited))))
 
     def _whole_message(self, parts: list[r.OutputText | r.Refusal], out: Out) -> None:
         """A message item whose parts arrived only in its `output_item.done`."""
@@ -303,6 +381,7 @@ class StreamTranslator:
         if part != self._part:
             self._new_block(out)
             self._part, self._part_sent = part, False
+            self._tail, self._tail_end = "", 0
         return not self.done
 
     def _text_target(self, index: int, part: int, out: Out) -> bool:
@@ -328,6 +407,7 @@ class StreamTranslator:
                 self._filtered(shape.text, out)
         if not self.done:
             self._close(out)
+            self._part = -1  # ended: a late citation has no block to go on
 
     def _emit_text(self, text: str, out: Out) -> None:
         if not self._block_started:
@@ -481,7 +561,10 @@ class StreamTranslator:
         incomplete = response.incomplete_details.reason if response.incomplete_details else None
         refusal, tool_use = self._refusal is not None, self._saw_tool
         reason = stop_reason(response.status, incomplete, refusal=refusal, stop_sequence=False, tool_use=tool_use)
-        self._end(reason, None, to_anthropic_usage(response.usage, service_tier=response.service_tier), out)
+        usage = to_anthropic_usage(response.usage, service_tier=response.service_tier)
+        if self._searches is not None:
+            usage["server_tool_use"] = {"web_search_requests": self._searches.count}
+        self._end(reason, None, usage, out)
 
     def _end(self, reason: a.StopReason, sequence: str | None, usage: a.Usage, out: Out) -> None:
         body = o.MessageDeltaBody(reason, sequence)
