@@ -5,8 +5,9 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from messages_bridge.app.body import decode_request
 from messages_bridge.config import Settings
-from messages_bridge.protocol import anthropic as a
+from messages_bridge.protocol import request_fields as fields
 from messages_bridge.translate.request import to_responses_request
 from messages_bridge.translate.signatures import decode_signature, encode_signature
 
@@ -22,7 +23,7 @@ def _replayed(signature: str) -> list[dict[str, object]]:
         {"role": "user", "content": "Again"},
     ]
     body = {"model": "claude-sonnet-4-5", "max_tokens": 64, "thinking": {"type": "adaptive"}, "messages": turns}
-    req = a.MESSAGES_DECODER.decode(msgspec.json.encode(body))
+    req = decode_request(msgspec.json.encode(body), fields.MESSAGES)
     items = to_responses_request(req, SETTINGS.profile(req.model), api_version="2023-06-01").body["input"]
     return [dict(i) for i in items if i["type"] == "reasoning"]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -87,7 +88,7 @@ def responses(draw: st.DrawFn, *, refusals: bool = True) -> JSON:
     return response
 
 
-def _translation(draw: st.DrawFn, response: JSON, *, stops: bool) -> ReplyContext:
+def _translation(draw: Callable[[st.SearchStrategy[Any]], Any], response: JSON, *, stops: bool) -> ReplyContext:
     texts = [p["text"] for i in response["output"] if i["type"] == "message" for p in i["content"] if "text" in p]
     prefill = ""
     if texts and draw(st.booleans()):
@@ -117,7 +118,7 @@ def distortions(draw: st.DrawFn) -> JSON:
 def _rotated(events: list[JSON]) -> list[JSON]:
     """Every item id different in every event (GitHub Copilot): only `output_index` still ties events to items."""
     fresh = (f"id_{n}" for n in itertools.count())
-    out = json.loads(json.dumps(events))
+    out: list[JSON] = json.loads(json.dumps(events))
     for event in out:
         if "item_id" in event:
             event["item_id"] = next(fresh)
@@ -161,7 +162,7 @@ def _stream(response: JSON, t: ReplyContext, chunk: int, cuts: list[int],
 
 def _signatures_as_content(message: JSON) -> JSON:
     """Rotated ids reach signatures differently by path; what must agree is the reasoning content they carry."""
-    out = json.loads(json.dumps(message))
+    out: JSON = json.loads(json.dumps(message))
     for block in out.get("content", ()):
         if block["type"] == "thinking" and block["signature"]:
             ref = decode_signature(block["signature"])

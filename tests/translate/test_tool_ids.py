@@ -7,8 +7,9 @@ import re
 
 import msgspec
 
+from messages_bridge.app.body import decode_request
 from messages_bridge.config import Settings
-from messages_bridge.protocol import anthropic as a
+from messages_bridge.protocol import request_fields as fields
 from messages_bridge.translate.request import to_responses_request
 from messages_bridge.translate.tool_ids import ToolIds, minted_id
 
@@ -48,7 +49,7 @@ def test_a_minted_id_is_the_call_id_of_both_halves_on_the_next_turn() -> None:
         {"role": "assistant", "content": [{"type": "tool_use", "id": minted, "name": "get_weather", "input": {}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": minted, "content": "18C"}]},
     ]}  # fmt: skip
-    req = a.MESSAGES_DECODER.decode(msgspec.json.encode(body))
+    req = decode_request(msgspec.json.encode(body), fields.MESSAGES)
     items = to_responses_request(req, SETTINGS.profile(req.model), api_version="2023-06-01").body["input"]
     assert [i.get("call_id") for i in items if i.get("type") in ("function_call", "function_call_output")] == [
         minted, minted]  # fmt: skip

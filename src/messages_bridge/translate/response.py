@@ -1,4 +1,4 @@
-"""OpenAI `Response` → Anthropic `Message` (pure)."""
+"""OpenAI `Response` → Anthropic `Message` (pure; the rules are listed in docs/mapping.md, Answers and Usage)."""
 
 from __future__ import annotations
 
@@ -164,7 +164,7 @@ def _collect(response: r.Response, t: ReplyContext) -> _Collected:
 def stop_reason(
     status: str | None, incomplete_reason: str | None, *, refusal: bool, stop_sequence: bool, tool_use: bool
 ) -> a.StopReason:
-    """PROTOCOL.md §6.3: the first matching rule wins."""
+    """The first matching rule wins (docs/mapping.md, Answers)."""
     if status == "incomplete" and incomplete_reason == "content_filter":
         return "refusal"
     if status == "incomplete":
