@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
     )
+    config: str | None = Field(default=None, description="routing file (YAML): upstreams, model profiles, routes")
     host: str = Field(default="127.0.0.1", description="bind address")
     port: int = Field(default=8080, ge=0, le=65535, description="port")
     workers: int = Field(default=1, ge=1, description="uvicorn worker processes")
@@ -111,8 +112,8 @@ class Settings(BaseSettings):
 
     @property
     def demo(self) -> bool:
-        """No key and no base URL: serve from the built-in simulator."""
-        return self.openai_api_key is None and self.openai_base_url is None
+        """No routing file, no key and no base URL: serve from the built-in simulator."""
+        return self.config is None and self.openai_api_key is None and self.openai_base_url is None
 
     @property
     def upstream_base_url(self) -> str:
@@ -140,6 +141,7 @@ class Settings(BaseSettings):
                 reasoning=model.startswith(self.reasoning_models),
                 sampling=model.startswith(self.sampling_models),
                 disabled_effort=self.disabled_thinking_effort,
+                context_window=self.context_window,
             )
         return profile
 

@@ -34,6 +34,8 @@ class GatewayError(Exception):
 
     status_code: ClassVar[int] = 500
     error_type: ClassVar[str] = "api_error"
+    # Set by the upstream client on a failure before any answer (connect error, timeout): safe to fail over.
+    before_response: bool = False
 
     def __init__(self, message: str, *, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
@@ -173,6 +175,11 @@ def _retry_after_seconds(headers: Mapping[str, str]) -> str | None:
     if value is not None and value.strip().isdigit():
         return value.strip()
     return None
+
+
+def is_out_of_quota(body: bytes) -> bool:
+    """An upstream answer saying the account has no quota (or credit) left: retrying the same key is useless."""
+    return _parse_upstream_body(body)[1] in _NO_RETRY_CODES
 
 
 def _parse_upstream_body(body: bytes) -> tuple[str | None, str | None]:

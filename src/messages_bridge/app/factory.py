@@ -25,6 +25,9 @@ from messages_bridge.demo.server import create_upstream_app
 from messages_bridge.errors import GatewayError
 from messages_bridge.observability.metrics import metrics_endpoint
 from messages_bridge.observability.middleware import RequestIdAlias, instrument
+from messages_bridge.routing.config_file import UpstreamConfig
+from messages_bridge.routing.loader import Reloader, RouterBuilder, install_reload_on_sighup
+from messages_bridge.routing.router import EnvRouter, FileRouter
 from messages_bridge.upstream.client import ResponsesClient, Timeouts, default_transport
 from messages_bridge.upstream.retry import RetryPolicy
 
@@ -49,6 +52,49 @@ def _transport(settings: Settings, transport: httpx.AsyncBaseTransport | None) -
     if settings.demo:
         return httpx.ASGITransport(app=create_upstream_app())
     return default_transport(max_connections=settings.max_connections, keepalive=settings.upstream_keepalive)
+
+
+@asynccontextmanager
+async def _routed(
+    app: Starlette,
+    settings: Settings,
+    transport: httpx.AsyncBaseTransport | None,
+    retry: RetryPolicy,
+    keys: tuple[bytes, ...],
+    lifecycle: Lifecycle,
+) -> AsyncIterator[None]:
+    """The lifespan with a routing file: its router, SIGHUP reloads, and every upstream transport closed at the end."""
+    assert settings.config is not None
+
+    def make_transport(upstream: UpstreamConfig) -> httpx.AsyncBaseTransport:
+        if transport is not None:
+            return transport
+        return default_transport(max_connections=upstream.max_connections, keepalive=settings.upstream_keepalive)
+
+    builder = RouterBuilder(settings, retry, make_transport)
+    router = builder.load(settings.config)
+    first = next(iter(router.upstreams.values())).clients[0]
+    state = GatewayState(settings=settings, client=first, keys=keys, lifecycle=lifecycle, router=router)
+    app.state.gateway = state
+
+    def install(new: FileRouter) -> None:
+        state.router = new
+
+    def current() -> FileRouter:
+        assert isinstance(state.router, FileRouter)
+        return state.router
+
+    app.state.reloader = Reloader(settings.config, builder, current, install)
+    undo_reload = install_reload_on_sighup(app.state.reloader)
+    undo_signals = install_drain_on_signal(lifecycle)
+    try:
+        yield
+    finally:
+        lifecycle.begin_drain()
+        await lifecycle.wait_idle(settings.shutdown_grace)
+        undo_signals()
+        undo_reload()
+        await builder.aclose()
 
 
 class GatewayApp(Starlette):
@@ -77,6 +123,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
+        if settings.config is not None:
+            async with _routed(app, settings, transport, retry, keys, lifecycle):
+                yield
+            return
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         timeouts = Timeouts(connect=settings.connect_timeout, read=settings.read_timeout)
         client = ResponsesClient(
@@ -86,8 +137,8 @@ def create_app(
             timeouts=timeouts,
             retry=retry,
         )
-        keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
-        app.state.gateway = GatewayState(settings=settings, client=client, keys=keys, lifecycle=lifecycle)
+        state = GatewayState(settings, client, keys, EnvRouter(settings, client), lifecycle)
+        app.state.gateway = state
         undo_signals = install_drain_on_signal(lifecycle)
         try:
             yield

@@ -8,14 +8,18 @@ from starlette.requests import Request
 
 from messages_bridge.app.lifecycle import Lifecycle
 from messages_bridge.config import Settings
+from messages_bridge.routing.router import Router
 from messages_bridge.upstream.client import ResponsesClient
 
 
 @dataclass(slots=True)
 class GatewayState:
+    """`router` is swapped whole on a reload; a request reads it once. `client`: the first upstream's first key."""
+
     settings: Settings
     client: ResponsesClient
     keys: tuple[bytes, ...]
+    router: Router
     lifecycle: Lifecycle = field(default_factory=lambda: Lifecycle(max_concurrency=1 << 30, grace=0.0))
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from messages_bridge.errors import is_out_of_quota
 from messages_bridge.observability import record
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
@@ -78,6 +79,15 @@ def answer_delay(policy: RetryPolicy, attempt: int, response: httpx.Response) ->
     return after if after <= policy.max_wait else None
 
 
+async def _out_of_quota(response: httpx.Response) -> bool:
+    """Reads the (small) 429 body, kept on the response for the caller, and looks for an out-of-quota code."""
+    try:
+        await response.aread()
+    except httpx.HTTPError:
+        return False
+    return is_out_of_quota(response.content)
+
+
 async def send_with_retries(policy: RetryPolicy, call: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
     """`call()` until it gives a final answer; retryable transport errors propagate once the budget is spent.
 
@@ -94,6 +104,8 @@ async def send_with_retries(policy: RetryPolicy, call: Callable[[], Awaitable[ht
             if delay is None or time.monotonic() + delay > deadline:
                 raise
         else:
+            if response.status_code == 429 and await _out_of_quota(response):
+                return response  # never retried on the same key: it cannot succeed
             delay = answer_delay(policy, attempt, response)
             if delay is None or time.monotonic() + delay > deadline:
                 return response

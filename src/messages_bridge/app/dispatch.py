@@ -1,0 +1,73 @@
+"""A request's plan: the targets its model routes to, its translation per target, and its conversation key."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from starlette.requests import Request
+
+from messages_bridge.protocol import anthropic as a
+from messages_bridge.routing.failover import with_failover
+from messages_bridge.routing.router import RequestFacts, Router, Target
+from messages_bridge.translate.request import Translation, UpstreamProfile, to_responses_request
+from messages_bridge.translate.tokens import estimate_input_tokens
+from messages_bridge.upstream.client import ResponsesClient
+
+T = TypeVar("T")
+
+
+def _thinking(req: a.MessagesRequest | a.CountTokensRequest) -> bool:
+    return isinstance(req.thinking, a.ThinkingEnabled | a.ThinkingAdaptive)
+
+
+def conversation_key(req: a.MessagesRequest | a.CountTokensRequest, headers: Mapping[str, str]) -> str | None:
+    """What keeps a conversation on one upstream key: the hashed `metadata.user_id`, else the client's key."""
+    metadata = getattr(req, "metadata", None)
+    source = metadata.user_id if metadata is not None and metadata.user_id else None
+    source = source or headers.get("x-api-key") or headers.get("authorization")
+    if not source:
+        return None
+    return hashlib.blake2b(source.encode(), digest_size=16).hexdigest()
+
+
+@dataclass(slots=True)
+class Plan:
+    targets: tuple[Target, ...]
+    conversation: str | None
+    budget: float
+    api_version: str = ""
+    _translations: dict[UpstreamProfile, Translation] = field(default_factory=dict)
+
+    def translation(self, req: a.MessagesRequest, target: Target) -> Translation:
+        """The request translated for this target's model (once per profile: failover may need several)."""
+        found = self._translations.get(target.profile)
+        if found is None:
+            found = self._translations[target.profile] = to_responses_request(
+                req, target.profile, api_version=self.api_version
+            )
+        return found
+
+    async def run(self, call: Callable[[Target, ResponsesClient], Awaitable[T]]) -> T:
+        return await with_failover(self.targets, call, conversation=self.conversation, budget=self.budget)
+
+
+def plan_for(
+    router: Router,
+    request: Request,
+    req: a.MessagesRequest | a.CountTokensRequest,
+    headers: Mapping[str, str],
+    *,
+    budget: float,
+    api_version: str = "",
+) -> Plan:
+    """Resolve the model (404 `not_found_error` when nothing takes it) into a plan."""
+    facts = RequestFacts(thinking=_thinking(req), estimate=lambda: estimate_input_tokens(req))
+    if router.conditional:
+        facts.headers = request.headers
+    targets = router.resolve(req.model, facts)
+    multi_key = any(target.upstream.keys.size > 1 for target in targets)
+    conversation = conversation_key(req, headers) if multi_key else None
+    return Plan(targets, conversation, budget, api_version)

@@ -1,0 +1,123 @@
+"""Trying a request's targets in order until one answers, before anything reached the client.
+
+A call is passed on to the next key of the same upstream when the key is the problem (401, out of quota, 429),
+and to the next target when the upstream is (connect error or timeout before an answer, 500/502/503/504/529).
+Client errors are final. The caller's `call` must raise only before the first byte reaches the client: the
+stream path opens the upstream (status checked) inside it and relays outside, so nothing is ever retried once
+a byte is out, and one request never bills two generations.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Literal, TypeVar
+
+from messages_bridge.errors import GatewayError, OverloadedError, is_out_of_quota
+from messages_bridge.observability.record import current
+from messages_bridge.routing.router import Target, UpstreamRuntime
+from messages_bridge.upstream.client import ResponsesClient, UpstreamHTTPError
+from messages_bridge.upstream.retry import retry_after
+
+T = TypeVar("T")
+Verdict = Literal["final", "key", "upstream"]
+UPSTREAM_DOWN = frozenset({500, 502, 503, 504, 529})
+
+
+def classify(error: GatewayError) -> tuple[Verdict, str]:
+    """Whose fault a failed attempt was: the key's, the upstream's, or nobody's (final, goes to the client)."""
+    cause = error.__cause__
+    if isinstance(cause, UpstreamHTTPError):
+        if cause.status == 401:
+            return "key", "rejected"
+        if cause.status in (402, 429) and is_out_of_quota(cause.body):
+            return "key", "out_of_quota"
+        if cause.status == 429:
+            return "key", "rate_limited"
+        if cause.status in UPSTREAM_DOWN:
+            return "upstream", f"http_{cause.status}"
+        return "final", ""
+    if error.before_response:
+        return "upstream", error.error_type
+    return "final", ""
+
+
+def _bench(upstream: UpstreamRuntime, index: int, error: GatewayError, reason: str) -> None:
+    if not upstream.benching:
+        return
+    seconds = upstream.bench_seconds
+    if reason == "rate_limited":
+        cause = error.__cause__
+        after = retry_after(cause.headers) if isinstance(cause, UpstreamHTTPError) else None
+        if after is None:
+            return  # no date given: the key is not benched, the next key is simply tried
+        seconds = after
+    upstream.keys.bench(index, seconds, reason)
+
+
+def _unavailable(targets: tuple[Target, ...]) -> OverloadedError:
+    waits = [t.upstream.breaker.retry_in() for t in targets if t.upstream.breaker is not None]
+    after = max(1, math.ceil(min(waits))) if waits else 1
+    return OverloadedError(
+        "No upstream can take this request now (circuits open or keys resting)", headers={"retry-after": str(after)}
+    )
+
+
+async def _attempt(target: Target, index: int, call: Callable[[Target, ResponsesClient], Awaitable[T]]) -> T:
+    """One call; the breaker hears the verdict (a client error proves the upstream is up)."""
+    upstream = target.upstream
+    breaker = upstream.breaker
+    try:
+        result = await call(target, upstream.clients[index])
+    except GatewayError as exc:
+        verdict, _ = classify(exc)
+        if breaker is not None and verdict == "upstream":
+            breaker.failure()
+        elif breaker is not None:
+            breaker.success()
+        raise
+    except BaseException:
+        if breaker is not None:
+            breaker.release()
+        raise
+    if breaker is not None:
+        breaker.success()
+    return result
+
+
+async def with_failover(
+    targets: tuple[Target, ...],
+    call: Callable[[Target, ResponsesClient], Awaitable[T]],
+    *,
+    conversation: str | None,
+    budget: float,
+) -> T:
+    """`call` on the first target (and key) that answers; the last failure is raised when none does."""
+    record = current()
+    deadline = time.monotonic() + budget
+    last: GatewayError | None = None
+    for target in targets:
+        upstream = target.upstream
+        keys = upstream.keys.order(conversation)
+        if not keys or (upstream.breaker is not None and not upstream.breaker.allow()):
+            continue
+        for index in keys:
+            if last is not None and time.monotonic() > deadline:
+                raise last
+            if last is not None:
+                record.fallbacks += 1
+            record.upstream = upstream.name
+            record.target_position = target.position
+            record.key_index = index
+            try:
+                return await _attempt(target, index, call)
+            except GatewayError as exc:
+                verdict, reason = classify(exc)
+                if verdict == "final":
+                    raise
+                last = exc
+                if verdict == "upstream":
+                    break
+                _bench(upstream, index, exc, reason)
+    raise last if last is not None else _unavailable(targets)
