@@ -15,7 +15,9 @@ from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
 
 from messages_bridge.errors import GatewayError, OverloadedError, is_out_of_quota
+from messages_bridge.observability.metrics import note_attempt, note_benched, note_breaker
 from messages_bridge.observability.record import current
+from messages_bridge.routing.breaker import STATE_VALUES
 from messages_bridge.routing.router import Target, UpstreamRuntime
 from messages_bridge.upstream.client import ResponsesClient, UpstreamHTTPError
 from messages_bridge.upstream.retry import retry_after
@@ -54,6 +56,7 @@ def _bench(upstream: UpstreamRuntime, index: int, error: GatewayError, reason: s
             return  # no date given: the key is not benched, the next key is simply tried
         seconds = after
     upstream.keys.bench(index, seconds, reason)
+    note_benched(upstream.name, index, reason)
 
 
 def _unavailable(targets: tuple[Target, ...]) -> OverloadedError:
@@ -72,17 +75,19 @@ async def _attempt(target: Target, index: int, call: Callable[[Target, Responses
         result = await call(target, upstream.clients[index])
     except GatewayError as exc:
         verdict, _ = classify(exc)
-        if breaker is not None and verdict == "upstream":
-            breaker.failure()
-        elif breaker is not None:
-            breaker.success()
+        note_attempt(upstream.name, verdict)
+        if breaker is not None:
+            breaker.failure() if verdict == "upstream" else breaker.success()
+            note_breaker(upstream.name, STATE_VALUES[breaker.state])
         raise
     except BaseException:
         if breaker is not None:
             breaker.release()
         raise
+    note_attempt(upstream.name, "ok")
     if breaker is not None:
         breaker.success()
+        note_breaker(upstream.name, STATE_VALUES[breaker.state])
     return result
 
 
