@@ -26,9 +26,13 @@ HELLO: dict[str, Any] = {
 @pytest.fixture
 def fakes() -> Iterator[dict[str, FakeUpstream]]:
     """Upstreams `a`, `b` and `c`, each the simulator (answers by itself unless its script says otherwise)."""
-    with serving(create_upstream_app(sa := Script())) as one, serving(create_upstream_app(sb := Script())) as two:
-        with serving(create_upstream_app(sc := Script())) as three:
-            yield {"a": FakeUpstream(one, sa), "b": FakeUpstream(two, sb), "c": FakeUpstream(three, sc)}
+    sa, sb, sc = Script(), Script(), Script()
+    with (
+        serving(create_upstream_app(sa)) as one,
+        serving(create_upstream_app(sb)) as two,
+        serving(create_upstream_app(sc)) as three,
+    ):
+        yield {"a": FakeUpstream(one, sa), "b": FakeUpstream(two, sb), "c": FakeUpstream(three, sc)}
 
 
 def write(path: Path, text: str) -> str:

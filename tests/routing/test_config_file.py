@@ -24,7 +24,8 @@ upstreams:
     api_keys: ["${AZURE_OPENAI_API_KEY}"]
     api_version: null
 models:
-  gpt-5:   {reasoning_efforts: [minimal, low, medium, high], sampling: false, context_window: 400000, max_output_tokens: 128000}
+  gpt-5:   {reasoning_efforts: [minimal, low, medium, high], sampling: false, context_window: 400000,
+            max_output_tokens: 128000}
   gpt-5.1: {reasoning_efforts: [none, low, medium, high]}
   gpt-4.1: {reasoning_efforts: [], sampling: true, context_window: 1047576, max_output_tokens: 32768}
 routes:
@@ -90,7 +91,10 @@ def test_a_literal_secret_is_allowed_but_warned_about_by_place_not_value() -> No
     _, warnings = parse(
         """
         upstreams:
-          openai: {base_url: "https://api.openai.com/v1", api_keys: [sk-literal-secret-value], headers: {Authorization: x}}
+          openai:
+            base_url: "https://api.openai.com/v1"
+            api_keys: [sk-literal-secret-value]
+            headers: {Authorization: x}
         allow_direct: true
         """
     )

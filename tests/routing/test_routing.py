@@ -234,7 +234,8 @@ async def test_azure_content_filter_is_an_invalid_request(routed: Make, fakes: d
     )
     filtered = {
         "error": {
-            "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
+            "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management "
+            "policy.",
             "type": None,
             "param": "prompt",
             "code": "content_filter",
