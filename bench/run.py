@@ -439,7 +439,7 @@ def notes(results: JSON) -> list[str]:
 def parse_args(argv: list[str]) -> Settings:
     """Command-line options."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--targets", default="bridge,litellm,floor", help="comma-separated: bridge,litellm,floor")
+    ap.add_argument("--targets", default="bridge,litellm,floor", help="comma-separated: bridge,litellm,floor,routed")
     ap.add_argument("--quick", action="store_true", help="seconds-long smoke run (short cells, few streams)")
     ap.add_argument("--concurrency", default="1,32,256")
     ap.add_argument("--modes", default="non-stream,stream")

@@ -64,13 +64,9 @@ class Routed:
 
 
 @pytest.fixture
-async def routed(
-    app_factory: AppFactory, config_path: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Callable[..., Any]]:
+async def routed(app_factory: AppFactory, config_path: Callable[[str], str]) -> AsyncIterator[Callable[..., Any]]:
     """`await routed(yaml_text, **settings)`: a gateway on that routing file (no upstream retries by default)."""
     clients: list[httpx.AsyncClient] = []
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
 
     async def make(text: str, **overrides: Any) -> Routed:
         values: dict[str, Any] = {"config": config_path(text), "max_retries": 0, "shutdown_grace": 2.0}
