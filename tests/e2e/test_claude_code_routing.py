@@ -32,16 +32,18 @@ def test_a_session_survives_its_first_upstream_being_down(
     )
     marker = "mb-routing-e2e"
     command = f"echo {marker} | tee proof.txt"
-    upstream.script.push(scripted("resp_route_call", text_item("msg_route_call", "Running it."),
-                                  bash_call("call_route_bash", command)))  # fmt: skip
+    upstream.script.push(
+        scripted("resp_route_call", text_item("msg_route_call", "Running it."), bash_call("call_route_bash", command))
+    )
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir()
     work.mkdir()
     app = create_app(Settings(config=str(config), shutdown_grace=1.0))
     with serving(app) as gateway:
         claude = Claude(claude_bin, gateway.url, home, work)
-        result = succeeded(claude.run(f"Print {marker} with Bash", "--allowedTools", "Bash",
-                                      CLAUDE_CODE_DISABLE_THINKING="1"))  # fmt: skip
+        result = succeeded(
+            claude.run(f"Print {marker} with Bash", "--allowedTools", "Bash", CLAUDE_CODE_DISABLE_THINKING="1")
+        )
         breaker = app.state.gateway.router.upstreams["primary"].breaker
         assert breaker.state == "open"
     assert (work / "proof.txt").read_text() == marker + "\n"

@@ -94,8 +94,10 @@ async def test_out_of_quota_is_never_retried_on_the_same_key(routed: Make, fakes
 
 
 @pytest.mark.parametrize("stream", [False, True])
-@pytest.mark.parametrize(("status", "kind"), [(400, "invalid_request_error"), (404, "not_found_error"),
-                                              (413, "request_too_large"), (403, "permission_error")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(400, "invalid_request_error"), (404, "not_found_error"), (413, "request_too_large"), (403, "permission_error")],
+)
 async def test_client_errors_are_not_failed_over(
     routed: Make, fakes: dict[str, FakeUpstream], status: int, kind: str, stream: bool
 ) -> None:
@@ -117,10 +119,22 @@ async def test_when_every_target_fails_the_last_error_is_reported(routed: Make, 
 async def test_nothing_is_retried_after_the_first_byte(routed: Make, fakes: dict[str, FakeUpstream]) -> None:
     """The stream breaks after its first events reached the client: an error event ends it, no second upstream."""
     gateway = await routed(two_upstreams(fakes))
-    answer = {"id": "resp_cut", "object": "response", "model": "gpt-5", "status": "completed",
-              "output": [{"id": "msg_1", "type": "message", "status": "completed", "role": "assistant",
-                          "content": [{"type": "output_text", "text": "this never finishes", "annotations": []}]}],
-              "usage": {"input_tokens": 1, "output_tokens": 4, "total_tokens": 5}}  # fmt: skip
+    answer = {
+        "id": "resp_cut",
+        "object": "response",
+        "model": "gpt-5",
+        "status": "completed",
+        "output": [
+            {
+                "id": "msg_1",
+                "type": "message",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "this never finishes", "annotations": []}],
+            }
+        ],
+        "usage": {"input_tokens": 1, "output_tokens": 4, "total_tokens": 5},
+    }
     data = encode_sse(events_for(answer, chunk=4))
     fakes["a"].script.push(Reply(chunks=[data[: len(data) // 2]]))
     status, names = await post(gateway, True)

@@ -83,8 +83,11 @@ async def test_429_with_retry_after_benches_the_key_until_then(routed: Make, fak
     gateway = await routed(pooled(fakes))
     assert (await gateway.post(turn("user-carol"))).status_code == 200
     home = keys_used(fakes["a"])[0]
-    limited = Reply(status=429, json_body={"error": {"message": "slow down", "code": "rate_limit_exceeded"}},
-                    headers={"retry-after": "30"})  # fmt: skip
+    limited = Reply(
+        status=429,
+        json_body={"error": {"message": "slow down", "code": "rate_limit_exceeded"}},
+        headers={"retry-after": "30"},
+    )
     fakes["a"].script.push(limited)
     assert (await gateway.post(turn("user-carol"))).status_code == 200
     pool = gateway.state.router.upstreams["a"].keys
@@ -118,3 +121,19 @@ def _now() -> float:
     import time
 
     return time.monotonic()
+
+
+async def test_when_every_key_rests_the_client_gets_the_upstreams_own_answer(
+    routed: Make, fakes: dict[str, FakeUpstream]
+) -> None:
+    gateway = await routed(
+        f"upstreams:\n  a: {{base_url: '{fakes['a'].base_url}', api_keys: [{KEYS[0]}]}}\n"
+        "routes:\n  - {match: '*', targets: [a/gpt-5]}\n"
+    )
+    rejected = Reply(status=401, json_body={"error": {"message": "Incorrect API key", "code": "invalid_api_key"}})
+    fakes["a"].script.push(rejected, rejected)
+    for _ in range(2):
+        reply = await gateway.post()
+        assert reply.status_code == 401 and reply.json()["error"]["type"] == "authentication_error"
+    assert len(fakes["a"].requests) == 2  # the resting key is still asked: no vague 529 instead of the real cause
+    assert (await gateway.post()).status_code == 200  # and a key that works again is used again

@@ -74,10 +74,22 @@ async def test_reload_under_load_fails_no_request(routed: Make, fakes: dict[str,
 
 async def test_a_request_in_flight_finishes_on_its_configuration(routed: Make, fakes: dict[str, FakeUpstream]) -> None:
     gateway = await routed(to(fakes, "a"))
-    answer = {"id": "resp_slow", "object": "response", "model": "gpt-5", "status": "completed",
-              "output": [{"id": "msg_1", "type": "message", "status": "completed", "role": "assistant",
-                          "content": [{"type": "output_text", "text": "slow but complete", "annotations": []}]}],
-              "usage": {"input_tokens": 1, "output_tokens": 4, "total_tokens": 5}}  # fmt: skip
+    answer = {
+        "id": "resp_slow",
+        "object": "response",
+        "model": "gpt-5",
+        "status": "completed",
+        "output": [
+            {
+                "id": "msg_1",
+                "type": "message",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "slow but complete", "annotations": []}],
+            }
+        ],
+        "usage": {"input_tokens": 1, "output_tokens": 4, "total_tokens": 5},
+    }
     data = encode_sse(events_for(answer, chunk=3))
     fakes["a"].script.push(Reply(chunks=[data[i : i + 40] for i in range(0, len(data), 40)], delay=0.02))
     slow = asyncio.create_task(gateway.post(HELLO | {"stream": True}))

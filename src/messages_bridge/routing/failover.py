@@ -77,7 +77,10 @@ async def _attempt(target: Target, index: int, call: Callable[[Target, Responses
         verdict, _ = classify(exc)
         note_attempt(upstream.name, verdict)
         if breaker is not None:
-            breaker.failure() if verdict == "upstream" else breaker.success()
+            if verdict == "upstream":
+                breaker.failure()
+            else:
+                breaker.success()  # the upstream answered: it is up, whatever it said
             note_breaker(upstream.name, STATE_VALUES[breaker.state])
         raise
     except BaseException:
@@ -125,4 +128,20 @@ async def with_failover(
                 if verdict == "upstream":
                     break
                 _bench(upstream, index, exc, reason)
-    raise last if last is not None else _unavailable(targets)
+    if last is not None:
+        raise last
+    return await _resting_keys_only(targets, call)
+
+
+async def _resting_keys_only(targets: tuple[Target, ...], call: Callable[[Target, ResponsesClient], Awaitable[T]]) -> T:
+    """Every reachable target's keys rest: try the key that rests least, so the client gets the upstream's own
+    answer (a rejected key's 401, an exhausted quota) rather than a vague 529."""
+    record = current()
+    for target in targets:
+        upstream = target.upstream
+        if upstream.breaker is not None and not upstream.breaker.allow():
+            continue
+        index = upstream.keys.soonest()
+        record.upstream, record.target_position, record.key_index = upstream.name, target.position, index
+        return await _attempt(target, index, call)
+    raise _unavailable(targets)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from messages_bridge.observability.metrics import note_breaker
+from messages_bridge.routing.breaker import STATE_VALUES
 from messages_bridge.routing.router import FileRouter, UpstreamRuntime
 
 
@@ -21,6 +23,7 @@ async def readiness(router: FileRouter) -> tuple[bool, dict[str, dict[str, objec
     for name, up in zip(names, reachable, strict=True):
         breaker = router.upstreams[name].breaker
         state = breaker.state if breaker is not None else "closed"
+        note_breaker(name, STATE_VALUES[state])
         keys = router.upstreams[name].keys
         usable = up and state != "open" and len(keys.benched()) < keys.size
         serving[name] = usable

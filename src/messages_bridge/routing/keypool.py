@@ -48,6 +48,10 @@ class KeyPool:
             extra={"upstream": self.upstream, "key_index": index, "reason": reason, "bench_seconds": round(seconds, 1)},
         )
 
+    def soonest(self) -> int:
+        """The key whose rest ends first (when every key rests)."""
+        return min(range(self.size), key=self._benched_until.__getitem__)
+
     def benched(self) -> list[int]:
         now = self._clock()
         return [i for i in range(self.size) if self._benched_until[i] > now]
