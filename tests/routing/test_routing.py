@@ -252,3 +252,93 @@ async def test_azure_content_filter_is_an_invalid_request(routed: Make, fakes: d
     assert reply.json()["error"]["type"] == "invalid_request_error"
     assert "content management policy" in reply.json()["error"]["message"]
     assert reply.headers["x-should-retry"] == "false"
+
+
+AZURE_ERRORS = [
+    (
+        429,
+        {
+            "error": {
+                "code": "429",
+                "message": "Requests to the Responses_Create Operation have exceeded the token rate "
+                "limit of your current tier. Please retry after 6 seconds.",
+            }
+        },
+        {"retry-after": "6"},
+        "rate_limit_error",
+    ),
+    (
+        401,
+        {"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint."}},
+        {},
+        "authentication_error",
+    ),
+    (
+        404,
+        {"error": {"code": "DeploymentNotFound", "message": "The API deployment for this resource does not exist."}},
+        {},
+        "not_found_error",
+    ),
+    (
+        400,
+        {
+            "error": {
+                "code": "context_length_exceeded",
+                "message": "This model's maximum context length is 128000 "
+                "tokens. However, your messages resulted in 130000 tokens.",
+            }
+        },
+        {},
+        "invalid_request_error",
+    ),
+]
+
+
+@pytest.mark.parametrize(("status", "body", "headers", "kind"), AZURE_ERRORS)
+async def test_azure_error_bodies_map_to_anthropic_errors(
+    routed: Make, fakes: dict[str, FakeUpstream], status: int, body: Any, headers: dict[str, str], kind: str
+) -> None:
+    from messages_bridge.demo.server import Reply
+
+    gateway = await routed(
+        f"upstreams:\n  az: {{kind: azure, base_url: '{fakes['a'].base_url}'}}\nallow_direct: true\n"
+    )
+    fakes["a"].script.push(Reply(status=status, json_body=body, headers=headers))
+    reply = await gateway.post(HELLO | {"model": "az/gpt-5"})
+    assert reply.status_code == status
+    assert reply.json()["error"]["type"] == kind
+    if status == 429:
+        assert reply.headers["retry-after"] == "6"
+    if status == 400:
+        assert reply.json()["error"]["message"] == "prompt is too long: 130000 tokens > 128000 maximum"
+
+
+async def test_azure_output_content_filter_is_a_refusal(routed: Make, fakes: dict[str, FakeUpstream]) -> None:
+    from messages_bridge.demo.server import Reply
+
+    gateway = await routed(
+        f"upstreams:\n  az: {{kind: azure, base_url: '{fakes['a'].base_url}'}}\nallow_direct: true\n"
+    )
+    filtered = {
+        "id": "resp_f",
+        "object": "response",
+        "model": "gpt-5",
+        "status": "incomplete",
+        "incomplete_details": {"reason": "content_filter"},
+        "output": [],
+        "usage": {"input_tokens": 5, "output_tokens": 0, "total_tokens": 5},
+    }
+    fakes["a"].script.push(Reply(json_body=filtered))
+    reply = await gateway.post(HELLO | {"model": "az/gpt-5"})
+    assert reply.status_code == 200 and reply.json()["stop_reason"] == "refusal"
+
+
+async def test_static_headers_reach_the_upstream(routed: Make, fakes: dict[str, FakeUpstream]) -> None:
+    gateway = await routed(
+        f"upstreams:\n  o: {{base_url: '{fakes['a'].base_url}', api_keys: [k-0123456789], "
+        "headers: {OpenAI-Organization: org-123, OpenAI-Project: proj_9}}\nallow_direct: true\n"
+    )
+    assert (await gateway.post(HELLO | {"model": "o/gpt-5"})).status_code == 200
+    sent = fakes["a"].script.received[0].headers
+    assert (sent["openai-organization"], sent["openai-project"]) == ("org-123", "proj_9")
+    assert sent["authorization"] == "Bearer k-0123456789"

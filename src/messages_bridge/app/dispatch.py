@@ -39,16 +39,17 @@ class Plan:
     conversation: str | None
     budget: float
     api_version: str = ""
-    _translations: dict[UpstreamProfile, Translation] = field(default_factory=dict)
+    _translations: list[tuple[UpstreamProfile, Translation]] = field(default_factory=list)
 
     def translation(self, req: a.MessagesRequest, target: Target) -> Translation:
         """The request translated for this target's model (once per profile: failover may need several)."""
-        found = self._translations.get(target.profile)
-        if found is None:
-            found = self._translations[target.profile] = to_responses_request(
-                req, target.profile, api_version=self.api_version
-            )
-        return found
+        profile = target.profile
+        for known, translation in self._translations:
+            if known is profile:
+                return translation
+        translation = to_responses_request(req, profile, api_version=self.api_version)
+        self._translations.append((profile, translation))
+        return translation
 
     async def run(self, call: Callable[[Target, ResponsesClient], Awaitable[T]]) -> T:
         return await with_failover(self.targets, call, conversation=self.conversation, budget=self.budget)

@@ -175,8 +175,14 @@ def note_attempt(upstream: str, outcome: str) -> None:
     child.inc()
 
 
+_BREAKER_VALUES: dict[str, int] = {}
+
+
 def note_breaker(upstream: str, state_value: int) -> None:
-    BREAKER_STATE.labels(upstream).set(state_value)
+    """Set on change only (every attempt reports it; the gauge moves rarely)."""
+    if _BREAKER_VALUES.get(upstream) != state_value:
+        _BREAKER_VALUES[upstream] = state_value
+        BREAKER_STATE.labels(upstream).set(state_value)
 
 
 def note_benched(upstream: str, key_index: int, reason: str) -> None:
