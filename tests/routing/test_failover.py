@@ -232,3 +232,18 @@ async def _sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
+
+
+async def test_failover_adds_no_wait_and_retries_share_one_budget(routed: Make, fakes: dict[str, FakeUpstream]) -> None:
+    """A timeout longer than the whole retry budget still moves on (moving on costs no wait), but the next
+    target's retry waits come out of the budget the first one already spent: b answers its 503 as final."""
+    config = two_upstreams(fakes).replace("api_keys:", "timeouts: {read: 0.6}, api_keys:", 1)
+    gateway = await routed(config, max_retries=2, max_retry_wait=0.3, retry_budget=0.5)
+    fakes["a"].script.push(Reply(hang=2.0, json_body={}))
+    assert (await post(gateway, False))[0] == 200
+    assert len(fakes["b"].requests) == 1
+    fakes["a"].script.push(Reply(hang=2.0, json_body={}))
+    fakes["b"].script.push(failure(503, **{"retry-after-ms": "100"}))
+    status, body = await post(gateway, False)
+    assert status == 529 and body["error"]["type"] == "overloaded_error"
+    assert len(fakes["b"].requests) == 2  # no retry: the shared budget was spent waiting for a

@@ -20,7 +20,7 @@ from messages_bridge.observability.record import current
 from messages_bridge.routing.breaker import STATE_VALUES
 from messages_bridge.routing.router import Target, UpstreamRuntime
 from messages_bridge.upstream.client import ResponsesClient, UpstreamHTTPError
-from messages_bridge.upstream.retry import retry_after
+from messages_bridge.upstream.retry import REQUEST_DEADLINE, retry_after
 
 T = TypeVar("T")
 Verdict = Literal["final", "key", "upstream"]
@@ -101,9 +101,22 @@ async def with_failover(
     conversation: str | None,
     budget: float,
 ) -> T:
-    """`call` on the first target (and key) that answers; the last failure is raised when none does."""
+    """`call` on the first target (and key) that answers; the last failure is raised when none does.
+
+    Moving on adds no wait and tries each target's keys at most once; the retries (and their waits) of all the
+    attempts share the request's one retry budget.
+    """
+    token = REQUEST_DEADLINE.set(time.monotonic() + budget)
+    try:
+        return await _first_answer(targets, call, conversation)
+    finally:
+        REQUEST_DEADLINE.reset(token)
+
+
+async def _first_answer(
+    targets: tuple[Target, ...], call: Callable[[Target, ResponsesClient], Awaitable[T]], conversation: str | None
+) -> T:
     record = current()
-    deadline = time.monotonic() + budget
     last: GatewayError | None = None
     for target in targets:
         upstream = target.upstream
@@ -111,8 +124,6 @@ async def with_failover(
         if not keys or (upstream.breaker is not None and not upstream.breaker.allow()):
             continue
         for index in keys:
-            if last is not None and time.monotonic() > deadline:
-                raise last
             if last is not None:
                 record.fallbacks += 1
             record.upstream = upstream.name
