@@ -80,11 +80,24 @@ def test_an_unset_variable_names_the_field_and_the_variable() -> None:
     message = refused(
         """
         upstreams:
-          openai: {base_url: "https://api.openai.com/v1", api_keys: ["${MISSING_KEY}"]}
+          openai: {base_url: "${MISSING_URL}"}
         allow_direct: true
         """
     )
-    assert "upstreams.openai.api_keys.0" in message and "MISSING_KEY" in message
+    assert "upstreams.openai.base_url" in message and "MISSING_URL" in message
+
+
+def test_a_key_whose_variable_is_unset_is_left_out_with_a_warning() -> None:
+    config, warnings = parse_config(EXAMPLE, source="routing.yaml", env={"OPENAI_API_KEY": "sk-one-1111"})
+    assert [k.get_secret_value() for k in config.upstreams["openai"].api_keys] == ["sk-one-1111"]
+    assert config.upstreams["azure"].api_keys == ()
+    assert warnings == [
+        "routing.yaml: upstreams.openai.api_keys.1: environment variable OPENAI_API_KEY_2 is not set: that key is "
+        "left out",
+        "routing.yaml: upstreams.azure.api_keys.0: environment variable AZURE_OPENAI_API_KEY is not set: that key is "
+        "left out",
+        "routing.yaml: upstreams.azure.api_keys: no key is set, requests to this upstream go without credentials",
+    ]
 
 
 def test_a_literal_secret_is_allowed_but_warned_about_by_place_not_value() -> None:

@@ -69,7 +69,8 @@ async def _routed(
     def make_transport(upstream: UpstreamConfig) -> httpx.AsyncBaseTransport:
         if transport is not None:
             return transport
-        return default_transport(max_connections=upstream.max_connections, keepalive=settings.upstream_keepalive)
+        size = upstream.max_connections or settings.max_connections
+        return default_transport(max_connections=size, keepalive=settings.upstream_keepalive)
 
     builder = RouterBuilder(settings, retry, make_transport)
     router = builder.load(settings.config)

@@ -30,8 +30,10 @@ class _Strict(BaseModel):
 
 
 class UpstreamTimeouts(_Strict):
-    connect: float = Field(default=10.0, gt=0)
-    read: float = Field(default=600.0, gt=0)
+    """Seconds; unset = BRIDGE_CONNECT_TIMEOUT / BRIDGE_READ_TIMEOUT."""
+
+    connect: float | None = Field(default=None, gt=0)
+    read: float | None = Field(default=None, gt=0)
 
 
 class BreakerConfig(_Strict):
@@ -47,7 +49,7 @@ class UpstreamConfig(_Strict):
     api_keys: tuple[SecretStr, ...] = ()
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: UpstreamTimeouts = Field(default_factory=UpstreamTimeouts)
-    max_connections: int = Field(default=1024, ge=1)
+    max_connections: int | None = Field(default=None, ge=1, description="unset = BRIDGE_MAX_CONNECTIONS")
     api_version: str | None = None
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     key_bench_seconds: float = Field(default=600.0, gt=0, description="how long a rejected or out-of-quota key rests")
@@ -149,17 +151,40 @@ def _substitute(text: str, where: str, env: Mapping[str, str]) -> str:
     return _VAR.sub(replace, text)
 
 
-def _resolve(node: Any, where: str, env: Mapping[str, str], literal: list[str]) -> Any:
-    """`${VAR}` substituted in every string; `literal` collects the paths of secrets written in clear."""
-    if isinstance(node, dict):
-        return {k: _resolve(v, f"{where}.{k}".lstrip("."), env, literal) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_resolve(v, f"{where}.{i}", env, literal) for i, v in enumerate(node)]
-    if isinstance(node, str):
-        if _is_secret_path(where) and not _VAR.search(node):
-            literal.append(where)
-        return _substitute(node, where, env)
-    return node
+class _Resolver:
+    """`${VAR}` substituted in every string; collects warnings (literal secrets, keys whose variable is unset)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.warnings: list[str] = []
+
+    def resolve(self, node: Any, where: str = "") -> Any:
+        if isinstance(node, dict):
+            return {k: self._value(v, f"{where}.{k}".lstrip(".")) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self.resolve(v, f"{where}.{i}") for i, v in enumerate(node)]
+        if isinstance(node, str):
+            if _is_secret_path(where) and not _VAR.search(node):
+                self.warnings.append(f"{where} is a literal secret in the file; prefer ${{VARIABLE}}")
+            return _substitute(node, where, self.env)
+        return node
+
+    def _value(self, node: Any, where: str) -> Any:
+        if where.endswith(".api_keys") and isinstance(node, list):
+            return self._keys(node, where)
+        return self.resolve(node, where)
+
+    def _keys(self, keys: list[Any], where: str) -> list[Any]:
+        """A key whose variable is unset is left out (a pool may list optional keys), with a warning."""
+        out = []
+        for i, key in enumerate(keys):
+            try:
+                out.append(self.resolve(key, f"{where}.{i}"))
+            except ConfigError as exc:
+                self.warnings.append(f"{exc}: that key is left out")
+        if keys and not out:
+            self.warnings.append(f"{where}: no key is set, requests to this upstream go without credentials")
+        return out
 
 
 def _is_secret_path(where: str) -> bool:
@@ -193,17 +218,16 @@ def parse_config(text: str, *, source: str, env: Mapping[str, str] | None = None
         raise ConfigError(f"{source}: not valid YAML{at}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the file must be a mapping with an `upstreams` key")
-    literal: list[str] = []
+    resolver = _Resolver(os.environ if env is None else env)
     try:
-        resolved = _resolve(raw, "", os.environ if env is None else env, literal)
+        resolved = resolver.resolve(raw)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     try:
         config = ConfigFile.model_validate(resolved)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {describe_validation(exc)}") from None
-    warnings = [f"{source}: {where} is a literal secret in the file; prefer ${{VARIABLE}}" for where in literal]
-    return config, warnings
+    return config, [f"{source}: {warning}" for warning in resolver.warnings]
 
 
 def load_config(path: str, env: Mapping[str, str] | None = None) -> tuple[ConfigFile, list[str]]:

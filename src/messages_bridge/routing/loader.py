@@ -49,7 +49,7 @@ class RouterBuilder:
             transport = self._make_transport(definition)
             if all(transport is not t for t in self.transports):
                 self.transports.append(transport)
-            upstreams[name] = build_upstream(name, definition, transport, self._retry)
+            upstreams[name] = build_upstream(name, definition, transport, self._retry, self._settings)
         mask_secrets(config_secrets(config))
         return FileRouter(config, self._settings, upstreams)
 

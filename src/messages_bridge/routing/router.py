@@ -219,10 +219,12 @@ def build_profile(model: str, declared: ModelProfile | None, settings: Settings)
 
 
 def build_upstream(
-    name: str, config: UpstreamConfig, transport: httpx.AsyncBaseTransport, retry: RetryPolicy
+    name: str, config: UpstreamConfig, transport: httpx.AsyncBaseTransport, retry: RetryPolicy, settings: Settings
 ) -> UpstreamRuntime:
     """Clients for each key (keyless: one client without credentials) over one shared transport."""
-    timeouts = Timeouts(connect=config.timeouts.connect, read=config.timeouts.read)
+    timeouts = Timeouts(
+        connect=config.timeouts.connect or settings.connect_timeout, read=config.timeouts.read or settings.read_timeout
+    )
     azure = config.kind == "azure"
     query = str(httpx.QueryParams({"api-version": config.api_version})) if config.api_version else ""
     keys: list[str | None] = [k.get_secret_value() for k in config.api_keys] or [None]
