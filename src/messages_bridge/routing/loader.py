@@ -58,7 +58,15 @@ class RouterBuilder:
         config, warnings = load_config(path)
         for warning in warnings:
             logger.warning(warning)
-        return self.build(config, previous)
+        router = self.build(config, previous)
+        logger.info(
+            "routing file loaded: %d upstream(s) (%s), %d route(s), allow_direct=%s",
+            len(config.upstreams),
+            ", ".join(config.upstreams),
+            len(config.routes),
+            str(config.allow_direct).lower(),
+        )
+        return router
 
     async def aclose(self) -> None:
         for transport in self.transports:
