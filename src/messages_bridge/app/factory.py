@@ -12,21 +12,24 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from messages_bridge.app.admission import AdmissionMiddleware
-from messages_bridge.app.errors import on_gateway_error, on_http_exception, on_unexpected
+from messages_bridge.app.errors import on_client_disconnect, on_gateway_error, on_http_exception, on_unexpected
 from messages_bridge.app.lifecycle import Lifecycle, install_drain_on_signal
+from messages_bridge.app.readiness import ReadinessProbe
 from messages_bridge.app.routes import ROUTES
 from messages_bridge.app.state import GatewayState
 from messages_bridge.config import Settings
 from messages_bridge.demo.server import create_upstream_app
 from messages_bridge.errors import GatewayError
+from messages_bridge.observability.logs import Masker, settings_secrets
 from messages_bridge.observability.metrics import metrics_endpoint
 from messages_bridge.observability.middleware import RequestIdAlias, instrument
 from messages_bridge.routing.config_file import UpstreamConfig
-from messages_bridge.routing.loader import Reloader, RouterBuilder, install_reload_on_sighup
+from messages_bridge.routing.loader import Reloader, RouterBuilder, config_secrets, install_reload_on_sighup
 from messages_bridge.routing.router import EnvRouter, FileRouter
 from messages_bridge.upstream.client import ResponsesClient, Timeouts, default_transport
 from messages_bridge.upstream.retry import RetryPolicy
@@ -75,10 +78,20 @@ async def _routed(
     builder = RouterBuilder(settings, retry, make_transport)
     router = builder.load(settings.config)
     first = next(iter(router.upstreams.values())).clients[0]
-    state = GatewayState(settings=settings, client=first, keys=keys, lifecycle=lifecycle, router=router)
+    scrub = Masker([*settings_secrets(settings), *config_secrets(router.config)])
+    state = GatewayState(
+        settings=settings,
+        client=first,
+        keys=keys,
+        router=router,
+        scrub=scrub,
+        readiness=ReadinessProbe(first.ready),  # unused with a routing file: /readyz reports each upstream
+        lifecycle=lifecycle,
+    )
     app.state.gateway = state
 
     def install(new: FileRouter) -> None:
+        scrub.add(config_secrets(new.config))  # before any request can reach the new keys
         state.router = new
 
     def current() -> FileRouter:
@@ -138,8 +151,16 @@ def create_app(
             timeouts=timeouts,
             retry=retry,
         )
-        state = GatewayState(settings, client, keys, EnvRouter(settings, client), lifecycle)
-        app.state.gateway = state
+        keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
+        app.state.gateway = GatewayState(
+            settings=settings,
+            client=client,
+            keys=keys,
+            router=EnvRouter(settings, client),
+            scrub=Masker(settings_secrets(settings)),
+            readiness=ReadinessProbe(client.ready),
+            lifecycle=lifecycle,
+        )
         undo_signals = install_drain_on_signal(lifecycle)
         try:
             yield
@@ -163,7 +184,15 @@ def create_app(
         return RequestIdAlias(correlated)
 
     routes = [*ROUTES, Route("/metrics", metrics_endpoint, methods=["GET"])] if observability else ROUTES
-    handlers = {GatewayError: on_gateway_error, HTTPException: on_http_exception, Exception: on_unexpected}
+    handlers = {
+        GatewayError: on_gateway_error,
+        HTTPException: on_http_exception,
+        ClientDisconnect: on_client_disconnect,
+        Exception: on_unexpected,
+    }
     app = GatewayApp(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
+    # Starlette would answer `/v1/messages/` with a redirect built from the client's `Host` header (an open
+    # redirect for whoever controls that header); the Anthropic API has no such aliases, so it is a plain 404.
+    app.router.redirect_slashes = False
     app.outer = outer
     return app

@@ -16,11 +16,11 @@ from messages_bridge.app.dispatch import plan_for
 from messages_bridge.app.relay import empty_message, relay_count_tokens, relay_message
 from messages_bridge.app.state import gateway
 from messages_bridge.app.streaming import prewarm_stream, stream_message
+from messages_bridge.app.upstream_health import readiness
 from messages_bridge.errors import InvalidRequestError, NotFoundError
 from messages_bridge.observability.record import current
 from messages_bridge.observability.shape import describe
 from messages_bridge.protocol import anthropic as a
-from messages_bridge.routing.health import readiness
 from messages_bridge.routing.router import FileRouter, Target
 from messages_bridge.upstream.client import ResponsesClient
 
@@ -171,7 +171,7 @@ async def readyz(request: Request) -> Response:
         if not ready:
             body["reason"] = "a route has no target that can serve"
         return json_response(body, status=200 if ready else 503)
-    if await state.client.ready():
+    if await state.readiness.ready():  # cached for a few seconds (app/readiness.py)
         return json_response({"status": "ready", "demo": state.settings.demo})
     return json_response({"status": "unready", "reason": "upstream unreachable"}, status=503)
 

@@ -13,6 +13,8 @@ import hashlib
 import re
 from typing import Any
 
+from messages_bridge.translate.tokens import CHARS_PER_TOKEN
+
 JSON = dict[str, Any]
 
 KNOWN_PARAMS = frozenset(
@@ -209,7 +211,8 @@ def _json(value: Any) -> str:
 
 
 def usage_for(request: JSON, output: list[JSON]) -> JSON:
-    input_tokens = max(1, len(_json(request.get("input") or [])) // 4 + len(request.get("instructions") or "") // 4)
+    input_chars, instruction_chars = len(_json(request.get("input") or [])), len(request.get("instructions") or "")
+    input_tokens = max(1, input_chars // CHARS_PER_TOKEN + instruction_chars // CHARS_PER_TOKEN)
     out_text = " ".join(_json(o) for o in output)
     reasoning = sum(1 for o in output if o["type"] == "reasoning") * 8
     output_tokens = max(1, _words(out_text) // 2) + reasoning  # a tool call costs tokens too

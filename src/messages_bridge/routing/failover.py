@@ -14,13 +14,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
 
-from messages_bridge.errors import GatewayError, OverloadedError, is_out_of_quota
+from messages_bridge.errors import GatewayError, OverloadedError, never_retry
 from messages_bridge.observability.metrics import note_attempt, note_benched, note_breaker
 from messages_bridge.observability.record import current
+from messages_bridge.protocol.headers import retry_after
 from messages_bridge.routing.breaker import STATE_VALUES
 from messages_bridge.routing.router import Target, UpstreamRuntime
 from messages_bridge.upstream.client import ResponsesClient, UpstreamHTTPError
-from messages_bridge.upstream.retry import REQUEST_DEADLINE, retry_after
+from messages_bridge.upstream.retry import REQUEST_DEADLINE
 
 T = TypeVar("T")
 Verdict = Literal["final", "key", "upstream"]
@@ -33,7 +34,7 @@ def classify(error: GatewayError) -> tuple[Verdict, str]:
     if isinstance(cause, UpstreamHTTPError):
         if cause.status == 401:
             return "key", "rejected"
-        if cause.status in (402, 429) and is_out_of_quota(cause.body):
+        if cause.status in (402, 429) and never_retry(cause.body):
             return "key", "out_of_quota"
         if cause.status == 429:
             return "key", "rate_limited"
@@ -51,7 +52,7 @@ def _bench(upstream: UpstreamRuntime, index: int, error: GatewayError, reason: s
     seconds = upstream.bench_seconds
     if reason == "rate_limited":
         cause = error.__cause__
-        after = retry_after(cause.headers) if isinstance(cause, UpstreamHTTPError) else None
+        after = retry_after(cause.headers, now=time.time()) if isinstance(cause, UpstreamHTTPError) else None
         if after is None:
             return  # no date given: the key is not benched, the next key is simply tried
         seconds = after

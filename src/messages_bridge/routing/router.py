@@ -26,7 +26,7 @@ DEFAULT_UPSTREAM = "default"
 _CACHE_LIMIT = 4096
 
 
-@dataclass(eq=False, slots=True)
+@dataclass(eq=False, slots=True, weakref_slot=True)
 class UpstreamRuntime:
     """One upstream at run time: a client per key (all sharing one transport), its key pool and breaker."""
 

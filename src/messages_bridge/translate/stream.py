@@ -21,7 +21,8 @@ from messages_bridge.translate.request import ReplyContext
 from messages_bridge.translate.response import failure_of, message_id, parse_arguments, stop_details, stop_reason
 from messages_bridge.translate.signatures import encode_signature
 from messages_bridge.translate.stops import StopSequenceFilter
-from messages_bridge.translate.usage import to_anthropic_usage
+from messages_bridge.translate.tokens import CHARS_PER_TOKEN
+from messages_bridge.translate.usage import empty_usage, to_anthropic_usage
 
 Out = list[o.StreamEvent]
 
@@ -30,7 +31,6 @@ TEXT: Final = 1
 THINKING: Final = 2
 TOOL: Final = 3
 
-CHARS_PER_TOKEN = 4
 _TRUNCATED = "The upstream stream ended before the response was complete"
 
 
@@ -111,9 +111,8 @@ class StreamTranslator:
         self._started = True
         if response is not None:
             self._service_tier = response.service_tier
-        usage: a.Usage = {"input_tokens": self.input_tokens, "output_tokens": 0, "cache_creation_input_tokens": 0,
-                          "cache_read_input_tokens": 0,
-                          "service_tier": "priority" if self._service_tier == "priority" else "standard"}  # fmt: skip
+        usage = empty_usage(input_tokens=self.input_tokens)
+        usage["service_tier"] = "priority" if self._service_tier == "priority" else "standard"
         message: a.Message = {"id": message_id(response.id if response is not None else ""), "type": "message",
                               "role": "assistant", "model": self.model, "content": [], "stop_reason": None,
                               "stop_sequence": None, "usage": usage}  # fmt: skip
@@ -195,8 +194,7 @@ class StreamTranslator:
             out.append(o.ContentBlockStop(self._index))
             self._index += 1
         self._block_started = False
-        usage: a.Usage = {"input_tokens": self.input_tokens, "output_tokens": max(1, self._chars // CHARS_PER_TOKEN),
-                          "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}  # fmt: skip
+        usage = empty_usage(input_tokens=self.input_tokens, output_tokens=max(1, self._chars // CHARS_PER_TOKEN))
         reason = stop_reason(None, None, refusal=self._refusal is not None, stop_sequence=True,
                              tool_use=self._saw_tool)  # fmt: skip
         self._end(reason, sequence, usage, out)
