@@ -137,3 +137,21 @@ async def test_when_every_key_rests_the_client_gets_the_upstreams_own_answer(
         assert reply.status_code == 401 and reply.json()["error"]["type"] == "authentication_error"
     assert len(fakes["a"].requests) == 2  # the resting key is still asked: no vague 529 instead of the real cause
     assert (await gateway.post()).status_code == 200  # and a key that works again is used again
+
+
+async def test_a_routing_file_key_quoted_by_the_upstream_never_reaches_the_client(
+    routed: Make, fakes: dict[str, FakeUpstream], config_path: Any
+) -> None:
+    """Keys not shaped like `sk-…` (Azure's) are blanked because the gateway knows them, reloads included."""
+    first, second = "azurekey0123456789abcdef0001", "azurekey0123456789abcdef0002"
+    config = f"upstreams:\n  a: {{kind: azure, base_url: '{fakes['a'].base_url}', api_keys: [{first}]}}\n"
+    config += "routes:\n  - {match: '*', targets: [a/gpt-5]}\n"
+    gateway = await routed(config)
+    for key in (first, second):
+        if key == second:
+            config_path(config.replace(first, second))
+            assert gateway.app.state.reloader.reload()
+        fakes["a"].script.push(Reply(status=400, json_body={"error": {"message": f"Bad request for key {key}"}}))
+        reply = await gateway.post()
+        assert reply.status_code == 400
+        assert key not in reply.text and reply.json()["error"]["message"] == "Bad request for key ***"
