@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from messages_bridge.routing.config_file import ConfigError, parse_config
+from messages_bridge.routing.config_file import ConfigError, ConfigFile, parse_config
 
 EXAMPLE = """
 upstreams:
@@ -41,7 +41,7 @@ allow_direct: true
 ENV = {"OPENAI_API_KEY": "sk-one-1111", "OPENAI_API_KEY_2": "sk-two-2222", "AZURE_OPENAI_API_KEY": "az-3333"}
 
 
-def parse(text: str, env: dict[str, str] | None = None) -> tuple[object, list[str]]:
+def parse(text: str, env: dict[str, str] | None = None) -> tuple[ConfigFile, list[str]]:
     return parse_config(textwrap.dedent(text), source="routing.yaml", env=ENV if env is None else env)
 
 

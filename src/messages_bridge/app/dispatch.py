@@ -51,6 +51,12 @@ class Plan:
         self._translations.append((profile, translation))
         return translation
 
+    def first_client(self) -> ResponsesClient:
+        """The first target's client for this conversation's key (for calls made outside `run`)."""
+        upstream = self.targets[0].upstream
+        order = upstream.keys.order(self.conversation)
+        return upstream.clients[order[0] if order else upstream.keys.soonest()]
+
     async def run(self, call: Callable[[Target, ResponsesClient], Awaitable[T]]) -> T:
         return await with_failover(self.targets, call, conversation=self.conversation, budget=self.budget)
 

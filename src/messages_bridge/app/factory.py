@@ -33,6 +33,7 @@ from messages_bridge.routing.loader import Reloader, RouterBuilder, config_secre
 from messages_bridge.routing.router import EnvRouter, FileRouter
 from messages_bridge.upstream.client import ResponsesClient, Timeouts, default_transport
 from messages_bridge.upstream.retry import RetryPolicy
+from messages_bridge.websearch.backend import SearchBackend, SearxngBackend
 
 _ID_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _VALID_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
@@ -57,6 +58,13 @@ def _transport(settings: Settings, transport: httpx.AsyncBaseTransport | None) -
     return default_transport(max_connections=settings.max_connections, keepalive=settings.upstream_keepalive)
 
 
+def _search_backend(settings: Settings) -> SearchBackend | None:
+    backend = settings.web_search.backend
+    if backend is None or settings.web_search.mode == "off":
+        return None
+    return SearxngBackend(backend.url, timeout=backend.timeout)
+
+
 @asynccontextmanager
 async def _routed(
     app: Starlette,
@@ -79,6 +87,7 @@ async def _routed(
     router = builder.load(settings.config)
     first = next(iter(router.upstreams.values())).clients[0]
     scrub = Masker([*settings_secrets(settings), *config_secrets(router.config)])
+    search = _search_backend(settings)
     state = GatewayState(
         settings=settings,
         client=first,
@@ -87,6 +96,7 @@ async def _routed(
         scrub=scrub,
         readiness=ReadinessProbe(first.ready),  # unused with a routing file: /readyz reports each upstream
         lifecycle=lifecycle,
+        search_backend=search,
     )
     app.state.gateway = state
 
@@ -109,6 +119,8 @@ async def _routed(
         undo_signals()
         undo_reload()
         await builder.aclose()
+        if search is not None:
+            await search.aclose()
 
 
 class GatewayApp(Starlette):
@@ -151,7 +163,7 @@ def create_app(
             timeouts=timeouts,
             retry=retry,
         )
-        keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
+        search = _search_backend(settings)
         app.state.gateway = GatewayState(
             settings=settings,
             client=client,
@@ -160,6 +172,7 @@ def create_app(
             scrub=Masker(settings_secrets(settings)),
             readiness=ReadinessProbe(client.ready),
             lifecycle=lifecycle,
+            search_backend=search,
         )
         undo_signals = install_drain_on_signal(lifecycle)
         try:
@@ -170,6 +183,8 @@ def create_app(
             await lifecycle.wait_idle(settings.shutdown_grace)
             undo_signals()
             await client.aclose()
+            if search is not None:
+                await search.aclose()
 
     middleware = [
         Middleware(AdmissionMiddleware, lifecycle=lifecycle),

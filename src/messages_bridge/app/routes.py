@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from typing import TypeVar
 
 import msgspec
@@ -11,25 +13,28 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from messages_bridge.app.auth import check_key
-from messages_bridge.app.body import check_content_type, decode_json, read_body
+from messages_bridge.app.body import check_content_type, decode_request, read_body
 from messages_bridge.app.dispatch import plan_for
 from messages_bridge.app.relay import empty_message, relay_count_tokens, relay_message
 from messages_bridge.app.state import gateway
 from messages_bridge.app.streaming import prewarm_stream, stream_message
 from messages_bridge.app.upstream_health import readiness
+from messages_bridge.app.websearch import answered_by_gateway, search_message
 from messages_bridge.errors import InvalidRequestError, NotFoundError
 from messages_bridge.observability.record import current
 from messages_bridge.observability.shape import describe
 from messages_bridge.protocol import anthropic as a
+from messages_bridge.protocol import request_fields as fields
 from messages_bridge.routing.router import FileRouter, Target
 from messages_bridge.upstream.client import ResponsesClient
 
-T = TypeVar("T")
+R = TypeVar("R", a.MessagesRequest, a.CountTokensRequest)
 _ENCODER = msgspec.json.Encoder()
 DEFAULT_VERSION = "2023-06-01"
 MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
 DEFAULT_PAGE = 20
 MAX_PAGE = 1000
+_translate_log = logging.getLogger("messages_bridge.translate")
 
 
 def json_response(payload: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -44,27 +49,35 @@ def _headers(request: Request) -> dict[str, str]:
     return {k.decode(): v.decode("latin-1") for k, v in request.scope["headers"] if k in _WANTED}
 
 
-async def _decoded(request: Request, headers: dict[str, str], decoder: msgspec.json.Decoder[T]) -> T:
+async def _decoded(request: Request, headers: dict[str, str], decoder: fields.RequestDecoder[R]) -> R:
     """Authenticate, check the content type, read (with the size limit) and validate the body."""
     state = gateway(request)
     check_key(headers, state.keys)
     check_content_type(headers)
-    return decode_json(await read_body(request, state.settings.max_body_bytes), decoder)
+    return decode_request(await read_body(request, state.settings.max_body_bytes), decoder)
 
 
 async def create_message(request: Request) -> Response:
     state = gateway(request)
     headers = _headers(request)
-    req = await _decoded(request, headers, a.MESSAGES_DECODER)
+    req = await _decoded(request, headers, fields.MESSAGES)
     describe(req, current())
     version = headers.get("anthropic-version", DEFAULT_VERSION)
     settings = state.settings
     api_version = version if settings.reject_sampling_on_new_api else DEFAULT_VERSION
     plan = plan_for(state.router, request, req, headers, budget=settings.retry_budget, api_version=api_version)
-    plan.translation(req, plan.targets[0])  # validates the request before anything else happens
+    translation = plan.translation(req, plan.targets[0])  # validates the request before anything else happens
+    if translation.ignored:  # names and JSON paths only, never values
+        _translate_log.debug("left out, no upstream equivalent: %s", ", ".join(translation.ignored))
     if req.max_tokens == 0:
         prewarm = empty_message(req)
         return prewarm_stream(prewarm) if req.stream else json_response(prewarm)
+    if translation.reply.web_search is not None:
+        current().web_search_mode = translation.reply.web_search_mode
+        if answered_by_gateway(req, translation):
+            # The gateway's search loop calls the route's first target (no failover inside the loop).
+            answer = await search_message(replace(state, client=plan.first_client()), req, translation)
+            return answer if isinstance(answer, Response) else json_response(answer)
     if req.stream:
         return await stream_message(state, req, plan)
     request_id = correlation_id.get()
@@ -81,7 +94,7 @@ async def create_message(request: Request) -> Response:
 async def count_tokens(request: Request) -> Response:
     state = gateway(request)
     headers = _headers(request)
-    req = await _decoded(request, headers, a.COUNT_TOKENS_DECODER)
+    req = await _decoded(request, headers, fields.COUNT_TOKENS)
     describe(req, current())
     plan = plan_for(state.router, request, req, headers, budget=state.settings.retry_budget)
     request_id = correlation_id.get()

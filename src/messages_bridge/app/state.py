@@ -12,6 +12,7 @@ from messages_bridge.config import Settings
 from messages_bridge.observability.logs import Masker
 from messages_bridge.routing.router import Router
 from messages_bridge.upstream.client import ResponsesClient
+from messages_bridge.websearch.backend import SearchBackend
 
 
 @dataclass(slots=True)
@@ -26,6 +27,7 @@ class GatewayState:
     scrub: Masker
     readiness: ReadinessProbe
     lifecycle: Lifecycle = field(default_factory=lambda: Lifecycle(max_concurrency=1 << 30, grace=0.0))
+    search_backend: SearchBackend | None = None  # the gateway-run web search backend, when one is configured
 
 
 def gateway(request: Request) -> GatewayState:

@@ -68,6 +68,10 @@ ACCESS_FIELDS = frozenset(
         "target_position",
         "fallbacks",
         "key_index",
+        "web_search_mode",
+        "web_searches",
+        "web_search_errors",
+        "web_search_ms",
     }
 )
 # Top-level `extra` keys; the access record travels as one `access` dict whose keys must be in ACCESS_FIELDS.

@@ -49,6 +49,10 @@ class RequestRecord:
     target_position: int | None = None  # its position in the route's targets (0: the first)
     fallbacks: int = 0  # attempts given up before the last one (other keys or targets)
     key_index: int | None = None  # which of the upstream's keys, by index (never the key)
+    web_search_mode: str | None = None  # hosted, gateway or off, when the request offered web_search
+    web_searches: int = 0
+    web_search_errors: int = 0
+    web_search_ms: float = 0.0  # time spent in the gateway's search backend
 
 
 _CURRENT: ContextVar[RequestRecord | None] = ContextVar("messages_bridge_record", default=None)
@@ -107,4 +111,8 @@ def log_fields(record: RequestRecord, finished: float) -> dict[str, object]:
         "target_position": record.target_position,
         "fallbacks": record.fallbacks,
         "key_index": record.key_index,
+        "web_search_mode": record.web_search_mode,
+        "web_searches": record.web_searches,
+        "web_search_errors": record.web_search_errors,
+        "web_search_ms": round(record.web_search_ms, 2),
     }

@@ -51,3 +51,5 @@ def note_usage(usage: a.Usage, stop_reason: str | None) -> None:
     record.cache_creation_tokens = usage["cache_creation_input_tokens"]
     details = usage.get("output_tokens_details")
     record.reasoning_tokens = details.get("thinking_tokens", 0) if details else 0
+    if (server_tools := usage.get("server_tool_use")) is not None:
+        record.web_searches = server_tools["web_search_requests"]

@@ -43,10 +43,6 @@ class Breaker:
         self._probing = True
         return True
 
-    def can_serve(self) -> bool:
-        """Not open (used by /readyz; does not take the probe)."""
-        return self.state != "open"
-
     def success(self) -> None:
         self._failures = 0
         self._opened_at = None

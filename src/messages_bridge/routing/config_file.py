@@ -85,7 +85,7 @@ class ModelProfile(_Strict):
     context_window: int | None = Field(default=None, gt=0)
     max_output_tokens: int | None = Field(default=None, ge=16)
     price: Price | None = None
-    web_search: bool = False
+    web_search: bool | None = None  # hosted web search; unset: OpenAI's own API has it, other upstreams do not
 
 
 class When(_Strict):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from messages_bridge.config import Settings
+from messages_bridge.config import DEFAULT_BASE_URL, Settings
 from messages_bridge.errors import NotFoundError
 from messages_bridge.routing.breaker import Breaker
 from messages_bridge.routing.config_file import ConfigFile, ModelProfile, RouteConfig, UpstreamConfig, split_target
@@ -143,7 +143,7 @@ class FileRouter:
         profile = self._profiles.get(key)
         if profile is None:
             declared = self.config.models.get(f"{upstream}/{model}") or self.config.models.get(model)
-            profile = build_profile(model, declared, self._settings)
+            profile = build_profile(model, declared, self._settings, self.config.upstreams[upstream])
             if len(self._profiles) < _CACHE_LIMIT:
                 self._profiles[key] = profile
         return profile
@@ -191,10 +191,24 @@ class FileRouter:
         return list(out.items())
 
 
-def build_profile(model: str, declared: ModelProfile | None, settings: Settings) -> UpstreamProfile:
+def hosted_search(upstream: UpstreamConfig | None, settings: Settings) -> bool:
+    """Whether an upstream has hosted web search when the profile does not say: OpenAI's own API has it
+    (`BRIDGE_WEB_SEARCH_HOSTED` overrides, as without a routing file)."""
+    if settings.web_search_hosted is not None:
+        return settings.web_search_hosted
+    return upstream is not None and upstream.kind == "responses" and upstream.base_url == DEFAULT_BASE_URL
+
+
+def build_profile(
+    model: str, declared: ModelProfile | None, settings: Settings, upstream: UpstreamConfig | None = None
+) -> UpstreamProfile:
     """A declared profile over the defaults (the prefix settings decide what the file leaves unset)."""
     reasoning = model.startswith(settings.reasoning_models)
     sampling = model.startswith(settings.sampling_models)
+    hosted = hosted_search(upstream, settings)
+    if declared is not None and declared.web_search is not None:
+        hosted = declared.web_search
+    web_search = settings.web_search.resolve(hosted=hosted)
     if declared is None:
         return UpstreamProfile(
             model=model,
@@ -202,6 +216,7 @@ def build_profile(model: str, declared: ModelProfile | None, settings: Settings)
             sampling=sampling,
             disabled_effort=settings.disabled_thinking_effort,
             context_window=settings.context_window,
+            web_search=web_search,
         )
     efforts = None
     if declared.reasoning_efforts is not None:
@@ -215,6 +230,7 @@ def build_profile(model: str, declared: ModelProfile | None, settings: Settings)
         efforts=efforts,
         max_output_tokens=declared.max_output_tokens,
         context_window=declared.context_window or settings.context_window,
+        web_search=web_search,
     )
 
 
