@@ -342,3 +342,22 @@ async def test_static_headers_reach_the_upstream(routed: Make, fakes: dict[str, 
     sent = fakes["a"].script.received[0].headers
     assert (sent["openai-organization"], sent["openai-project"]) == ("org-123", "proj_9")
     assert sent["authorization"] == "Bearer k-0123456789"
+
+
+async def test_the_profile_says_which_targets_have_hosted_web_search(
+    routed: Make, fakes: dict[str, FakeUpstream]
+) -> None:
+    """`web_search: true` sends the hosted tool; a model without it (and no backend) answers `unavailable` in-band."""
+    models = "models:\n  gpt-5-search: {web_search: true}\n"
+    routes = '  - match: "claude-haiku-*"\n    targets: [a/gpt-5-mini]\n  - match: "*"\n    targets: [a/gpt-5-search]\n'
+    gateway = await routed(three(fakes, routes, models))
+    tool = {"type": "web_search_20250305", "name": "web_search", "max_uses": 1}
+    body = HELLO | {"tools": [tool]}
+    assert (await gateway.post(body)).status_code == 200
+    assert [t["type"] for t in fakes["a"].requests[0]["tools"]] == ["web_search"]
+    off = await gateway.post(
+        body | {"model": "claude-haiku-4-5", "tool_choice": {"type": "tool", "name": "web_search"}}
+    )
+    assert off.status_code == 200
+    assert off.json()["content"][1]["content"]["error_code"] == "unavailable"
+    assert len(fakes["a"].requests) == 1  # answered by the gateway, nothing sent upstream
