@@ -87,3 +87,6 @@ price
 cached_input
 # Reloader counters: how many reloads took (or failed); the reload tests wait on them.
 _.reloads
+
+# Web search config: a pydantic field validator (YAML reads an unquoted `off` as false).
+_yaml_off

@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="log level")
     log_format: Literal["json", "console"] = Field(default="json", description="log format")
     log_content: bool = Field(default=False, description="log request/response bodies (secrets masked)")
-    # Web search (Anthropic's web_search server tool). The routing file's `web_search:` key will replace these.
+    # Web search (Anthropic's web_search server tool). A routing file's `web_search:` key overrides these.
     web_search_mode: Literal["upstream", "gateway", "off"] = Field(
         default="upstream", description="web_search through the upstream's hosted search, a gateway backend, or off"
     )

@@ -168,11 +168,12 @@ def test_fields_other_features_read_are_accepted() -> None:
         upstreams: {a: {base_url: 'http://h'}}
         models:
           gpt-5: {price: {input: 1.25, cached_input: 0.125, output: 10}, web_search: true}
-        web_search: {mode: auto, backend: upstream}
+        web_search: {mode: gateway, backend: {kind: searxng, url: 'http://127.0.0.1:8888', timeout: 5}}
         allow_direct: true
         """
     )
     profile = config.models["gpt-5"]
     assert profile.price is not None and profile.price.cached_input == 0.125 and profile.price.output == 10
     assert profile.web_search is True
-    assert config.web_search == {"mode": "auto", "backend": "upstream"}
+    assert config.web_search is not None and config.web_search.mode == "gateway"
+    assert config.web_search.backend is not None and config.web_search.backend.timeout == 5

@@ -34,6 +34,7 @@ from messages_bridge.routing.router import EnvRouter, FileRouter
 from messages_bridge.upstream.client import ResponsesClient, Timeouts, default_transport
 from messages_bridge.upstream.retry import RetryPolicy
 from messages_bridge.websearch.backend import SearchBackend, SearxngBackend
+from messages_bridge.websearch.config import WebSearchConfig
 
 _ID_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _VALID_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
@@ -58,9 +59,9 @@ def _transport(settings: Settings, transport: httpx.AsyncBaseTransport | None) -
     return default_transport(max_connections=settings.max_connections, keepalive=settings.upstream_keepalive)
 
 
-def _search_backend(settings: Settings) -> SearchBackend | None:
-    backend = settings.web_search.backend
-    if backend is None or settings.web_search.mode == "off":
+def _search_backend(config: WebSearchConfig) -> SearchBackend | None:
+    backend = config.backend
+    if backend is None or config.mode == "off":
         return None
     return SearxngBackend(backend.url, timeout=backend.timeout)
 
@@ -87,7 +88,8 @@ async def _routed(
     router = builder.load(settings.config)
     first = next(iter(router.upstreams.values())).clients[0]
     scrub = Masker([*settings_secrets(settings), *config_secrets(router.config)])
-    search = _search_backend(settings)
+    search = _search_backend(router.web_search)
+    retired: list[SearchBackend] = []  # replaced by a reload; closed at shutdown (a request may still use one)
     state = GatewayState(
         settings=settings,
         client=first,
@@ -102,6 +104,10 @@ async def _routed(
 
     def install(new: FileRouter) -> None:
         scrub.add(config_secrets(new.config))  # before any request can reach the new keys
+        if new.web_search != state.router.web_search:
+            if state.search_backend is not None:
+                retired.append(state.search_backend)
+            state.search_backend = _search_backend(new.web_search)
         state.router = new
 
     def current() -> FileRouter:
@@ -119,8 +125,9 @@ async def _routed(
         undo_signals()
         undo_reload()
         await builder.aclose()
-        if search is not None:
-            await search.aclose()
+        for backend in [*retired, state.search_backend]:
+            if backend is not None:
+                await backend.aclose()
 
 
 class GatewayApp(Starlette):
@@ -163,7 +170,7 @@ def create_app(
             timeouts=timeouts,
             retry=retry,
         )
-        search = _search_backend(settings)
+        search = _search_backend(settings.web_search)
         app.state.gateway = GatewayState(
             settings=settings,
             client=client,

@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from messages_bridge.websearch.config import WebSearchConfig
+
 Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -110,7 +112,7 @@ class ConfigFile(_Strict):
     models: dict[str, ModelProfile] = Field(default_factory=dict)
     routes: tuple[RouteConfig, ...] = ()
     allow_direct: bool = False
-    web_search: dict[str, Any] | None = None  # validated by the web-search feature
+    web_search: WebSearchConfig | None = None  # unset: the BRIDGE_WEB_SEARCH_* settings decide
 
     @field_validator("upstreams")
     @classmethod

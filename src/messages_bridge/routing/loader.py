@@ -56,8 +56,6 @@ class RouterBuilder:
     def load(self, path: str, previous: FileRouter | None = None) -> FileRouter:
         """Read, validate and build; raises `ConfigError` naming the field."""
         config, warnings = load_config(path)
-        if config.web_search is not None:
-            warnings.append(f"{path}: web_search is read but not applied yet: BRIDGE_WEB_SEARCH_* still decide")
         for warning in warnings:
             logger.warning(warning)
         router = self.build(config, previous)

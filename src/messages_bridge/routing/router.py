@@ -21,6 +21,7 @@ from messages_bridge.routing.keypool import KeyPool
 from messages_bridge.translate.request import EFFORT_ORDER, UpstreamProfile
 from messages_bridge.upstream.client import ResponsesClient, Timeouts
 from messages_bridge.upstream.retry import RetryPolicy
+from messages_bridge.websearch.config import WebSearchConfig
 
 DEFAULT_UPSTREAM = "default"
 _CACHE_LIMIT = 4096
@@ -80,6 +81,7 @@ class EnvRouter:
         )
         self.upstreams = {DEFAULT_UPSTREAM: self.upstream}
         self.conditional = False
+        self.web_search: WebSearchConfig = settings.web_search
 
     def resolve(self, model: str, facts: RequestFacts) -> tuple[Target, ...]:
         profile = self._settings.profile(model)
@@ -124,6 +126,7 @@ class FileRouter:
         self.config = config
         self._settings = settings
         self.upstreams = upstreams
+        self.web_search: WebSearchConfig = config.web_search or settings.web_search
         self._patterns = [_compile(route.match) for route in config.routes]
         self._matches: dict[str, tuple[int, ...]] = {}
         self._profiles: dict[tuple[str, str], UpstreamProfile] = {}
@@ -143,7 +146,8 @@ class FileRouter:
         profile = self._profiles.get(key)
         if profile is None:
             declared = self.config.models.get(f"{upstream}/{model}") or self.config.models.get(model)
-            profile = build_profile(model, declared, self._settings, self.config.upstreams[upstream])
+            upstream_config = self.config.upstreams[upstream]
+            profile = build_profile(model, declared, self._settings, upstream_config, self.web_search)
             if len(self._profiles) < _CACHE_LIMIT:
                 self._profiles[key] = profile
         return profile
@@ -200,7 +204,11 @@ def hosted_search(upstream: UpstreamConfig | None, settings: Settings) -> bool:
 
 
 def build_profile(
-    model: str, declared: ModelProfile | None, settings: Settings, upstream: UpstreamConfig | None = None
+    model: str,
+    declared: ModelProfile | None,
+    settings: Settings,
+    upstream: UpstreamConfig | None = None,
+    web_search_config: WebSearchConfig | None = None,
 ) -> UpstreamProfile:
     """A declared profile over the defaults (the prefix settings decide what the file leaves unset)."""
     reasoning = model.startswith(settings.reasoning_models)
@@ -208,7 +216,7 @@ def build_profile(
     hosted = hosted_search(upstream, settings)
     if declared is not None and declared.web_search is not None:
         hosted = declared.web_search
-    web_search = settings.web_search.resolve(hosted=hosted)
+    web_search = (web_search_config or settings.web_search).resolve(hosted=hosted)
     if declared is None:
         return UpstreamProfile(
             model=model,

@@ -55,7 +55,7 @@ def render(config: ConfigFile, settings: Settings) -> str:
     lines.append("target models (profile):")
     for upstream, model in sorted(_models(config)):
         declared = config.models.get(f"{upstream}/{model}") or config.models.get(model)
-        profile = build_profile(model, declared, settings, config.upstreams[upstream])
+        profile = build_profile(model, declared, settings, config.upstreams[upstream], config.web_search)
         efforts = ",".join(profile.efforts) if profile.efforts is not None else "passed through"
         reasoning = efforts if profile.reasoning else "no"
         ceiling = profile.max_output_tokens or "none"
