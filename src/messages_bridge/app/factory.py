@@ -25,6 +25,7 @@ from messages_bridge.demo.server import create_upstream_app
 from messages_bridge.errors import GatewayError
 from messages_bridge.observability.metrics import metrics_endpoint
 from messages_bridge.observability.middleware import RequestIdAlias, instrument
+from messages_bridge.threads.setup import thread_service
 from messages_bridge.upstream.client import ResponsesClient, Timeouts, default_transport
 from messages_bridge.upstream.retry import RetryPolicy
 
@@ -87,7 +88,10 @@ def create_app(
             retry=retry,
         )
         keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
-        app.state.gateway = GatewayState(settings=settings, client=client, keys=keys, lifecycle=lifecycle)
+        threads = thread_service(settings)
+        app.state.gateway = GatewayState(
+            settings=settings, client=client, keys=keys, lifecycle=lifecycle, threads=threads
+        )
         undo_signals = install_drain_on_signal(lifecycle)
         try:
             yield
@@ -97,6 +101,7 @@ def create_app(
             await lifecycle.wait_idle(settings.shutdown_grace)
             undo_signals()
             await client.aclose()
+            await threads.aclose()
 
     middleware = [
         Middleware(AdmissionMiddleware, lifecycle=lifecycle),

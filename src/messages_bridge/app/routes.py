@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 import msgspec
 from asgi_correlation_id import correlation_id
 from starlette.requests import Request
@@ -13,15 +11,16 @@ from starlette.routing import Route
 from messages_bridge.app.auth import check_key
 from messages_bridge.app.body import check_content_type, decode_json, read_body
 from messages_bridge.app.relay import empty_message, relay_count_tokens, relay_message
-from messages_bridge.app.state import gateway
+from messages_bridge.app.state import GatewayState, gateway
 from messages_bridge.app.streaming import prewarm_stream, stream_message
+from messages_bridge.app.threads import capture_stream, complete_message, open_turn, refuse_thread
 from messages_bridge.errors import NotFoundError
 from messages_bridge.observability.record import current
 from messages_bridge.observability.shape import describe
 from messages_bridge.protocol import anthropic as a
+from messages_bridge.threads.service import ThreadTurn
 from messages_bridge.translate.request import to_responses_request
 
-T = TypeVar("T")
 _ENCODER = msgspec.json.Encoder()
 DEFAULT_VERSION = "2023-06-01"
 MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
@@ -39,18 +38,31 @@ def _headers(request: Request) -> dict[str, str]:
     return {k.decode(): v.decode("latin-1") for k, v in request.scope["headers"] if k in _WANTED}
 
 
-async def _decoded(request: Request, headers: dict[str, str], decoder: msgspec.json.Decoder[T]) -> T:
-    """Authenticate, check the content type, read (with the size limit) and validate the body."""
+async def _body(request: Request, headers: dict[str, str]) -> bytes:
+    """Authenticate, check the content type, read the body (with the size limit)."""
     state = gateway(request)
     check_key(headers, state.keys)
     check_content_type(headers)
-    return decode_json(await read_body(request, state.settings.max_body_bytes), decoder)
+    return await read_body(request, state.settings.max_body_bytes)
 
 
 async def create_message(request: Request) -> Response:
     state = gateway(request)
     headers = _headers(request)
-    req = await _decoded(request, headers, a.MESSAGES_DECODER)
+    body = await _body(request, headers)
+    turn = await open_turn(state, body, headers)  # a thread's rejection is answered here, before any upstream call
+    if turn is None:
+        return await _answer(state, headers, decode_json(body, a.MESSAGES_DECODER), None)
+    try:
+        return await _answer(state, headers, decode_json(turn.body, a.MESSAGES_DECODER), turn)
+    except BaseException:
+        await turn.abandon()
+        raise
+
+
+async def _answer(
+    state: GatewayState, headers: dict[str, str], req: a.MessagesRequest, turn: ThreadTurn | None
+) -> Response:
     describe(req, current())
     version = headers.get("anthropic-version", DEFAULT_VERSION)
     settings = state.settings
@@ -60,19 +72,26 @@ async def create_message(request: Request) -> Response:
         api_version=version if settings.reject_sampling_on_new_api else DEFAULT_VERSION,
     )
     if req.max_tokens == 0:
+        if turn is not None:
+            await turn.abandon()  # a pre-warm produces no reply to continue from
         prewarm = empty_message(req)
         return prewarm_stream(prewarm) if req.stream else json_response(prewarm)
     if req.stream:
-        return await stream_message(state, req, translation)
+        response = await stream_message(state, req, translation)
+        return capture_stream(turn, response) if turn is not None else response
     message, limits = await relay_message(
         state.client, req, translation, request_id=correlation_id.get(), context_window=settings.context_window
     )
+    if turn is not None:
+        message = await complete_message(turn, message)
     return json_response(message, headers=limits)
 
 
 async def count_tokens(request: Request) -> Response:
     state = gateway(request)
-    req = await _decoded(request, _headers(request), a.COUNT_TOKENS_DECODER)
+    body = await _body(request, _headers(request))
+    refuse_thread(body)
+    req = decode_json(body, a.COUNT_TOKENS_DECODER)
     describe(req, current())
     tokens, _ = await relay_count_tokens(
         state.client,

@@ -1,4 +1,4 @@
-"""What the routes share for the process lifetime: settings, the upstream client, the key set."""
+"""What the routes share for the process lifetime: settings, the upstream client, the key set, the threads."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from starlette.requests import Request
 
 from messages_bridge.app.lifecycle import Lifecycle
 from messages_bridge.config import Settings
+from messages_bridge.threads.memory import MemoryThreadStore
+from messages_bridge.threads.service import ThreadService
 from messages_bridge.upstream.client import ResponsesClient
 
 
@@ -17,6 +19,7 @@ class GatewayState:
     client: ResponsesClient
     keys: tuple[bytes, ...]
     lifecycle: Lifecycle = field(default_factory=lambda: Lifecycle(max_concurrency=1 << 30, grace=0.0))
+    threads: ThreadService = field(default_factory=lambda: ThreadService(MemoryThreadStore()))
 
 
 def gateway(request: Request) -> GatewayState:

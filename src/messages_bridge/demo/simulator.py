@@ -42,6 +42,7 @@ KNOWN_PARAMS = frozenset(
 )
 _TOOL_WORDS = re.compile(r"\b(use|call|run|invoke|execute)\b", re.IGNORECASE)
 _BACKTICKS = re.compile(r"`([^`]+)`")
+_REPEAT = re.compile(r"\b(\d{1,3}) times\b", re.IGNORECASE)  # "call `step` 20 times": a multi-turn tool loop
 
 
 class SimulatorError(Exception):
@@ -111,12 +112,12 @@ def _last_text(items: list[JSON]) -> str:
     return ""
 
 
-def _dummy(schema: JSON, hint: str) -> Any:
+def _dummy(schema: JSON, hint: str, number: int) -> Any:
     kind = schema.get("type")
     if "enum" in schema:
         return schema["enum"][0]
     if kind in ("integer", "number"):
-        return 1
+        return number
     if kind == "boolean":
         return False
     if kind == "array":
@@ -126,14 +127,14 @@ def _dummy(schema: JSON, hint: str) -> Any:
     return hint
 
 
-def _arguments(tool: JSON, prompt: str) -> JSON:
+def _arguments(tool: JSON, prompt: str, number: int = 1) -> JSON:
     params = tool.get("parameters") or {}
     props: JSON = params.get("properties") or {}
     quoted = _BACKTICKS.search(prompt)
     hint = quoted.group(1) if quoted else "demo"
     args: JSON = {}
     for name in params.get("required") or list(props)[:1]:
-        args[name] = _dummy(props.get(name, {}), hint)
+        args[name] = _dummy(props.get(name, {}), hint, number)
     if "command" in props:
         args["command"] = hint
     return args
@@ -153,6 +154,18 @@ def _pick_tool(request: JSON, prompt: str) -> JSON | None:
     return tools[0] if choice == "required" else None
 
 
+def _outputs_since_prompt(items: list[JSON]) -> list[str]:
+    """The tool outputs after the last user text (one per call of the loop that prompt asked for)."""
+    outputs: list[str] = []
+    for item in reversed(items):
+        if item.get("type") == "function_call_output":
+            output = item.get("output")
+            outputs.append(output if isinstance(output, str) else "[structured output]")
+        elif item.get("type", "message") == "message" and item.get("role") == "user":
+            break
+    return outputs[::-1]
+
+
 def _words(text: str) -> int:
     return max(1, len(text.split()))
 
@@ -168,7 +181,11 @@ def plan_output(request: JSON, response_id: str) -> tuple[list[JSON], bool]:
         summary = [{"type": "summary_text", "text": f"Considering: {prompt[:60]}"}] if reasoning.get("summary") else []
         output.append({"id": rs_id, "type": "reasoning", "summary": summary, "encrypted_content": encrypted_for(rs_id)})
     last = items[-1] if items else {}
-    tool = None if last.get("type") == "function_call_output" else _pick_tool(request, prompt)
+    repeat = _REPEAT.search(prompt)
+    results = _outputs_since_prompt(items)
+    wanted = int(repeat.group(1)) if repeat else 1
+    more = last.get("type") != "function_call_output" or len(results) < wanted
+    tool = _pick_tool(request, prompt) if more else None
     if tool is not None:
         call = {
             "id": "fc_" + _digest(response_id, "fc"),
@@ -177,10 +194,12 @@ def plan_output(request: JSON, response_id: str) -> tuple[list[JSON], bool]:
             "call_id": "call_" + _digest(response_id, "call"),
             "name": tool["name"],
         }
-        call["arguments"] = _json(_arguments(tool, prompt))
+        call["arguments"] = _json(_arguments(tool, prompt, len(results) + 1))
         output.append(call)
         return output, False
-    if last.get("type") == "function_call_output":
+    if repeat and len(results) > 1:
+        text = f"The tool returned {len(results)} results: " + ", ".join(r[:40] for r in results)
+    elif last.get("type") == "function_call_output":
         result = last.get("output")
         shown = result if isinstance(result, str) else "[structured output]"
         text = f"The tool returned: {shown[:200]}"

@@ -62,6 +62,11 @@ ACCESS_FIELDS = frozenset(
         "retries",
         "disconnected",
         "token_count_exact",
+        "thread",
+        "thread_error",
+        "thread_turns",
+        "thread_bytes",
+        "thread_stored",
     }
 )
 # Top-level `extra` keys; the access record travels as one `access` dict whose keys must be in ACCESS_FIELDS.
@@ -91,10 +96,12 @@ class Masker:
 
 
 def settings_secrets(settings: Settings) -> list[str]:
-    """Every secret value a setting holds (the upstream key and the client keys)."""
+    """Every secret value a setting holds (the upstream key, the client keys, the thread keys)."""
     values = [k.get_secret_value() for k in settings.api_keys]
     if settings.openai_api_key is not None:
         values.append(settings.openai_api_key.get_secret_value())
+    if settings.threads_key is not None:
+        values += [k.strip() for k in settings.threads_key.get_secret_value().split(",")]
     return values
 
 

@@ -45,6 +45,12 @@ class RequestRecord:
     retries: int = 0
     disconnected: bool = False
     token_count_exact: bool | None = None
+    # Message threads: created / continued / replayed / rejected, the thread's size, whether the reply was stored.
+    thread: str | None = None
+    thread_error: str | None = None
+    thread_turns: int | None = None
+    thread_bytes: int | None = None
+    thread_stored: bool | None = None
 
 
 _CURRENT: ContextVar[RequestRecord | None] = ContextVar("messages_bridge_record", default=None)
@@ -99,4 +105,9 @@ def log_fields(record: RequestRecord, finished: float) -> dict[str, object]:
         "retries": record.retries,
         "disconnected": record.disconnected,
         "token_count_exact": record.token_count_exact,
+        "thread": record.thread,
+        "thread_error": record.thread_error,
+        "thread_turns": record.thread_turns,
+        "thread_bytes": record.thread_bytes,
+        "thread_stored": record.thread_stored,
     }

@@ -1,0 +1,75 @@
+"""Routes ↔ threads: open a turn for a request body, store its reply when it is complete, free it otherwise.
+
+A streamed reply is stored only once the whole body (through `message_stop`) has been handed to the server; a
+client that disconnects before, an in-band `error` or a refusal store nothing. Either way the lease is freed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+
+import anyio
+from starlette.background import BackgroundTask
+from starlette.responses import Response, StreamingResponse
+
+from messages_bridge.app.state import GatewayState
+from messages_bridge.app.tenant import tenant_of
+from messages_bridge.protocol import anthropic as a
+from messages_bridge.threads.errors import ThreadUnsupportedRequestError
+from messages_bridge.threads.rebuild import may_thread, read_view
+from messages_bridge.threads.reply import StreamCapture, stored_reply
+from messages_bridge.threads.service import ThreadTurn
+
+
+async def open_turn(state: GatewayState, body: bytes, headers: Mapping[str, str]) -> ThreadTurn | None:
+    """The thread turn of an authenticated request body (None without `thread`); rejections raise here."""
+    return await state.threads.open(body, tenant_of(headers, state.keys))
+
+
+def refuse_thread(body: bytes) -> None:
+    """`count_tokens` takes no `thread`: count the whole conversation."""
+    if may_thread(body) and read_view(body).thread is not None:
+        raise ThreadUnsupportedRequestError("count_tokens does not take `thread`: send the full conversation")
+
+
+async def complete_message(turn: ThreadTurn, message: a.Message) -> a.Message:
+    """A non-streamed reply: renamed to the turn's id, stored unless it is a refusal."""
+    message = {**message, "id": turn.reply_id}
+    if message["stop_reason"] == "refusal":
+        await turn.abandon()
+    else:
+        await turn.complete(stored_reply(message))
+    return message
+
+
+def capture_stream(turn: ThreadTurn, response: Response) -> Response:
+    """Follow a streamed reply's frames: rename it, and store it once the last frame went out complete."""
+    assert isinstance(response, StreamingResponse)
+    capture = StreamCapture(turn.reply_id)
+    response.body_iterator = _captured(turn, capture, response.body_iterator)
+    first = response.background
+
+    async def settle() -> None:
+        if first is not None:
+            await first()
+        with anyio.CancelScope(shield=True):
+            await turn.abandon()  # no-op once the body stored or freed it; a body never iterated frees it here
+
+    response.background = BackgroundTask(settle)
+    return response
+
+
+async def _captured(
+    turn: ThreadTurn, capture: StreamCapture, body: AsyncIterable[str | bytes | memoryview]
+) -> AsyncIterator[bytes]:
+    finished = False
+    try:
+        async for chunk in body:
+            yield capture.feed(chunk.encode() if isinstance(chunk, str) else bytes(chunk))
+        finished = True
+    finally:
+        with anyio.CancelScope(shield=True):
+            if finished and capture.storable:
+                await turn.complete(capture.content())
+            else:
+                await turn.abandon()
