@@ -13,7 +13,7 @@ from messages_bridge.app.body import check_content_type, decode_json, read_body
 from messages_bridge.app.relay import empty_message, relay_count_tokens, relay_message
 from messages_bridge.app.state import GatewayState, gateway
 from messages_bridge.app.streaming import prewarm_stream, stream_message
-from messages_bridge.app.threads import capture_stream, complete_message, open_turn, refuse_thread
+from messages_bridge.app.threads import abandon, capture_stream, complete_message, open_turn, refuse_thread
 from messages_bridge.errors import NotFoundError
 from messages_bridge.observability.record import current
 from messages_bridge.observability.shape import describe
@@ -56,7 +56,7 @@ async def create_message(request: Request) -> Response:
     try:
         return await _answer(state, headers, decode_json(turn.body, a.MESSAGES_DECODER), turn)
     except BaseException:
-        await turn.abandon()
+        await abandon(turn)
         raise
 
 

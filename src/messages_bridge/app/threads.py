@@ -26,6 +26,12 @@ async def open_turn(state: GatewayState, body: bytes, headers: Mapping[str, str]
     return await state.threads.open(body, tenant_of(headers, state.keys))
 
 
+async def abandon(turn: ThreadTurn) -> None:
+    """Free the turn's head even while the request is being cancelled (a client that went away)."""
+    with anyio.CancelScope(shield=True):
+        await turn.abandon()
+
+
 def refuse_thread(body: bytes) -> None:
     """`count_tokens` takes no `thread`: count the whole conversation."""
     if may_thread(body) and read_view(body).thread is not None:
@@ -52,8 +58,7 @@ def capture_stream(turn: ThreadTurn, response: Response) -> Response:
     async def settle() -> None:
         if first is not None:
             await first()
-        with anyio.CancelScope(shield=True):
-            await turn.abandon()  # no-op once the body stored or freed it; a body never iterated frees it here
+        await abandon(turn)  # a no-op once the body stored or freed it; a body never iterated frees it here
 
     response.background = BackgroundTask(settle)
     return response
