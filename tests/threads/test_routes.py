@@ -173,7 +173,8 @@ async def test_a_failed_turn_stores_nothing_and_keeps_the_head(
     first = (await http.post("/v1/messages", json=create())).json()
     body = continue_(first["id"], tool_results(first), stream=stream)
     if stream:  # the upstream stream ends before its terminal event: an in-band error, no message_stop
-        cut = b'event: response.created\ndata: {"type":"response.created","response":{"id":"resp_x","status":"in_progress","output":[]}}\n\n'
+        created = {"type": "response.created", "response": {"id": "resp_x", "status": "in_progress", "output": []}}
+        cut = b"event: response.created\ndata: " + json.dumps(created).encode() + b"\n\n"
         upstream.script.push(Reply(chunks=[cut]))
     else:
         upstream.script.push(Reply(status=500, json_body={"error": {"message": "boom", "type": "server_error"}}))
