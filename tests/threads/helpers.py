@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 BETA = {"anthropic-beta": "message-threads-2026-08-12"}
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-sonnet-5"
 STEP: dict[str, Any] = {
     "name": "step",
     "description": "Take step number n.",
