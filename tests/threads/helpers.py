@@ -18,13 +18,25 @@ SYSTEM = "You are terse."
 
 
 def create(prompt: str = "Please call `step` 3 times", **extra: Any) -> dict[str, Any]:
-    return {"model": MODEL, "max_tokens": 200, "system": SYSTEM, "tools": [STEP],
-            "messages": [{"role": "user", "content": prompt}], "thread": {"type": "create"}, **extra}  # fmt: skip
+    return {
+        "model": MODEL,
+        "max_tokens": 200,
+        "system": SYSTEM,
+        "tools": [STEP],
+        "messages": [{"role": "user", "content": prompt}],
+        "thread": {"type": "create"},
+        **extra,
+    }
 
 
 def continue_(previous: str, messages: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    return {"model": MODEL, "max_tokens": 200, "messages": messages,
-            "thread": {"type": "continue", "previous_message_id": previous}, **extra}  # fmt: skip
+    return {
+        "model": MODEL,
+        "max_tokens": 200,
+        "messages": messages,
+        "thread": {"type": "continue", "previous_message_id": previous},
+        **extra,
+    }
 
 
 def tool_results(message: dict[str, Any]) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +16,7 @@ from messages_bridge.threads.memory import MemoryThreadStore
 from tests.servers import ThreadedServer, serving
 
 KEY = "gw-thread-key"
+CONTROL_PATH = "/__test/control"
 
 
 @dataclass
@@ -48,8 +49,14 @@ class Recorder:
     def __init__(self, app: Starlette) -> None:
         self.app = app
         self.exchanges: list[Exchange] = []
+        self.on_control: Callable[[], None] = lambda: None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == CONTROL_PATH:  # a test hook for out-of-process clients
+            self.on_control()
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
         if scope["type"] != "http" or scope["path"] != "/v1/messages":
             await self.app(scope, receive, send)
             return

@@ -9,9 +9,21 @@ from messages_bridge.threads.reply import StreamCapture, new_message_id
 
 
 def frames() -> list[bytes]:
-    start = {"id": "msg_up", "type": "message", "role": "assistant", "model": "m", "content": [], "stop_reason": None,
-             "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 0, "cache_creation_input_tokens": 0,
-                                               "cache_read_input_tokens": 0}}  # fmt: skip
+    start = {
+        "id": "msg_up",
+        "type": "message",
+        "role": "assistant",
+        "model": "m",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": 1,
+            "output_tokens": 0,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        },
+    }
     usage = {**start["usage"], "output_tokens": 3}
     events: list[o.StreamEvent] = [
         o.MessageStart(message=start),
@@ -41,11 +53,14 @@ def test_a_complete_stream_is_captured_exactly_and_renamed() -> None:
     assert capture.storable
     content = capture.content()
     assert content is not None
-    assert json.loads(bytes(content)) == {"role": "assistant", "content": [
-        {"type": "thinking", "thinking": "hmm", "signature": "mb1.sig"},
-        {"type": "text", "text": "Hello"},
-        {"type": "tool_use", "id": "toolu_1", "name": "step", "input": {"n": 7}},
-    ]}  # fmt: skip
+    assert json.loads(bytes(content)) == {
+        "role": "assistant",
+        "content": [
+            {"type": "thinking", "thinking": "hmm", "signature": "mb1.sig"},
+            {"type": "text", "text": "Hello"},
+            {"type": "tool_use", "id": "toolu_1", "name": "step", "input": {"n": 7}},
+        ],
+    }
 
 
 def test_a_cut_or_failed_stream_is_not_storable() -> None:

@@ -59,9 +59,13 @@ def sdk(gateway: SdkGateway) -> anthropic.Anthropic:
 def run(client: anthropic.Anthropic, *, stream: bool, each: Callable[[Any], None] | None = None) -> str:
     """The tool runner with default settings to the end; `each(message)` runs after every assistant message."""
     runner = client.beta.messages.tool_runner(
-        model=MODEL, max_tokens=256, system="Be terse.", tools=[step], stream=stream,
+        model=MODEL,
+        max_tokens=256,
+        system="Be terse.",
+        tools=[step],
+        stream=stream,
         messages=[{"role": "user", "content": PROMPT}],
-    )  # fmt: skip
+    )
     for item in runner:
         message = item.get_final_message() if stream else item
         if each is not None:
@@ -88,7 +92,7 @@ def test_with_threads_off_the_tool_runner_still_finishes(start: Callable[..., Sd
     check_unthreaded_loop(gateway.exchanges, TURNS)
 
 
-def _replayed_after(gateway: SdkGateway, code: str) -> None:
+def replayed_after(gateway: SdkGateway, code: str) -> None:
     """One rejection with `code`, then a create resending the whole conversation, then continues again."""
     exchanges = gateway.exchanges
     rejected = [i for i, e in enumerate(exchanges) if e.status != 200]
@@ -115,7 +119,7 @@ def test_an_expired_thread_is_replayed(start: Callable[..., SdkGateway]) -> None
 
     with sdk(gateway) as client:
         assert run(client, stream=False, each=idle_after_the_third) == ANSWER
-    _replayed_after(gateway, "thread_not_found")
+    replayed_after(gateway, "thread_not_found")
 
 
 def test_a_reply_continued_by_someone_else_is_replayed(start: Callable[..., SdkGateway]) -> None:
@@ -126,16 +130,24 @@ def test_a_reply_continued_by_someone_else_is_replayed(start: Callable[..., SdkG
         seen.append(message.id)
         if len(seen) == 3:
             tool = next(b for b in message.content if b.type == "tool_use")
-            body = {"model": MODEL, "max_tokens": 64, "thread": {"type": "continue", "previous_message_id": message.id},
-                    "messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool.id,
-                                                                 "content": "from elsewhere"}]}]}  # fmt: skip
+            body = {
+                "model": MODEL,
+                "max_tokens": 64,
+                "thread": {"type": "continue", "previous_message_id": message.id},
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "tool_result", "tool_use_id": tool.id, "content": "from elsewhere"}],
+                    }
+                ],
+            }
             assert httpx.post(gateway.url + "/v1/messages", json=body, headers={"x-api-key": KEY}).status_code == 200
 
     with sdk(gateway) as client:
         assert run(client, stream=True, each=continue_it_first) == ANSWER
     exchanges = [e for e in gateway.exchanges if e.headers.get("x-stainless-helper")]  # the SDK's own requests
     gateway.recorder.exchanges[:] = exchanges
-    _replayed_after(gateway, "thread_already_continued")
+    replayed_after(gateway, "thread_already_continued")
 
 
 def test_a_continue_while_another_runs_is_replayed(start: Callable[..., SdkGateway], upstream: FakeUpstream) -> None:
@@ -148,14 +160,20 @@ def test_a_continue_while_another_runs_is_replayed(start: Callable[..., SdkGatew
         if len(seen) != 3:
             return
         tool = next(b for b in message.content if b.type == "tool_use")
-        body = {"model": MODEL, "max_tokens": 64, "stream": True,
-                "thread": {"type": "continue", "previous_message_id": message.id},
-                "messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool.id,
-                                                             "content": "slow"}]}]}  # fmt: skip
+        body = {
+            "model": MODEL,
+            "max_tokens": 64,
+            "stream": True,
+            "thread": {"type": "continue", "previous_message_id": message.id},
+            "messages": [
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool.id, "content": "slow"}]}
+            ],
+        }
         upstream.script.push(Reply(hang=4.0, status=503, json_body={"error": {"message": "slow"}}))
         before = len(upstream.requests)
-        other = threading.Thread(target=lambda: httpx.post(gateway.url + "/v1/messages", json=body,
-                                                           headers={"x-api-key": KEY}, timeout=30))  # fmt: skip
+        other = threading.Thread(
+            target=lambda: httpx.post(gateway.url + "/v1/messages", json=body, headers={"x-api-key": KEY}, timeout=30)
+        )
         other.start()
         held.append(other)
         for _ in range(1000):  # until the held continue is waiting on the upstream
@@ -169,7 +187,7 @@ def test_a_continue_while_another_runs_is_replayed(start: Callable[..., SdkGatew
     for other in held:
         other.join(timeout=30)
     gateway.recorder.exchanges[:] = [e for e in gateway.exchanges if e.headers.get("x-stainless-helper")]
-    _replayed_after(gateway, "thread_continue_in_flight")
+    replayed_after(gateway, "thread_continue_in_flight")
 
 
 def test_a_changed_fixed_field_raises(start: Callable[..., SdkGateway]) -> None:

@@ -35,8 +35,9 @@ async def gateway(
     app_factory: AppFactory, make_settings: Callable[..., Settings]
 ) -> AsyncIterator[tuple[httpx.AsyncClient, GatewayState]]:
     app = await app_factory(make_settings(api_keys="key-a,key-b"))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY,
-                                 headers={**BETA, "x-api-key": "key-a"}) as http:  # fmt: skip
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=GATEWAY, headers={**BETA, "x-api-key": "key-a"}
+    ) as http:
         yield http, app.state.gateway
 
 
@@ -187,10 +188,23 @@ async def test_a_failed_turn_stores_nothing_and_keeps_the_head(
 async def test_a_refusal_is_not_stored(gateway: tuple[httpx.AsyncClient, GatewayState], upstream: FakeUpstream) -> None:
     http, _ = gateway
     first = (await http.post("/v1/messages", json=create())).json()
-    refusal = {"id": "resp_r", "object": "response", "created_at": 1, "model": "gpt-5", "status": "completed",
-               "output": [{"id": "msg_r", "type": "message", "role": "assistant", "status": "completed",
-                           "content": [{"type": "refusal", "refusal": "no"}]}],
-               "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}}  # fmt: skip
+    refusal = {
+        "id": "resp_r",
+        "object": "response",
+        "created_at": 1,
+        "model": "gpt-5",
+        "status": "completed",
+        "output": [
+            {
+                "id": "msg_r",
+                "type": "message",
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "refusal", "refusal": "no"}],
+            }
+        ],
+        "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2},
+    }
     upstream.script.push(Reply(json_body=refusal))
     refused = await http.post("/v1/messages", json=continue_(first["id"], tool_results(first)))
     assert refused.json()["stop_reason"] == "refusal"
@@ -267,8 +281,10 @@ async def test_the_access_record_says_what_happened_without_content(
     first = (await http.post("/v1/messages", json=create(f"Please call `step` 3 times {secret}"))).json()
     await http.post("/v1/messages", json=continue_(first["id"], tool_results(first)))
     await http.post("/v1/messages", json=continue_(first["id"], tool_results(first)))
-    replay = {**create(), "messages": [*create()["messages"], {"role": "assistant", "content": first["content"]},
-                                       *tool_results(first)]}  # fmt: skip
+    replay = {
+        **create(),
+        "messages": [*create()["messages"], {"role": "assistant", "content": first["content"]}, *tool_results(first)],
+    }
     await http.post("/v1/messages", json=replay)
     records = [r.__dict__["access"] for r in caplog.records if "access" in r.__dict__]
     assert [r["thread"] for r in records] == ["created", "continued", "rejected", "replayed"]

@@ -119,8 +119,16 @@ class ThreadService:
     def _create(self, body: bytes, view: ThreadView, tenant: str, record: RequestRecord) -> ThreadTurn:
         messages = _messages(view)
         now = time.time()
-        base = StoredThread(tenant=tenant, head=new_message_id(), fingerprint=fingerprint(view), messages=messages,
-                            system=given(view.system), tools=given(view.tools), created=now, updated=now)  # fmt: skip
+        base = StoredThread(
+            tenant=tenant,
+            head=new_message_id(),
+            fingerprint=fingerprint(view),
+            messages=messages,
+            system=given(view.system),
+            tools=given(view.tools),
+            created=now,
+            updated=now,
+        )
         replayed = any(_ASSISTANT.search(m) for m in messages)  # a conversation resent after its thread was lost
         _note(record, "replayed" if replayed else "created", base)
         complete = complete_body(body, messages=messages, system=base.system, tools=base.tools, force=False)

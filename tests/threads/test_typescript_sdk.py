@@ -1,0 +1,95 @@
+"""The TypeScript SDK (`@anthropic-ai/sdk` 1.x) with default settings against the gateway: its tool runner threads
+by default. 20 tool turns, streaming and not, threads on and off; an expired thread and a reply continued by
+someone else, each answered by the SDK's documented replay."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from messages_bridge.config import Settings
+from tests.threads.helpers import MODEL
+from tests.threads.sdk_gateway import (
+    CONTROL_PATH,
+    KEY,
+    SdkGateway,
+    check_threaded_loop,
+    check_unthreaded_loop,
+    sdk_gateway,
+)
+from tests.threads.test_python_sdk import ANSWER, TURNS, replayed_after
+from tests.threads.ts_sdk import ensure_installed, run_tool_runner
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sdk_folder() -> Path:
+    return ensure_installed()
+
+
+@pytest.fixture
+def start(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., SdkGateway]]:
+    opened: list[Any] = []
+
+    def open_(**overrides: Any) -> SdkGateway:
+        context = sdk_gateway(make_settings(api_keys=KEY, **overrides))
+        opened.append(context)
+        return context.__enter__()
+
+    yield open_
+    for context in reversed(opened):
+        context.__exit__(None, None, None)
+
+
+def run(folder: Path, gateway: SdkGateway, *, stream: bool, disrupt: str = "none") -> str:
+    env = {
+        "BASE_URL": gateway.url,
+        "API_KEY": KEY,
+        "MODEL": MODEL,
+        "TURNS": str(TURNS),
+        "STREAM": "1" if stream else "0",
+        "DISRUPT": disrupt,
+        "CONTROL": gateway.url + CONTROL_PATH,
+    }
+    return run_tool_runner(folder, env)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_tool_runner_threads_20_turns(sdk_folder: Path, start: Callable[..., SdkGateway], stream: bool) -> None:
+    gateway = start()
+    assert run(sdk_folder, gateway, stream=stream) == ANSWER
+    check_threaded_loop(gateway.exchanges, TURNS)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_with_threads_off_the_tool_runner_still_finishes(
+    sdk_folder: Path, start: Callable[..., SdkGateway], stream: bool
+) -> None:
+    gateway = start(threads=False)
+    assert run(sdk_folder, gateway, stream=stream) == ANSWER
+    check_unthreaded_loop(gateway.exchanges, TURNS)
+
+
+def test_an_expired_thread_is_replayed(sdk_folder: Path, start: Callable[..., SdkGateway]) -> None:
+    gateway = start()
+    store = gateway.recorder.store
+    now = [1000.0]
+    store._clock = lambda: now[0]
+
+    def idle() -> None:
+        now[0] += 301
+
+    gateway.recorder.on_control = idle
+    assert run(sdk_folder, gateway, stream=True, disrupt="idle") == ANSWER
+    replayed_after(gateway, "thread_not_found")
+
+
+def test_a_reply_continued_by_someone_else_is_replayed(sdk_folder: Path, start: Callable[..., SdkGateway]) -> None:
+    gateway = start()
+    assert run(sdk_folder, gateway, stream=False, disrupt="continued") == ANSWER
+    gateway.recorder.exchanges[:] = [e for e in gateway.exchanges if e.headers.get("x-stainless-helper")]
+    replayed_after(gateway, "thread_already_continued")
