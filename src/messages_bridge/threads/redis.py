@@ -15,7 +15,11 @@ import logging
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from messages_bridge.threads.crypto import KeyRing
 from messages_bridge.threads.store import Limits, Refusal, StoredThread
@@ -77,7 +81,17 @@ class RedisThreadStore:
 
     @classmethod
     def from_settings(cls, url: str, key_setting: str, limits: Limits) -> RedisThreadStore:
-        client = Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0, health_check_interval=30)
+        # One quick retry on a broken connection: after a Redis restart the pooled connections are dead, and the
+        # first command on each would otherwise fail (costing the client a replay it does not need).
+        retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2)
+        client = Redis.from_url(
+            url,
+            socket_timeout=5.0,
+            socket_connect_timeout=2.0,
+            health_check_interval=30,
+            retry=retry,
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
         return cls(client, KeyRing.from_setting(key_setting), limits)
 
     def key(self, tenant: str, message_id: str) -> str:
