@@ -292,3 +292,6 @@ async def test_the_access_record_says_what_happened_without_content(
     assert records[1]["thread_turns"] == 2 and records[1]["thread_bytes"] > records[0]["thread_bytes"]
     assert records[2]["thread_error"] == "thread_already_continued"
     assert secret not in json.dumps(records)
+    metrics = (await http.get("/metrics")).text
+    assert 'messages_bridge_thread_requests_total{outcome="continued",stored="true"}' in metrics
+    assert 'messages_bridge_thread_requests_total{outcome="rejected",stored="false"}' in metrics

@@ -55,6 +55,11 @@ TOKENS = Counter(
 UPSTREAM_ERRORS = Counter(PREFIX + "upstream_errors_total", "Upstream failures by Anthropic error type", ["error_type"])
 RETRIES = Counter(PREFIX + "upstream_retries_total", "Upstream call retries")
 DISCONNECTS = Counter(PREFIX + "client_disconnects_total", "Clients gone before the response ended", ["route"])
+THREADS = Counter(
+    PREFIX + "thread_requests_total",
+    "Message-thread requests: created / continued / replayed / rejected, and whether the reply was stored",
+    ["outcome", "stored"],
+)
 
 _TOKEN_KINDS = (
     ("input", "uncached"),
@@ -127,6 +132,8 @@ class Metrics:
             RETRIES.inc(record.retries)
         if record.disconnected:
             DISCONNECTS.labels(record.route).inc()
+        if record.thread is not None:
+            THREADS.labels(record.thread, str(bool(record.thread_stored)).lower()).inc()
         if record.input_tokens or record.output_tokens or record.cache_read_tokens or record.cache_creation_tokens:
             self._count_tokens(record, model)
 
