@@ -86,14 +86,24 @@ def same_json(a: Raw | UnsetType, b: Raw | UnsetType) -> bool:
     return canonical_digest(a) == canonical_digest(b)
 
 
+def has_tool_changes(messages: list[Raw]) -> bool:
+    """Whether any message holds a `tool_addition` / `tool_removal` block (a scan: done once per message)."""
+    return any(_TOOL_CHANGE.search(m) for m in messages)
+
+
 def complete_body(
-    body: bytes, *, messages: list[Raw], system: Raw | UnsetType, tools: Raw | UnsetType, force: bool
+    body: bytes,
+    *,
+    messages: list[Raw],
+    system: Raw | UnsetType,
+    tools: Raw | UnsetType,
+    force: bool,
+    has_changes: bool,
 ) -> bytes:
     """`body` with the whole conversation, the thread's `system` and `tools`, tool changes applied, no `thread`.
 
     Without `force` and without tool changes, `body` is already complete and comes back as is.
     """
-    has_changes = any(_TOOL_CHANGE.search(m) for m in messages)
     if not force and not has_changes:
         return body
     if has_changes:

@@ -34,6 +34,7 @@ from messages_bridge.threads.rebuild import (
     complete_body,
     fingerprint,
     given,
+    has_tool_changes,
     may_thread,
     read_view,
     same_json,
@@ -119,6 +120,7 @@ class ThreadService:
     def _create(self, body: bytes, view: ThreadView, tenant: str, record: RequestRecord) -> ThreadTurn:
         messages = _messages(view)
         now = time.time()
+        changes = has_tool_changes(messages)
         base = StoredThread(
             tenant=tenant,
             head=new_message_id(),
@@ -128,10 +130,13 @@ class ThreadService:
             tools=given(view.tools),
             created=now,
             updated=now,
+            tool_changes=changes,
         )
         replayed = any(_ASSISTANT.search(m) for m in messages)  # a conversation resent after its thread was lost
         _note(record, "replayed" if replayed else "created", base)
-        complete = complete_body(body, messages=messages, system=base.system, tools=base.tools, force=False)
+        complete = complete_body(
+            body, messages=messages, system=base.system, tools=base.tools, force=False, has_changes=changes
+        )
         return ThreadTurn(self.store, complete, base, record=record)
 
     async def _continue(
@@ -143,9 +148,12 @@ class ThreadService:
             raise _refused(found, previous)
         try:
             _check_fixed(found, view)
-            messages = [*found.messages, *_messages(view)]
-            base = replace(found, head=new_message_id(), messages=messages)
-            complete = complete_body(body, messages=messages, system=found.system, tools=found.tools, force=True)
+            new = _messages(view)
+            changes = found.tool_changes or has_tool_changes(new)
+            base = replace(found, head=new_message_id(), messages=[*found.messages, *new], tool_changes=changes)
+            complete = complete_body(
+                body, messages=base.messages, system=found.system, tools=found.tools, force=True, has_changes=changes
+            )
         except BaseException:
             await self.store.release(tenant, previous, lease)
             raise

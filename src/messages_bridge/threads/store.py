@@ -34,11 +34,12 @@ class StoredThread(msgspec.Struct, kw_only=True, omit_defaults=True):
     created: float
     updated: float
     turns: int = 0
+    tool_changes: bool = False  # some message holds tool_addition / tool_removal (saves rescanning the history)
 
     def size(self) -> int:
         """Bytes of conversation held (what the per-thread and total bounds count)."""
-        raw = [self.system, self.tools, *self.messages]
-        return sum(len(r) for r in raw if isinstance(r, Raw)) + len(self.messages)
+        fixed = sum(len(r) for r in (self.system, self.tools) if isinstance(r, Raw))
+        return fixed + sum(map(len, self.messages)) + len(self.messages)
 
 
 class Refusal(Enum):
