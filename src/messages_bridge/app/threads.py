@@ -23,6 +23,8 @@ from messages_bridge.threads.service import ThreadTurn
 
 async def open_turn(state: GatewayState, body: bytes, headers: Mapping[str, str]) -> ThreadTurn | None:
     """The thread turn of an authenticated request body (None without `thread`); rejections raise here."""
+    if not may_thread(body):
+        return None  # the common case: no tenant digest, no second look at the body
     return await state.threads.open(body, tenant_of(headers, state.keys))
 
 
