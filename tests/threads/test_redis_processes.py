@@ -127,15 +127,19 @@ class Alternating:
         self.sent.append((response.request.url.port, response.status_code, code))
 
 
-def run(client: anthropic.Anthropic, *, system: str, each: Callable[[Any], None] | None = None) -> str:
+def run(
+    client: anthropic.Anthropic, *, system: str, stream: bool = False, each: Callable[[Any], None] | None = None
+) -> str:
     runner = client.beta.messages.tool_runner(
         model=MODEL,
         max_tokens=256,
         system=system,
         tools=[step],
+        stream=stream,
         messages=[{"role": "user", "content": f"Please call `step` {TURNS} times. {CANARY}"}],
     )
-    for message in runner:
+    for item in runner:
+        message = item.get_final_message() if stream else item
         if each is not None:
             each(message)
     final = runner.until_done().content[0]
@@ -143,12 +147,13 @@ def run(client: anthropic.Anthropic, *, system: str, each: Callable[[Any], None]
     return final.text
 
 
+@pytest.mark.parametrize("stream", [False, True])
 def test_the_sdk_tool_loop_alternates_between_processes_and_redis_keeps_no_plaintext(
-    gateways: list[Gateway], redis_server: RedisServer
+    gateways: list[Gateway], redis_server: RedisServer, stream: bool
 ) -> None:
     alternating = Alternating(gateways)
     with alternating.client:
-        assert run(alternating.client, system=f"Be terse. {CANARY}") == ANSWER
+        assert run(alternating.client, system=f"Be terse. {CANARY}", stream=stream) == ANSWER
     assert [status for _, status, _ in alternating.sent] == [200] * (TURNS + 1)
     assert {port for port, _, _ in alternating.sent} == set(alternating.ports)
     with redis.Redis.from_url(redis_server.url) as raw:

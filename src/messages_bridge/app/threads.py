@@ -1,7 +1,7 @@
 """Routes ↔ threads: open a turn for a request body, store its reply when it is complete, free it otherwise.
 
-A streamed reply is stored only once the whole body (through `message_stop`) has been handed to the server; a
-client that disconnects before, an in-band `error` or a refusal store nothing. Either way the lease is freed.
+A streamed reply is stored once its `message_stop` is produced, just before that frame is sent; an in-band `error`,
+a refusal, or a stream that ends early store nothing. Either way the lease is freed.
 """
 
 from __future__ import annotations
@@ -69,14 +69,18 @@ def capture_stream(turn: ThreadTurn, response: Response) -> Response:
 async def _captured(
     turn: ThreadTurn, capture: StreamCapture, body: AsyncIterable[str | bytes | memoryview]
 ) -> AsyncIterator[bytes]:
-    finished = False
+    """The body, renamed; the reply is stored just before the frame holding `message_stop` goes out.
+
+    Before, not after: a client that reads `message_stop` may continue at once, and must find its reply stored. A
+    client that never receives it starts a new thread itself (the SDKs do after any stream cut short), so a reply
+    stored but not delivered costs nothing.
+    """
     try:
         async for chunk in body:
-            yield capture.feed(chunk.encode() if isinstance(chunk, str) else bytes(chunk))
-        finished = True
+            out = capture.feed(chunk.encode() if isinstance(chunk, str) else bytes(chunk))
+            if capture.storable and not turn.settled:
+                with anyio.CancelScope(shield=True):
+                    await turn.complete(capture.content())
+            yield out
     finally:
-        with anyio.CancelScope(shield=True):
-            if finished and capture.storable:
-                await turn.complete(capture.content())
-            else:
-                await turn.abandon()
+        await abandon(turn)  # a no-op once stored; otherwise the stream failed, was refused or was cut
