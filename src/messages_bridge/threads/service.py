@@ -7,7 +7,6 @@ stores the reply by compare-and-set; `abandon()` (error, cut stream, refusal) st
 
 from __future__ import annotations
 
-import logging
 import re
 import secrets
 import time
@@ -42,7 +41,6 @@ from messages_bridge.threads.rebuild import (
 from messages_bridge.threads.reply import new_message_id
 from messages_bridge.threads.store import Refusal, StoredThread, ThreadStore
 
-logger = logging.getLogger("messages_bridge.threads")
 Outcome = Literal["created", "continued", "replayed"]
 _ASSISTANT = re.compile(rb'"role"\s*:\s*"assistant"')
 
