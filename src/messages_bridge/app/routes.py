@@ -13,11 +13,13 @@ from messages_bridge.app.body import check_content_type, decode_json, read_body
 from messages_bridge.app.relay import empty_message, relay_count_tokens, relay_message
 from messages_bridge.app.state import GatewayState, gateway
 from messages_bridge.app.streaming import prewarm_stream, stream_message
-from messages_bridge.app.threads import abandon, capture_stream, complete_message, open_turn, refuse_thread
-from messages_bridge.errors import NotFoundError
+from messages_bridge.app.threads import abandon, capture_stream, complete_message, open_turn
+from messages_bridge.errors import InvalidRequestError, NotFoundError
 from messages_bridge.observability.record import current
 from messages_bridge.observability.shape import describe
 from messages_bridge.protocol import anthropic as a
+from messages_bridge.threads.errors import ThreadUnsupportedRequestError
+from messages_bridge.threads.rebuild import may_thread
 from messages_bridge.threads.service import ThreadTurn
 from messages_bridge.translate.request import to_responses_request
 
@@ -50,11 +52,21 @@ async def create_message(request: Request) -> Response:
     state = gateway(request)
     headers = _headers(request)
     body = await _body(request, headers)
+    try:
+        req: a.MessagesRequest | None = decode_json(body, a.MESSAGES_DECODER)
+    except InvalidRequestError:
+        if not may_thread(body):
+            raise
+        req = None  # a continue's new messages alone may not decode (tool changes); its rebuilt request will
+    if req is not None and not req.threaded:
+        return await _answer(state, headers, req, None)
     turn = await open_turn(state, body, headers)  # a thread's rejection is answered here, before any upstream call
     if turn is None:
-        return await _answer(state, headers, decode_json(body, a.MESSAGES_DECODER), None)
+        return await _answer(state, headers, req or decode_json(body, a.MESSAGES_DECODER), None)
     try:
-        return await _answer(state, headers, decode_json(turn.body, a.MESSAGES_DECODER), turn)
+        # A create without tool changes is already complete, and already decoded.
+        whole = req if req is not None and turn.body is body else decode_json(turn.body, a.MESSAGES_DECODER)
+        return await _answer(state, headers, whole, turn)
     except BaseException:
         await abandon(turn)
         raise
@@ -89,9 +101,9 @@ async def _answer(
 
 async def count_tokens(request: Request) -> Response:
     state = gateway(request)
-    body = await _body(request, _headers(request))
-    refuse_thread(body)
-    req = decode_json(body, a.COUNT_TOKENS_DECODER)
+    req = decode_json(await _body(request, _headers(request)), a.COUNT_TOKENS_DECODER)
+    if req.threaded:
+        raise ThreadUnsupportedRequestError("count_tokens does not take `thread`: send the full conversation")
     describe(req, current())
     tokens, _ = await relay_count_tokens(
         state.client,

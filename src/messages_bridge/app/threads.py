@@ -15,16 +15,12 @@ from starlette.responses import Response, StreamingResponse
 from messages_bridge.app.state import GatewayState
 from messages_bridge.app.tenant import tenant_of
 from messages_bridge.protocol import anthropic as a
-from messages_bridge.threads.errors import ThreadUnsupportedRequestError
-from messages_bridge.threads.rebuild import may_thread, read_view
 from messages_bridge.threads.reply import StreamCapture, stored_reply
 from messages_bridge.threads.service import ThreadTurn
 
 
 async def open_turn(state: GatewayState, body: bytes, headers: Mapping[str, str]) -> ThreadTurn | None:
-    """The thread turn of an authenticated request body (None without `thread`); rejections raise here."""
-    if not may_thread(body):
-        return None  # the common case: no tenant digest, no second look at the body
+    """The thread turn of an authenticated request body that names a `thread` (None for `thread: null`)."""
     return await state.threads.open(body, tenant_of(headers, state.keys))
 
 
@@ -32,12 +28,6 @@ async def abandon(turn: ThreadTurn) -> None:
     """Free the turn's head even while the request is being cancelled (a client that went away)."""
     with anyio.CancelScope(shield=True):
         await turn.abandon()
-
-
-def refuse_thread(body: bytes) -> None:
-    """`count_tokens` takes no `thread`: count the whole conversation."""
-    if may_thread(body) and read_view(body).thread is not None:
-        raise ThreadUnsupportedRequestError("count_tokens does not take `thread`: send the full conversation")
 
 
 async def complete_message(turn: ThreadTurn, message: a.Message) -> a.Message:

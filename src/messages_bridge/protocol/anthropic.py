@@ -204,6 +204,13 @@ class _ConversationRequest(Struct, gc=False, kw_only=True):
     thinking: ThinkingConfig | None = None
     output_config: OutputConfig | None = None
     speed: Literal["standard", "fast"] | None = None
+    # Message threads (beta): declared so the one decode tells whether a request is threaded (no second scan of
+    # the body); kept raw, `threads/` reads it. Absent or `null`: no thread.
+    thread: Raw | UnsetType = UNSET
+
+    @property
+    def threaded(self) -> bool:
+        return not isinstance(self.thread, UnsetType) and bytes(self.thread) != b"null"
 
 
 class MessagesRequest(_ConversationRequest, kw_only=True):

@@ -34,7 +34,6 @@ from messages_bridge.threads.rebuild import (
     fingerprint,
     given,
     has_tool_changes,
-    may_thread,
     read_view,
     same_json,
 )
@@ -94,9 +93,7 @@ class ThreadService:
         self.enabled = enabled
 
     async def open(self, body: bytes, tenant: str) -> ThreadTurn | None:
-        """The turn a request body asks for, or None when it carries no `thread` (the ordinary stateless path)."""
-        if not may_thread(body):
-            return None
+        """The turn a request body asks for, or None when its `thread` is null (the ordinary stateless path)."""
         view = read_view(body)
         if view.thread is None:
             return None
