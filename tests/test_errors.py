@@ -59,7 +59,12 @@ def test_upstream_401_never_echoes_the_gateway_key() -> None:
         ({"retry-after": "3"}, "3"),
         ({"retry-after-ms": "1500"}, "2"),
         ({"retry-after-ms": "20", "retry-after": "9"}, "1"),
-        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, None),
+        # An HTTP date used to be dropped here while the retry policy honoured it: one parser now, so a past date
+        # means "retry now" (0) and a fractional value is rounded up to Anthropic's whole seconds.
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, "0"),
+        ({"retry-after": "2.5"}, "3"),
+        ({"retry-after-ms": "inf"}, None),
+        ({"retry-after-ms": "NaN", "retry-after": "4"}, "4"),
         ({"retry-after-ms": "soon"}, None),
         ({}, None),
     ],

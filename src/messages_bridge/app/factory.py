@@ -12,22 +12,26 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from messages_bridge.app.admission import AdmissionMiddleware
-from messages_bridge.app.errors import on_gateway_error, on_http_exception, on_unexpected
+from messages_bridge.app.errors import on_client_disconnect, on_gateway_error, on_http_exception, on_unexpected
 from messages_bridge.app.lifecycle import Lifecycle, install_drain_on_signal
+from messages_bridge.app.readiness import ReadinessProbe
 from messages_bridge.app.routes import ROUTES
 from messages_bridge.app.state import GatewayState
 from messages_bridge.config import Settings
 from messages_bridge.demo.server import create_upstream_app
 from messages_bridge.errors import GatewayError
+from messages_bridge.observability.logs import Masker, settings_secrets
 from messages_bridge.observability.metrics import metrics_endpoint
 from messages_bridge.observability.middleware import RequestIdAlias, instrument
 from messages_bridge.threads.setup import thread_service
 from messages_bridge.upstream.client import ResponsesClient, Timeouts, default_transport
 from messages_bridge.upstream.retry import RetryPolicy
+from messages_bridge.websearch.backend import SearchBackend, SearxngBackend
 
 _ID_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _VALID_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
@@ -50,6 +54,13 @@ def _transport(settings: Settings, transport: httpx.AsyncBaseTransport | None) -
     if settings.demo:
         return httpx.ASGITransport(app=create_upstream_app())
     return default_transport(max_connections=settings.max_connections, keepalive=settings.upstream_keepalive)
+
+
+def _search_backend(settings: Settings) -> SearchBackend | None:
+    backend = settings.web_search.backend
+    if backend is None or settings.web_search.mode == "off":
+        return None
+    return SearxngBackend(backend.url, timeout=backend.timeout)
 
 
 class GatewayApp(Starlette):
@@ -88,9 +99,17 @@ def create_app(
             retry=retry,
         )
         keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
+        search = _search_backend(settings)
         threads = thread_service(settings)
         app.state.gateway = GatewayState(
-            settings=settings, client=client, keys=keys, lifecycle=lifecycle, threads=threads
+            settings=settings,
+            client=client,
+            keys=keys,
+            scrub=Masker(settings_secrets(settings)),
+            readiness=ReadinessProbe(client.ready),
+            lifecycle=lifecycle,
+            search_backend=search,
+            threads=threads,
         )
         undo_signals = install_drain_on_signal(lifecycle)
         try:
@@ -101,6 +120,8 @@ def create_app(
             await lifecycle.wait_idle(settings.shutdown_grace)
             undo_signals()
             await client.aclose()
+            if search is not None:
+                await search.aclose()
             await threads.aclose()
 
     middleware = [
@@ -116,7 +137,15 @@ def create_app(
         return RequestIdAlias(correlated)
 
     routes = [*ROUTES, Route("/metrics", metrics_endpoint, methods=["GET"])] if observability else ROUTES
-    handlers = {GatewayError: on_gateway_error, HTTPException: on_http_exception, Exception: on_unexpected}
+    handlers = {
+        GatewayError: on_gateway_error,
+        HTTPException: on_http_exception,
+        ClientDisconnect: on_client_disconnect,
+        Exception: on_unexpected,
+    }
     app = GatewayApp(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
+    # Starlette would answer `/v1/messages/` with a redirect built from the client's `Host` header (an open
+    # redirect for whoever controls that header); the Anthropic API has no such aliases, so it is a plain 404.
+    app.router.redirect_slashes = False
     app.outer = outer
     return app

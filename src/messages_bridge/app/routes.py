@@ -13,7 +13,8 @@ from messages_bridge.app.body import check_content_type, decode_json, read_body
 from messages_bridge.app.relay import empty_message, relay_count_tokens, relay_message
 from messages_bridge.app.state import GatewayState, gateway
 from messages_bridge.app.streaming import prewarm_stream, stream_message
-from messages_bridge.app.threads import abandon, capture_stream, complete_message, open_turn
+from messages_bridge.app.threads import abandon, capture_response, capture_stream, complete_message, open_turn
+from messages_bridge.app.websearch import answered_by_gateway, search_message
 from messages_bridge.errors import InvalidRequestError, NotFoundError
 from messages_bridge.observability.record import current
 from messages_bridge.observability.shape import describe
@@ -88,6 +89,15 @@ async def _answer(
             await turn.abandon()  # a pre-warm produces no reply to continue from
         prewarm = empty_message(req)
         return prewarm_stream(prewarm) if req.stream else json_response(prewarm)
+    if translation.reply.web_search is not None:
+        current().web_search_mode = translation.reply.web_search_mode
+        if answered_by_gateway(req, translation):
+            answer = await search_message(state, req, translation)
+            if turn is not None:
+                if isinstance(answer, Response):
+                    return await capture_response(turn, answer)
+                answer = await complete_message(turn, answer)
+            return answer if isinstance(answer, Response) else json_response(answer)
     if req.stream:
         response = await stream_message(state, req, translation)
         return capture_stream(turn, response) if turn is not None else response
@@ -150,7 +160,7 @@ async def readyz(request: Request) -> Response:
     state = gateway(request)
     if state.lifecycle.draining:
         return json_response({"status": "unready", "reason": "draining"}, status=503)
-    if await state.client.ready():
+    if await state.readiness.ready():  # cached for a few seconds (app/readiness.py)
         return json_response({"status": "ready", "demo": state.settings.demo})
     return json_response({"status": "unready", "reason": "upstream unreachable"}, status=503)
 

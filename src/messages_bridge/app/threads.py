@@ -40,6 +40,20 @@ async def complete_message(turn: ThreadTurn, message: a.Message) -> a.Message:
     return message
 
 
+async def capture_response(turn: ThreadTurn, response: Response) -> Response:
+    """A reply already rendered: a stream as it goes out, a complete SSE body (a static stream) at once."""
+    if isinstance(response, StreamingResponse):
+        return capture_stream(turn, response)
+    capture = StreamCapture(turn.reply_id)
+    body = capture.feed(bytes(response.body))
+    if capture.storable:
+        await turn.complete(capture.content())
+    else:
+        await turn.abandon()
+    headers = {k: v for k, v in response.headers.items() if k != "content-length"}
+    return Response(body, status_code=response.status_code, headers=headers, media_type=response.media_type)
+
+
 def capture_stream(turn: ThreadTurn, response: Response) -> Response:
     """Follow a streamed reply's frames: rename it, and store it once the last frame went out complete."""
     assert isinstance(response, StreamingResponse)

@@ -238,6 +238,10 @@ COUNT_TOKENS_DECODER = msgspec.json.Decoder(CountTokensRequest)
 # ---- output shapes -------------------------------------------------------------------------------
 
 
+class ServerToolUsage(TypedDict):
+    web_search_requests: int
+
+
 class Usage(TypedDict):
     input_tokens: int
     output_tokens: int
@@ -245,11 +249,21 @@ class Usage(TypedDict):
     cache_read_input_tokens: int
     service_tier: NotRequired[str]
     output_tokens_details: NotRequired[dict[str, int]]
+    server_tool_use: NotRequired[ServerToolUsage]
+
+
+class WebSearchCitation(TypedDict):
+    type: Literal["web_search_result_location"]
+    url: str
+    title: str
+    cited_text: str
+    encrypted_index: str
 
 
 class TextOut(TypedDict):
     type: Literal["text"]
     text: str
+    citations: NotRequired[list[WebSearchCitation]]
 
 
 class ThinkingOut(TypedDict):
@@ -265,7 +279,33 @@ class ToolUseOut(TypedDict):
     input: object
 
 
-ContentOut = TextOut | ThinkingOut | ToolUseOut
+class ServerToolUseOut(TypedDict):
+    type: Literal["server_tool_use"]
+    id: str
+    name: Literal["web_search"]
+    input: dict[str, object]
+
+
+class WebSearchResult(TypedDict):
+    type: Literal["web_search_result"]
+    url: str
+    title: str
+    encrypted_content: str
+    page_age: str | None
+
+
+class WebSearchError(TypedDict):
+    type: Literal["web_search_tool_result_error"]
+    error_code: str
+
+
+class WebSearchToolResultOut(TypedDict):
+    type: Literal["web_search_tool_result"]
+    tool_use_id: str
+    content: list[WebSearchResult] | WebSearchError
+
+
+ContentOut = TextOut | ThinkingOut | ToolUseOut | ServerToolUseOut | WebSearchToolResultOut
 
 StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "refusal", "pause_turn"]
 

@@ -108,6 +108,14 @@ class StreamError(Struct, kw_only=True):
         return self.error.message if self.error is not None and self.error.message else self.message
 
 
+class AnnotationAdded(Struct, kw_only=True):
+    """`response.output_text.annotation.added`: arrives after the text it annotates."""
+
+    item_id: str = ""
+    content_index: int = 0
+    annotation: r.Annotation
+
+
 class RefusalDelta(Struct, kw_only=True):
     item_id: str = ""
     content_index: int = 0
@@ -117,7 +125,7 @@ class RefusalDelta(Struct, kw_only=True):
 StreamEvent = (
     ResponseCreated | OutputItemAdded | OutputItemDone | ContentPartAdded | ContentPartDone | TextDelta
     | RefusalDelta | RefusalDone | ArgumentsDelta | ArgumentsDone | SummaryPartAdded | SummaryTextDelta
-    | ResponseCompleted | ResponseFailed | StreamError
+    | ResponseCompleted | ResponseFailed | StreamError | AnnotationAdded
 )  # fmt: skip
 
 DECODERS: dict[str, msgspec.json.Decoder[StreamEvent]] = {
@@ -137,6 +145,7 @@ DECODERS: dict[str, msgspec.json.Decoder[StreamEvent]] = {
     "response.incomplete": msgspec.json.Decoder(ResponseCompleted),
     "response.failed": msgspec.json.Decoder(ResponseFailed),
     "error": msgspec.json.Decoder(StreamError),
+    "response.output_text.annotation.added": msgspec.json.Decoder(AnnotationAdded),
 }
 
 
