@@ -57,7 +57,7 @@ def to_wire(events: list[StreamEvent]) -> list[Event]:
 
 
 def check_grammar(events: list[Event]) -> None:
-    """PROTOCOL.md §3.4: one message_start first; blocks sequential, contiguous; typed deltas; one ending."""
+    """Anthropic's stream grammar: one message_start first; blocks sequential, contiguous; typed deltas; one ending."""
     names = [name for name, _ in events]
     if names and names[0] == "error":
         assert names == ["error"]

@@ -119,7 +119,7 @@ _BY_STATUS: dict[int, type[GatewayError]] = {
     529: OverloadedError,
 }
 
-# Codes of `response.failed` / stream `error` events (PROTOCOL.md §6.5).
+# Codes of `response.failed` / stream `error` events (docs/mapping.md, Errors and headers).
 _BY_STREAM_CODE: dict[str, type[GatewayError]] = {
     "server_error": ApiError,
     "rate_limit_exceeded": RateLimitError,
@@ -268,8 +268,3 @@ def error_body(error: GatewayError, request_id: str | None) -> bytes:
     """The Anthropic error envelope `{"type":"error","error":{...},"request_id":...}` as JSON bytes."""
     envelope = _ErrorEnvelope("error", _ErrorDetail(error.error_type, error.message, error.details), request_id)
     return _ENCODER.encode(envelope)
-
-
-def error_event_payload(error: GatewayError) -> bytes:
-    """The `data:` JSON of an in-stream `event: error` (no request_id there, as the real API)."""
-    return _ENCODER.encode(_ErrorEnvelope("error", _ErrorDetail(error.error_type, error.message)))

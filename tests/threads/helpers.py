@@ -50,8 +50,8 @@ def tool_results(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def error_code(reply: httpx.Response) -> str | None:
-    body = reply.json()
-    return body["error"].get("details", {}).get("error_code")
+    code = reply.json()["error"].get("details", {}).get("error_code")
+    return code if isinstance(code, str) else None
 
 
 def sse_message(text: str) -> dict[str, Any]:

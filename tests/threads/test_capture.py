@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 
+from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import anthropic_stream as o
 from messages_bridge.threads.reply import StreamCapture, new_message_id
 
 
 def frames() -> list[bytes]:
-    start = {
+    usage: a.Usage = {
+        "input_tokens": 1,
+        "output_tokens": 0,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
+    start: a.Message = {
         "id": "msg_up",
         "type": "message",
         "role": "assistant",
@@ -17,14 +24,9 @@ def frames() -> list[bytes]:
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": {
-            "input_tokens": 1,
-            "output_tokens": 0,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-        },
+        "usage": usage,
     }
-    usage = {**start["usage"], "output_tokens": 3}
+    done: a.Usage = {**usage, "output_tokens": 3}
     events: list[o.StreamEvent] = [
         o.MessageStart(message=start),
         o.ContentBlockStart(index=0, content_block=o.ThinkingShell()),
@@ -39,7 +41,7 @@ def frames() -> list[bytes]:
         o.ContentBlockDelta(index=2, delta=o.InputJsonDelta(partial_json='{"n":')),
         o.ContentBlockDelta(index=2, delta=o.InputJsonDelta(partial_json="7}")),
         o.ContentBlockStop(index=2),
-        o.MessageDelta(delta=o.MessageDeltaBody(stop_reason="tool_use", stop_sequence=None), usage=usage),
+        o.MessageDelta(delta=o.MessageDeltaBody(stop_reason="tool_use", stop_sequence=None), usage=done),
         o.MessageStop(),
     ]
     return [o.encode_event(e) for e in events]

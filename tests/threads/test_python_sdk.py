@@ -14,6 +14,7 @@ import anthropic
 import httpx
 import pytest
 from anthropic import beta_tool
+from anthropic.lib.streaming import BetaMessageStream
 from anthropic.types.thread_fingerprint_mismatch_error import ThreadFingerprintMismatchError
 from anthropic.types.thread_unsupported_request_error import ThreadUnsupportedRequestError
 
@@ -67,7 +68,7 @@ def run(client: anthropic.Anthropic, *, stream: bool, each: Callable[[Any], None
         messages=[{"role": "user", "content": PROMPT}],
     )
     for item in runner:
-        message = item.get_final_message() if stream else item
+        message = item.get_final_message() if isinstance(item, BetaMessageStream) else item
         if each is not None:
             each(message)
     final = runner.until_done()

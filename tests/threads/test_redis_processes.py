@@ -18,6 +18,7 @@ import httpx
 import httpx2
 import pytest
 import redis
+from anthropic.lib.streaming import BetaMessageStream
 
 from tests.servers import free_port
 from tests.services import RedisServer
@@ -139,7 +140,7 @@ def run(
         messages=[{"role": "user", "content": f"Please call `step` {TURNS} times. {CANARY}"}],
     )
     for item in runner:
-        message = item.get_final_message() if stream else item
+        message = item.get_final_message() if isinstance(item, BetaMessageStream) else item
         if each is not None:
             each(message)
     final = runner.until_done().content[0]

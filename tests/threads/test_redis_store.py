@@ -121,6 +121,7 @@ async def test_a_value_moved_to_another_id_does_not_decrypt(store: RedisThreadSt
     assert await store.commit(thread("m1"), previous=None, lease=None)
     raw = Redis.from_url(redis_server.url)
     value = await raw.get("mb:thr:{t}:m1")
+    assert isinstance(value, bytes)
     await raw.set("mb:thr:{t}:m9", value)
     await raw.set("mb:thr:{x}:m1", value)
     assert await store.acquire("t", "m9", "l") is Refusal.NOT_FOUND

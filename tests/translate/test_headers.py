@@ -1,4 +1,4 @@
-"""Rate-limit header mapping (PROTOCOL.md §6.5)."""
+"""Rate-limit header mapping (docs/mapping.md, Errors and headers)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from messages_bridge.config import Settings
-from messages_bridge.protocol import anthropic as a
+from messages_bridge.protocol import request_fields as fields
 from messages_bridge.translate.request import Translation, to_responses_request
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "websearch"
@@ -27,7 +27,7 @@ def subrequest(**changes: Any) -> dict[str, Any]:
 
 
 def translate(body: dict[str, Any], settings: Settings = HOSTED) -> Translation:
-    req = a.MESSAGES_DECODER.decode(json.dumps(body).encode())
+    req = fields.MESSAGES.decode(json.dumps(body).encode()).request
     return to_responses_request(req, settings.profile(req.model), api_version="2023-06-01")
 
 

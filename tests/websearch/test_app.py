@@ -104,8 +104,12 @@ def test_the_official_sdk_accumulates_every_answer(upstream: FakeUpstream, make_
                                                    searx: tuple[ThreadedServer, SearxScript]) -> None:  # fmt: skip
     from messages_bridge.app.factory import create_app
 
-    overrides = {"hosted": {"web_search_hosted": True}, "gateway": {"web_search_backend_url": searx[0].url},
-                 "off": {"web_search_mode": "off"}}[mode]  # fmt: skip
+    modes: dict[str, dict[str, Any]] = {
+        "hosted": {"web_search_hosted": True},
+        "gateway": {"web_search_backend_url": searx[0].url},
+        "off": {"web_search_mode": "off"},
+    }
+    overrides = modes[mode]
     with serving(create_app(make_settings(**overrides))) as gateway:
         sdk = anthropic.Anthropic(api_key="k", base_url=gateway.url, max_retries=0)
         body = subrequest(max_tokens=4096)  # the SDK refuses non-streaming calls with Claude Code's 64000

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,10 @@ def _simulated() -> dict[str, Any]:
     return respond(json.loads(msgspec.json.encode(translate(subrequest(), HOSTED).body)))
 
 
-STREAMS = {"simulated_hosted": _simulated, "recorded_world_news": lambda: recorded("world_news_stream")["response"]}
+STREAMS: dict[str, Callable[[], dict[str, Any]]] = {
+    "simulated_hosted": _simulated,
+    "recorded_world_news": lambda: recorded("world_news_stream")["response"],
+}
 
 
 @pytest.mark.parametrize("case", STREAMS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import msgspec
 from asgi_correlation_id import correlation_id
 from starlette.requests import Request
@@ -9,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from messages_bridge.app.auth import check_key
-from messages_bridge.app.body import check_content_type, decode_json, read_body
+from messages_bridge.app.body import check_content_type, decode_json, decode_request, read_body
 from messages_bridge.app.relay import empty_message, relay_count_tokens, relay_message
 from messages_bridge.app.state import GatewayState, gateway
 from messages_bridge.app.streaming import prewarm_stream, stream_message
@@ -19,14 +21,16 @@ from messages_bridge.errors import InvalidRequestError, NotFoundError
 from messages_bridge.observability.record import current
 from messages_bridge.observability.shape import describe
 from messages_bridge.protocol import anthropic as a
+from messages_bridge.protocol import request_fields as fields
 from messages_bridge.threads.errors import ThreadUnsupportedRequestError
-from messages_bridge.threads.rebuild import may_thread
+from messages_bridge.threads.rebuild import may_thread, read_view
 from messages_bridge.threads.service import ThreadTurn
 from messages_bridge.translate.request import to_responses_request
 
 _ENCODER = msgspec.json.Encoder()
 DEFAULT_VERSION = "2023-06-01"
 MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
+_translate_log = logging.getLogger("messages_bridge.translate")
 
 
 def json_response(payload: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -54,7 +58,7 @@ async def create_message(request: Request) -> Response:
     headers = _headers(request)
     body = await _body(request, headers)
     try:
-        req: a.MessagesRequest | None = decode_json(body, a.MESSAGES_DECODER)
+        req: a.MessagesRequest | None = decode_request(body, fields.MESSAGES)
     except InvalidRequestError:
         if not may_thread(body):
             raise
@@ -63,10 +67,16 @@ async def create_message(request: Request) -> Response:
         return await _answer(state, headers, req, None)
     turn = await open_turn(state, body, headers)  # a thread's rejection is answered here, before any upstream call
     if turn is None:
-        return await _answer(state, headers, req or decode_json(body, a.MESSAGES_DECODER), None)
+        return await _answer(state, headers, req or decode_request(body, fields.MESSAGES), None)
     try:
-        # A create without tool changes is already complete, and already decoded.
-        whole = req if req is not None and turn.body is body else decode_json(turn.body, a.MESSAGES_DECODER)
+        # A create without tool changes is already complete and decoded; a rebuilt request is decoded once more
+        # (its fields were checked and reported with the first decode, unless that one failed).
+        if req is not None and turn.body is body:
+            whole = req
+        elif req is not None:
+            whole = decode_json(turn.body, fields.MESSAGES).request
+        else:
+            whole = decode_request(turn.body, fields.MESSAGES)
         return await _answer(state, headers, whole, turn)
     except BaseException:
         await abandon(turn)
@@ -84,6 +94,8 @@ async def _answer(
         settings.profile(req.model),
         api_version=version if settings.reject_sampling_on_new_api else DEFAULT_VERSION,
     )
+    if translation.ignored:  # names and JSON paths only, never values
+        _translate_log.debug("left out, no upstream equivalent: %s", ", ".join(translation.ignored))
     if req.max_tokens == 0:
         if turn is not None:
             await turn.abandon()  # a pre-warm produces no reply to continue from
@@ -111,9 +123,10 @@ async def _answer(
 
 async def count_tokens(request: Request) -> Response:
     state = gateway(request)
-    req = decode_json(await _body(request, _headers(request)), a.COUNT_TOKENS_DECODER)
-    if req.threaded:
+    body = await _body(request, _headers(request))
+    if may_thread(body) and read_view(body).thread is not None:  # not a count_tokens field: ignoring it miscounts
         raise ThreadUnsupportedRequestError("count_tokens does not take `thread`: send the full conversation")
+    req = decode_request(body, fields.COUNT_TOKENS)
     describe(req, current())
     tokens, _ = await relay_count_tokens(
         state.client,

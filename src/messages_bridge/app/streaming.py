@@ -91,7 +91,6 @@ class StreamRelay:
 
     def __init__(self, upstream: httpx.Response, translator: StreamTranslator, stack: AsyncExitStack, *,
                  ping_interval: float, record: RequestRecord, scrub: Masker) -> None:  # fmt: skip
-        self._upstream = upstream
         self._scrub = scrub
         self._translator = translator
         self._stack = stack

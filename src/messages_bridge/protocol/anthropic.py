@@ -1,8 +1,10 @@
 """Wire shapes of the Anthropic Messages API (requests in, messages and events out).
 
 Requests are decoded and validated in one pass by msgspec (fast, and its errors name the JSON path).
-Fields the gateway accepts but has no use for (`cache_control`, `citations`, `caller`, `context_management`)
-are simply not declared: msgspec skips unknown fields without building objects for them.
+Every top-level request field is decided in protocol/request_fields.py (translated, no-op or refused) and declared
+here; the ones the gateway has no use for are `Raw` (a slice of the body, never decoded). Inside blocks, fields the
+gateway accepts but has no use for (`cache_control`, `citations`, `caller`) are simply not declared: msgspec skips
+unknown fields without building objects for them.
 Tool schemas and tool inputs stay `msgspec.Raw`: the gateway forwards them verbatim, so decoding
 64 KB of JSON Schema into Python objects on every request would be pure waste.
 Responses are TypedDicts: they are built once and encoded straight to JSON.
@@ -204,17 +206,19 @@ class _ConversationRequest(Struct, gc=False, kw_only=True):
     thinking: ThinkingConfig | None = None
     output_config: OutputConfig | None = None
     speed: Literal["standard", "fast"] | None = None
-    # Message threads (beta): declared so the one decode tells whether a request is threaded (no second scan of
-    # the body); kept raw, `threads/` reads it. Absent or `null`: no thread.
-    thread: Raw | UnsetType = UNSET
-
-    @property
-    def threaded(self) -> bool:
-        return not isinstance(self.thread, UnsetType) and bytes(self.thread) != b"null"
+    # Decided in protocol/request_fields.py: no-ops, and refused fields checked there.
+    cache_control: Raw | UnsetType = UNSET
+    context_management: Raw | UnsetType = UNSET
+    betas: Raw | UnsetType = UNSET
+    user_profile_id: Raw | UnsetType = UNSET
+    workspace_id: Raw | UnsetType = UNSET
+    billing_policy: Raw | UnsetType = UNSET
+    compaction: Raw | UnsetType = UNSET
+    mcp_servers: Raw | UnsetType = UNSET
 
 
 class MessagesRequest(_ConversationRequest, kw_only=True):
-    """`POST /v1/messages` body (unknown top-level fields are ignored, as the issue asks)."""
+    """`POST /v1/messages` body (undecided top-level fields are ignored, and reported: see request_fields.py)."""
 
     max_tokens: Annotated[int, Meta(ge=0)]
     stop_sequences: list[str] | None = None
@@ -224,15 +228,24 @@ class MessagesRequest(_ConversationRequest, kw_only=True):
     top_p: Annotated[float, Meta(ge=0, le=1)] | None = None
     top_k: Annotated[int, Meta(ge=0)] | None = None
     service_tier: Literal["auto", "standard_only"] | None = None
+    thread: Raw | UnsetType = UNSET
+    diagnostics: Raw | UnsetType = UNSET
+    inference_geo: Raw | UnsetType = UNSET
+    fallback_credit_token: Raw | UnsetType = UNSET
+    container: Raw | UnsetType = UNSET
+    fallbacks: Raw | UnsetType = UNSET
+
+    @property
+    def threaded(self) -> bool:
+        """Whether the request names a message thread (absent or `null`: no); `threads/` reads the field itself."""
+        return not isinstance(self.thread, UnsetType) and bytes(self.thread) != b"null"
 
 
 class CountTokensRequest(_ConversationRequest, kw_only=True):
     """`POST /v1/messages/count_tokens` body."""
 
 
-MESSAGES_DECODER = msgspec.json.Decoder(MessagesRequest)
 TOOLS_DECODER = msgspec.json.Decoder(list[Tool] | None)
-COUNT_TOKENS_DECODER = msgspec.json.Decoder(CountTokensRequest)
 
 
 # ---- output shapes -------------------------------------------------------------------------------

@@ -119,7 +119,7 @@ class ErrorDetail(Struct):
 
 
 class ErrorEvent(_Event, tag="error"):
-    """Same JSON as `errors.error_event_payload` (no request_id in-band, as the real API)."""
+    """The in-stream error: the error envelope without `request_id` (the real API sends none in-band)."""
 
     error: ErrorDetail
 

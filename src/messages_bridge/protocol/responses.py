@@ -36,12 +36,6 @@ class InputFile(TypedDict, total=False):
 InputPart = InputText | InputImage | InputFile
 
 
-class OutputTextPart(TypedDict):
-    type: Literal["output_text"]
-    text: str
-    annotations: list[object]
-
-
 class InputMessageItem(TypedDict):
     type: Literal["message"]
     role: Literal["user", "developer", "system"]

@@ -1,4 +1,5 @@
-"""Typed Responses API stream events (PROTOCOL.md §5.5): only the events the translator acts on are declared.
+"""Typed Responses API stream events (the `openai` SDK's `ResponseStreamEvent` union): only the events the
+translator acts on are declared.
 
 Each SSE event is decoded by the decoder registered for its name (the SSE `event:` line, which equals the JSON
 `type`); an event without a decoder is skipped without touching its JSON. Unknown fields are ignored, and

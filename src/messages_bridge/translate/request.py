@@ -1,4 +1,7 @@
-"""Anthropic Messages request → OpenAI Responses request (pure: no I/O, no logging, no config lookups)."""
+"""Anthropic Messages request → OpenAI Responses request (pure: no I/O, no logging, no config lookups).
+
+Every rule applied here is listed, with its reason, in docs/mapping.md.
+"""
 
 from __future__ import annotations
 
@@ -64,7 +67,7 @@ class ReplyContext:
 
 @dataclass(slots=True)
 class Translation:
-    """A translated request, the context for its answer, and what had to be dropped (for a debug log)."""
+    """A translated request, the context for its answer, and what was left out (names and paths, logged at debug)."""
 
     body: r.ResponsesRequest
     reply: ReplyContext

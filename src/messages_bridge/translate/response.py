@@ -1,4 +1,4 @@
-"""OpenAI `Response` → Anthropic `Message` (pure)."""
+"""OpenAI `Response` → Anthropic `Message` (pure; the rules are listed in docs/mapping.md, Answers and Usage)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from messages_bridge.translate.signatures import encode_signature
 from messages_bridge.translate.stops import find_stop
 from messages_bridge.translate.usage import to_anthropic_usage
 from messages_bridge.translate.websearch import HostedSearches, citations_for
-
-_EMPTY_OBJECT = msgspec.json.decode(b"{}")
 
 
 def message_id(response_id: str) -> str:
@@ -114,7 +112,7 @@ def _collect(response: r.Response, t: ReplyContext) -> _Collected:
 def stop_reason(
     status: str | None, incomplete_reason: str | None, *, refusal: bool, stop_sequence: bool, tool_use: bool
 ) -> a.StopReason:
-    """PROTOCOL.md §6.3: the first matching rule wins."""
+    """The first matching rule wins (docs/mapping.md, Answers)."""
     if status == "incomplete" and incomplete_reason == "content_filter":
         return "refusal"
     if status == "incomplete":

@@ -1,4 +1,4 @@
-"""Responses stream events → Anthropic stream events (PROTOCOL.md §6.4): a pure state machine.
+"""Responses stream events → Anthropic stream events (docs/mapping.md, Streaming): a pure state machine.
 
 `feed(event)` returns the Anthropic events one upstream event produces, `finish()` those owed when the upstream
 stream ends, `fail(error)` the in-band error for a transport failure. The grammar is enforced here, not hoped for:
