@@ -80,3 +80,10 @@ encrypted_index
 filters
 max_tool_calls
 queries
+
+# Message threads: the fixed field read by name (threads/rebuild.FIXED_FIELDS via getattr), a timestamp kept with
+# each thread (the issue asks for it; stored, never read back), and the memory store's counters read by tests.
+output_format
+updated
+_.evicted
+_.total_bytes

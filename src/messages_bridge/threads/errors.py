@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from messages_bridge.errors import InvalidRequestError, NotFoundError
 
-THREADS_BETA = "message-threads-2026-08-12"
 _NO_RETRY = {"x-should-retry": "false"}  # the SDKs recover by replaying or unthreading, never by resending as is
 
 

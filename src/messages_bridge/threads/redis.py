@@ -27,7 +27,6 @@ from messages_bridge.threads.store import Limits, Refusal, StoredThread
 logger = logging.getLogger("messages_bridge.threads")
 PREFIX = "mb:thr:"
 HEAD = b"H"
-TOMBSTONE = b"T"
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(StoredThread)
 _FAILURES = (RedisError, OSError)
