@@ -21,7 +21,7 @@ from tests.threads.sdk_gateway import (
     sdk_gateway,
 )
 from tests.threads.test_python_sdk import ANSWER, TURNS, replayed_after
-from tests.threads.ts_sdk import ensure_installed, run_tool_runner
+from tests.threads.ts_sdk import ensure_installed, run_script
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,8 @@ def run(folder: Path, gateway: SdkGateway, *, stream: bool, disrupt: str = "none
         "DISRUPT": disrupt,
         "CONTROL": gateway.url + CONTROL_PATH,
     }
-    return run_tool_runner(folder, env)
+    final: str = run_script(folder, env)["final"]
+    return final
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -93,3 +94,25 @@ def test_a_reply_continued_by_someone_else_is_replayed(sdk_folder: Path, start: 
     assert run(sdk_folder, gateway, stream=False, disrupt="continued") == ANSWER
     gateway.recorder.exchanges[:] = [e for e in gateway.exchanges if e.headers.get("x-stainless-helper")]
     replayed_after(gateway, "thread_already_continued")
+
+
+@pytest.mark.parametrize(
+    ("threads", "change", "raised", "statuses"),
+    [
+        (True, False, None, [200, 200]),
+        (True, True, "ThreadFingerprintMismatchError", [200, 400]),  # thrown, not replayed
+        (False, False, "ThreadUnsupportedRequestError", [400]),  # the explicit helper throws where a runner unthreads
+    ],
+)
+def test_the_thread_helper_raises_what_it_documents(
+    sdk_folder: Path,
+    start: Callable[..., SdkGateway],
+    threads: bool,
+    change: bool,
+    raised: str | None,
+    statuses: list[int],
+) -> None:
+    gateway = start(threads=threads)
+    env = {"MODE": "thread", "BASE_URL": gateway.url, "API_KEY": KEY, "MODEL": MODEL, "CHANGE": "1" if change else "0"}
+    assert run_script(sdk_folder, env)["raised"] == raised
+    assert [e.status for e in gateway.exchanges] == statuses

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 VERSION = "1.14.0"  # the version THREADS.md cites
 PACKAGE = f"@anthropic-ai/sdk@{VERSION}"
@@ -48,8 +49,8 @@ def ensure_installed() -> Path:
     return folder
 
 
-def run_tool_runner(folder: Path, env: dict[str, str], timeout: float = 120.0) -> str:
-    """Run the script to its end; returns the final text (a failure fails the test with the script's output)."""
+def run_script(folder: Path, env: dict[str, str], timeout: float = 120.0) -> dict[str, Any]:
+    """Run the script to its end; returns the JSON it printed last (a failure fails the test with its output)."""
     node = shutil.which("node")
     assert node is not None, "node is not on PATH"
     full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(folder), **env}
@@ -57,5 +58,5 @@ def run_tool_runner(folder: Path, env: dict[str, str], timeout: float = 120.0) -
         [node, SCRIPT.name], cwd=folder, env=full, capture_output=True, text=True, timeout=timeout, check=False
     )
     assert done.returncode == 0, f"node failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    final: str = json.loads(done.stdout.strip().splitlines()[-1])["final"]
-    return final
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result

@@ -1,6 +1,8 @@
-// The TypeScript SDK's tool runner with default settings (threads on by default), run by test_typescript_sdk.py.
-// Environment: BASE_URL, API_KEY, MODEL, TURNS, STREAM ("1"/"0"), DISRUPT ("none" | "idle" | "continued"),
-// CONTROL (the gateway's test hook URL for "idle"). Prints {"final": <text>} as its last line.
+// The TypeScript SDK with default settings (threads on by default), run by test_typescript_sdk.py.
+// MODE "runner" (default): the tool runner. Environment: BASE_URL, API_KEY, MODEL, TURNS, STREAM ("1"/"0"),
+// DISRUPT ("none" | "idle" | "continued"), CONTROL (the gateway's test hook URL for "idle"). Prints {"final": text}.
+// MODE "thread": the explicit thread helper, two turns, the second with another `output_config` (CHANGE "1") or
+// not. Prints {"raised": <error class name or null>, "status": <HTTP status or null>}.
 import Anthropic from '@anthropic-ai/sdk';
 import { betaTool } from '@anthropic-ai/sdk/helpers/beta/json-schema';
 
@@ -33,6 +35,19 @@ async function disrupt(message) {
     });
     if (reply.status !== 200) throw new Error(`the outside continue failed: ${reply.status}`);
   }
+}
+
+if (env.MODE === 'thread') {
+  const thread = client.beta.messages.thread({ model: env.MODEL, max_tokens: 64, output_config: { effort: 'low' } });
+  try {
+    await thread.send({ role: 'user', content: 'Hello' });
+    // The types leave `output_config` out of a turn's params; at run time it reaches the server.
+    await thread.send({ role: 'user', content: 'Again' }, env.CHANGE === '1' ? { output_config: { effort: 'high' } } : {});
+    console.log(JSON.stringify({ raised: null, status: null }));
+  } catch (e) {
+    console.log(JSON.stringify({ raised: e.constructor.name, status: e.status ?? null }));
+  }
+  process.exit(0);
 }
 
 const runner = client.beta.messages.toolRunner({
