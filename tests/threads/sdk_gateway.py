@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,17 +43,21 @@ class Exchange:
         return details.get("error_code")
 
 
+async def _nothing(_: str) -> None:
+    return None
+
+
 class Recorder:
     """ASGI wrapper: each POST /v1/messages as an `Exchange`."""
 
     def __init__(self, app: Starlette) -> None:
         self.app = app
         self.exchanges: list[Exchange] = []
-        self.on_control: Callable[[], None] = lambda: None
+        self.on_control: Callable[[str], Awaitable[None]] = _nothing
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == CONTROL_PATH:  # a test hook for out-of-process clients
-            self.on_control()
+            await self.on_control(scope["query_string"].decode())
             await send({"type": "http.response.start", "status": 204, "headers": []})
             await send({"type": "http.response.body", "body": b""})
             return

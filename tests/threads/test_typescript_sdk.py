@@ -4,6 +4,7 @@ someone else, each answered by the SDK's documented replay."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 
 from messages_bridge.config import Settings
+from messages_bridge.demo.server import Reply
+from tests.conftest import FakeUpstream
 from tests.threads.helpers import MODEL
 from tests.threads.sdk_gateway import (
     CONTROL_PATH,
@@ -81,12 +84,35 @@ def test_an_expired_thread_is_replayed(sdk_folder: Path, start: Callable[..., Sd
     now = [1000.0]
     store._clock = lambda: now[0]
 
-    def idle() -> None:
+    async def idle(_: str) -> None:
         now[0] += 301
 
     gateway.recorder.on_control = idle
     assert run(sdk_folder, gateway, stream=True, disrupt="idle") == ANSWER
     replayed_after(gateway, "thread_not_found")
+
+
+def test_a_continue_while_another_runs_is_replayed(
+    sdk_folder: Path, start: Callable[..., SdkGateway], upstream: FakeUpstream
+) -> None:
+    gateway = start()
+    seen = [0]
+
+    async def control(action: str) -> None:
+        if action == "slow":
+            seen[0] = len(upstream.requests)
+            upstream.script.push(Reply(hang=4.0, status=503, json_body={"error": {"message": "slow"}}))
+        elif action == "wait":
+            for _ in range(1000):  # until the held continue waits on the upstream (bounded)
+                if len(upstream.requests) > seen[0]:
+                    return
+                await asyncio.sleep(0.01)
+            raise AssertionError("the held continue never reached the upstream")
+
+    gateway.recorder.on_control = control
+    assert run(sdk_folder, gateway, stream=True, disrupt="in_flight") == ANSWER
+    gateway.recorder.exchanges[:] = [e for e in gateway.exchanges if e.headers.get("x-stainless-helper")]
+    replayed_after(gateway, "thread_continue_in_flight")
 
 
 def test_a_reply_continued_by_someone_else_is_replayed(sdk_folder: Path, start: Callable[..., SdkGateway]) -> None:

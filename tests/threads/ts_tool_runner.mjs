@@ -18,22 +18,32 @@ const step = betaTool({
   run: async (input) => `r${input.n}`,
 });
 
+let held = null; // a continue from outside the runner, still running while the runner goes on
+
+function continueFromOutside(message) {
+  const tool = message.content.find((b) => b.type === 'tool_use');
+  return fetch(`${env.BASE_URL}/v1/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': env.API_KEY },
+    body: JSON.stringify({
+      model: env.MODEL,
+      max_tokens: 64,
+      thread: { type: 'continue', previous_message_id: message.id },
+      messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: tool.id, content: 'elsewhere' }] }],
+    }),
+  });
+}
+
 async function disrupt(message) {
   if (env.DISRUPT === 'idle') {
-    await fetch(env.CONTROL, { method: 'POST' });
+    await fetch(`${env.CONTROL}?idle`, { method: 'POST' });
   } else if (env.DISRUPT === 'continued') {
-    const tool = message.content.find((b) => b.type === 'tool_use');
-    const reply = await fetch(`${env.BASE_URL}/v1/messages`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-api-key': env.API_KEY },
-      body: JSON.stringify({
-        model: env.MODEL,
-        max_tokens: 64,
-        thread: { type: 'continue', previous_message_id: message.id },
-        messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: tool.id, content: 'elsewhere' }] }],
-      }),
-    });
+    const reply = await continueFromOutside(message);
     if (reply.status !== 200) throw new Error(`the outside continue failed: ${reply.status}`);
+  } else if (env.DISRUPT === 'in_flight') {
+    await fetch(`${env.CONTROL}?slow`, { method: 'POST' }); // the next upstream answer takes a while
+    held = continueFromOutside(message);
+    await fetch(`${env.CONTROL}?wait`, { method: 'POST' }); // until that continue waits on the upstream
   }
 }
 
@@ -65,4 +75,5 @@ for await (const item of runner) {
   if (seen === 3) await disrupt(message);
 }
 const final = await runner.runUntilDone();
+if (held !== null) await (await held).text();
 console.log(JSON.stringify({ final: final.content[0].text }));
