@@ -40,10 +40,14 @@ class GatewayError(Exception):
     # Set by the upstream client on a failure before any answer (connect error, timeout): safe to fail over.
     before_response: bool = False
 
-    def __init__(self, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, *, headers: Mapping[str, str] | None = None, details: Mapping[str, object] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.headers: dict[str, str] = dict(headers or {})
+        # `error.details` of the envelope (e.g. a message thread's `error_code`, which the SDKs recover by).
+        self.details: dict[str, object] | None = dict(details) if details else None
 
 
 class InvalidRequestError(GatewayError):
@@ -243,9 +247,10 @@ def from_transport_error(exc: httpx.HTTPError) -> GatewayError:
     return ApiError("Upstream request failed")
 
 
-class _ErrorDetail(msgspec.Struct):
+class _ErrorDetail(msgspec.Struct, omit_defaults=True):
     type: str
     message: str
+    details: dict[str, object] | None = None
 
 
 class _ErrorEnvelope(msgspec.Struct, omit_defaults=True):
@@ -270,5 +275,5 @@ def validation_message(exc: msgspec.ValidationError, *, prefix: str = "") -> str
 
 def error_body(error: GatewayError, request_id: str | None) -> bytes:
     """The Anthropic error envelope `{"type":"error","error":{...},"request_id":...}` as JSON bytes."""
-    envelope = _ErrorEnvelope("error", _ErrorDetail(error.error_type, error.message), request_id)
+    envelope = _ErrorEnvelope("error", _ErrorDetail(error.error_type, error.message, error.details), request_id)
     return _ENCODER.encode(envelope)

@@ -72,6 +72,11 @@ ACCESS_FIELDS = frozenset(
         "web_searches",
         "web_search_errors",
         "web_search_ms",
+        "thread",
+        "thread_error",
+        "thread_turns",
+        "thread_bytes",
+        "thread_stored",
     }
 )
 # Top-level `extra` keys; the access record travels as one `access` dict whose keys must be in ACCESS_FIELDS.
@@ -132,12 +137,15 @@ def _json_spellings(char: str) -> str:
 
 
 def settings_secrets(settings: Settings) -> list[str]:
-    """Every secret value a setting holds (the upstream key, the client keys, a password in the upstream URL)."""
+    """Every secret value a setting holds (the upstream key, the client keys, a password in the upstream URL, the
+    thread keys)."""
     values = [k.get_secret_value() for k in settings.api_keys]
     if settings.openai_api_key is not None:
         values.append(settings.openai_api_key.get_secret_value())
     if password := urlsplit(settings.upstream_base_url).password:
         values.append(password)
+    if settings.threads_key is not None:
+        values += [k.strip() for k in settings.threads_key.get_secret_value().split(",")]
     return values
 
 
