@@ -10,7 +10,7 @@
     ├── RequestTooLargeError          413 request_too_large
     ├── RateLimitError                429 rate_limit_error
     ├── ApiError                      500 api_error
-    │   └── BadUpstreamError          502 api_error (the upstream's answer is unusable)
+    │   └── UpstreamProtocolError     502 api_error (the upstream's answer is unusable: invalid, oversized, redirect…)
     ├── UpstreamTimeoutError          504 timeout_error
     └── OverloadedError               529 overloaded_error
 
@@ -37,11 +37,17 @@ class GatewayError(Exception):
 
     status_code: ClassVar[int] = 500
     error_type: ClassVar[str] = "api_error"
+    # Set by the upstream client on a failure before any answer (connect error, timeout): safe to fail over.
+    before_response: bool = False
 
-    def __init__(self, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, *, headers: Mapping[str, str] | None = None, details: Mapping[str, object] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.headers: dict[str, str] = dict(headers or {})
+        # `error.details` of the envelope (e.g. a message thread's `error_code`, which the SDKs recover by).
+        self.details: dict[str, object] | None = dict(details) if details else None
 
 
 class InvalidRequestError(GatewayError):
@@ -89,9 +95,9 @@ class ApiError(GatewayError):
     error_type = "api_error"
 
 
-class BadUpstreamError(ApiError):
-    """An upstream answer the gateway cannot use (a redirect, an oversized body or event, an encoding it did not
-    ask for, corrupt compression): an upstream fault, reported as a proxy does (502)."""
+class UpstreamProtocolError(ApiError):
+    """An upstream answer this gateway cannot use (its fault, not ours), reported as a proxy does (502): a 2xx that
+    cannot be translated faithfully, a redirect, a body or event over its limit, an encoding it did not ask for."""
 
     status_code = 502
 
@@ -220,13 +226,13 @@ def from_upstream_status(
     return error_class(text, headers=out_headers)
 
 
-def redirect_error(status: int) -> BadUpstreamError:
+def redirect_error(status: int) -> UpstreamProtocolError:
     """A 3xx from the upstream: the gateway never follows redirects (the target could be anything)."""
     message = (
         f"The upstream answered with a redirect (HTTP {status}), which the gateway does not follow; "
         "check OPENAI_BASE_URL"
     )
-    return BadUpstreamError(message, headers={"x-should-retry": "false"})
+    return UpstreamProtocolError(message, headers={"x-should-retry": "false"})
 
 
 def from_stream_error(
@@ -253,9 +259,10 @@ def from_transport_error(exc: httpx.HTTPError) -> GatewayError:
     return ApiError("Upstream request failed")
 
 
-class _ErrorDetail(msgspec.Struct):
+class _ErrorDetail(msgspec.Struct, omit_defaults=True):
     type: str
     message: str
+    details: dict[str, object] | None = None
 
 
 class _ErrorEnvelope(msgspec.Struct, omit_defaults=True):
@@ -280,5 +287,5 @@ def validation_message(exc: msgspec.ValidationError, *, prefix: str = "") -> str
 
 def error_body(error: GatewayError, request_id: str | None) -> bytes:
     """The Anthropic error envelope `{"type":"error","error":{...},"request_id":...}` as JSON bytes."""
-    envelope = _ErrorEnvelope("error", _ErrorDetail(error.error_type, error.message), request_id)
+    envelope = _ErrorEnvelope("error", _ErrorDetail(error.error_type, error.message, error.details), request_id)
     return _ENCODER.encode(envelope)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from messages_bridge.errors import BadUpstreamError
+from messages_bridge.errors import UpstreamProtocolError
 from messages_bridge.upstream.content import PIECE_BYTES, ContentDecoder
 from tests.streamkit import chunked
 
@@ -70,7 +70,7 @@ def test_a_bomb_comes_out_lazily_in_bounded_pieces(coding: str) -> None:
 
 @pytest.mark.parametrize("header", ["br", "zstd", "compress", "gzip, br", "gzip," * 5, "d\u00e9flate"])
 def test_encodings_not_asked_for_are_refused(header: str) -> None:
-    with pytest.raises(BadUpstreamError) as raised:
+    with pytest.raises(UpstreamProtocolError) as raised:
         ContentDecoder(header)
     assert raised.value.status_code == 502 and raised.value.error_type == "api_error"
     assert "\u00e9" not in raised.value.message  # upstream text is echoed only when it is a plain token
@@ -78,7 +78,7 @@ def test_encodings_not_asked_for_are_refused(header: str) -> None:
 
 @pytest.mark.parametrize("header", ["gzip", "deflate"])
 def test_corrupt_data_is_a_bad_upstream_error(header: str) -> None:
-    with pytest.raises(BadUpstreamError):
+    with pytest.raises(UpstreamProtocolError):
         decode([b"\x1f\x8b\x08\x00garbage-garbage-garbage", b"\xff" * 100], header)
 
 

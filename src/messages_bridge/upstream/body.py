@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from messages_bridge.errors import BadUpstreamError, from_transport_error
+from messages_bridge.errors import UpstreamProtocolError, from_transport_error
 from messages_bridge.upstream.content import ContentDecoder
 
 ERROR_BODY_BYTES = 1024 * 1024  # an upstream error body is read this far (its message is all we use), the rest cut
@@ -54,11 +54,11 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
 
 
 async def read_body(response: httpx.Response, limit: int, *, cut: bool = False) -> bytearray:
-    """The decoded body, never more than `limit` bytes of it held: past it `BadUpstreamError`, or (`cut`) the cut."""
+    """The decoded body, never more than `limit` bytes of it held: past it `UpstreamProtocolError` (or, `cut`, cut)."""
     chunks, decoder = raw_body(response)
     declared = response.headers.get("content-length", "")
     if not cut and decoder.identity and declared.isdigit() and int(declared) > limit:
-        raise BadUpstreamError(f"The upstream's answer is larger than {limit} bytes")  # known before reading it
+        raise UpstreamProtocolError(f"The upstream's answer is larger than {limit} bytes")  # known before reading it
     body = bytearray()
     pacer = Pacer()
     try:
@@ -82,7 +82,7 @@ def _append(body: bytearray, piece: bytes, limit: int, *, cut: bool) -> bool:
         return False
     if not cut:
         body.clear()  # the traceback keeps this frame (and `body`) alive as long as the error is kept
-        raise BadUpstreamError(f"The upstream's answer is larger than {limit} bytes")
+        raise UpstreamProtocolError(f"The upstream's answer is larger than {limit} bytes")
     del body[limit:]
     return True
 
@@ -95,7 +95,7 @@ async def error_body(response: httpx.Response) -> bytes:
         return cached
     try:
         content = bytes(await read_body(response, ERROR_BODY_BYTES, cut=True))
-    except BadUpstreamError:
+    except UpstreamProtocolError:
         content = b""
     response.extensions[_ERROR_BODY] = content
     return content

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import httpx
 import msgspec
 
-from messages_bridge.errors import ApiError, BadUpstreamError, from_transport_error
+from messages_bridge.errors import UpstreamProtocolError, from_transport_error
 from messages_bridge.protocol import responses as r
 from messages_bridge.protocol.responses_stream import StreamEvent, decode_event
 from messages_bridge.protocol.sse import DEFAULT_MAX_EVENT_BYTES, EventTooLargeError, ServerSentEvent, SSEDecoder
@@ -26,6 +26,7 @@ from messages_bridge.upstream.retry import NO_RETRIES, RetryPolicy, send_with_re
 
 REQUEST_ID_HEADER = "x-client-request-id"
 EVENTS_PER_SLICE = 16
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
 class UpstreamHTTPError(Exception):
@@ -47,14 +48,6 @@ class UpstreamReply:
     upstream_request_id: str | None
     status: int
     headers: httpx.Headers
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamLimits:
-    """How much of one upstream answer the gateway holds: a whole JSON body, or one stream event (decoded bytes)."""
-
-    body_bytes: int = 64 * 1024 * 1024
-    event_bytes: int = DEFAULT_MAX_EVENT_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,23 +76,29 @@ class ResponsesClient:
         api_key: str | None,
         timeouts: Timeouts,
         retry: RetryPolicy = NO_RETRIES,
-        limits: UpstreamLimits = UpstreamLimits(),
+        key_header: str = "authorization",
+        query: str = "",
+        headers: dict[str, str] | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
+        """`key_header="api-key"` sends the key bare (Azure); `query` (e.g. `?api-version=…`) ends every URL."""
         self.transport = transport
-        self.limits = limits
+        self._max_body = max_body_bytes  # the largest (decoded) JSON answer held
         self._retry = retry
         self._base = base_url.rstrip("/")
+        self._query = query
         self._urls: dict[str, httpx.URL] = {}
         self._timeout = {"timeout": timeouts.extension()}
         self._probe_timeout = {"timeout": Timeouts(connect=5.0, read=5.0).extension()}
         # identity: a compressed answer could inflate far past what was sent (see upstream/content.py).
         self._headers = {
+            **(headers or {}),
             "content-type": "application/json",
             "accept": "application/json",
             "accept-encoding": "identity",
         }
         if api_key:
-            self._headers["authorization"] = f"Bearer {api_key}"
+            self._headers[key_header] = f"Bearer {api_key}" if key_header == "authorization" else api_key
 
     def _request_headers(self, request_id: str | None) -> dict[str, str]:
         if request_id is None:
@@ -110,7 +109,7 @@ class ResponsesClient:
         """Parsed once per path: httpx's URL parsing is a measurable share of a request."""
         url = self._urls.get(path)
         if url is None:
-            url = self._urls[path] = httpx.URL(self._base + path)
+            url = self._urls[path] = httpx.URL(self._base + path + self._query)
         return url
 
     async def _send(self, path: str, body: bytes, request_id: str | None) -> httpx.Response:
@@ -121,7 +120,9 @@ class ResponsesClient:
         try:
             return await send_with_retries(self._retry, lambda: self.transport.handle_async_request(request))
         except httpx.HTTPError as exc:
-            raise from_transport_error(exc) from exc
+            error = from_transport_error(exc)
+            error.before_response = True  # nothing was answered: another upstream may take the request
+            raise error from exc
 
     async def _post(self, path: str, body: bytes, request_id: str | None) -> tuple[httpx.Response, bytearray]:
         """The upstream's 2xx answer and its (decoded, size-checked) body; a non-2xx raises `UpstreamHTTPError`."""
@@ -129,7 +130,7 @@ class ResponsesClient:
         try:
             if reply.status_code >= 300:
                 raise UpstreamHTTPError(reply.status_code, await error_body(reply), reply.headers)
-            return reply, await read_body(reply, self.limits.body_bytes)
+            return reply, await read_body(reply, self._max_body)
         finally:
             await reply.aclose()
 
@@ -138,8 +139,8 @@ class ResponsesClient:
         reply, content = await self._post("/responses", body, request_id)
         try:
             response = r.RESPONSE_DECODER.decode(content)
-        except ValueError as exc:
-            raise from_transport_error(httpx.DecodingError("invalid upstream JSON")) from exc
+        except msgspec.DecodeError as exc:
+            raise UpstreamProtocolError("The upstream answer is not a valid Responses API response") from exc
         return UpstreamReply(response, reply.headers.get("x-request-id"), reply.status_code, reply.headers)
 
     async def input_tokens(self, body: bytes, *, request_id: str | None) -> int | None:
@@ -151,9 +152,10 @@ class ResponsesClient:
                 return None
             raise
         try:
-            return r.INPUT_TOKENS_DECODER.decode(content).input_tokens
+            counted = r.INPUT_TOKENS_DECODER.decode(content).input_tokens
         except ValueError:
             return None
+        return counted if counted >= 0 else None  # a negative count is no count: the local estimate stands in
 
     @asynccontextmanager
     async def stream(self, body: bytes, *, request_id: str | None) -> AsyncIterator[httpx.Response]:
@@ -188,7 +190,7 @@ def _typed(frames: list[ServerSentEvent]) -> list[StreamEvent]:
         try:
             event = decode_event(sse)
         except msgspec.DecodeError as exc:
-            raise ApiError("The upstream sent a malformed stream event") from exc
+            raise UpstreamProtocolError("The upstream sent a malformed stream event") from exc
         if event is not None:
             events.append(event)
     return events
@@ -200,7 +202,7 @@ async def stream_events(
     """The typed events of an open upstream stream, one list per network read (one wake-up per read, not per event).
 
     Transport failures mid-stream (read timeout, reset) come out as the mapped `GatewayError`; an event larger
-    than `max_event_bytes` (decoded) as `BadUpstreamError`.
+    than `max_event_bytes` (decoded) as `UpstreamProtocolError`.
     """
     chunks, content = raw_body(response)
     decoder = SSEDecoder(max_event_bytes)
@@ -220,6 +222,6 @@ async def stream_events(
     except httpx.HTTPError as exc:
         raise from_transport_error(exc) from exc
     except EventTooLargeError as exc:
-        raise BadUpstreamError(f"The upstream sent a stream event larger than {exc.limit} bytes") from exc
+        raise UpstreamProtocolError(f"The upstream sent a stream event larger than {exc.limit} bytes") from exc
     if events := _typed(frames):
         yield events

@@ -3,7 +3,7 @@
 The gateway asks for `accept-encoding: identity`. An upstream (or a proxy in front of it) that compresses anyway
 is decoded here — gzip, deflate, and stacks of them (`gzip, gzip`) — one bounded piece at a time, so a 1 MB body
 that inflates to 1 GB is stopped by the caller's size limit after a few pieces instead of being inflated whole.
-Other encodings (br, zstd, compress…) were never asked for and are refused: `BadUpstreamError` (502 `api_error`).
+Other encodings (br, zstd, compress…) were never asked for and are refused: `UpstreamProtocolError` (502 `api_error`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 import zlib
 from collections.abc import Iterator, Sequence
 
-from messages_bridge.errors import BadUpstreamError
+from messages_bridge.errors import UpstreamProtocolError
 
 PIECE_BYTES = 64 * 1024  # the most one decoding step produces before the caller checks its limits
 MAX_CODINGS = 4  # `gzip, gzip, …` beyond this is an attack, not a server
@@ -22,8 +22,8 @@ _RAW_DEFLATE = -zlib.MAX_WBITS
 _TOKEN = re.compile(r"[a-z0-9._+-]{1,24}")
 
 
-def _corrupt() -> BadUpstreamError:
-    return BadUpstreamError("The upstream sent a compressed body that could not be decoded")
+def _corrupt() -> UpstreamProtocolError:
+    return UpstreamProtocolError("The upstream sent a compressed body that could not be decoded")
 
 
 class _Inflater:
@@ -73,9 +73,11 @@ def _codings(header: str | None) -> list[str]:
     return [c for c in codings if c and c != "identity"]
 
 
-def _unasked(coding: str) -> BadUpstreamError:
+def _unasked(coding: str) -> UpstreamProtocolError:
     name = coding if _TOKEN.fullmatch(coding) else "an unknown coding"
-    return BadUpstreamError(f"The upstream answered with content-encoding {name}, which the gateway did not ask for")
+    return UpstreamProtocolError(
+        f"The upstream answered with content-encoding {name}, which the gateway did not ask for"
+    )
 
 
 class ContentDecoder:
@@ -84,7 +86,7 @@ class ContentDecoder:
     def __init__(self, content_encoding: str | None) -> None:
         codings = _codings(content_encoding)
         if len(codings) > MAX_CODINGS:
-            raise BadUpstreamError(f"The upstream stacked more than {MAX_CODINGS} content-encodings")
+            raise UpstreamProtocolError(f"The upstream stacked more than {MAX_CODINGS} content-encodings")
         for coding in codings:
             if coding not in ("gzip", "x-gzip", "deflate"):
                 raise _unasked(coding)
