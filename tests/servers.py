@@ -41,15 +41,19 @@ def _config(app: Any, port: int, **options: Any) -> uvicorn.Config:
 class _Server(uvicorn.Server):
     """uvicorn's server, whose main loop wakes at once when told to exit instead of at its next 0.1 s tick."""
 
-    wake: asyncio.Event | None = None
+    wake: asyncio.Future[None] | None = None
 
     async def main_loop(self) -> None:
-        self.wake = asyncio.Event()
+        self.wake = asyncio.get_running_loop().create_future()  # a future, not a task: `_Pooled` cancels stray tasks
         counter = 0
         while not await self.on_tick(counter):
             counter = (counter + 1) % 864000
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), 0.1)
+            await asyncio.wait({self.wake}, timeout=0.1)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class ThreadedServer:
@@ -85,7 +89,7 @@ class ThreadedServer:
         wake, loop = self.server.wake, self.loop
         if wake is not None and loop is not None:
             with suppress(RuntimeError):  # the loop has already finished
-                loop.call_soon_threadsafe(wake.set)
+                loop.call_soon_threadsafe(_wake, wake)
         self.thread.join(timeout=WAIT)
 
     def call(self, coroutine: Any) -> Any:
@@ -119,6 +123,7 @@ class _Pooled(ThreadedServer):
         self.switchboard = _Switchboard()
         super().__init__(self.switchboard)
         self.lifespan: LifespanOn | None = None
+        self.own_tasks: set[asyncio.Task[Any]] = set()
 
     def plug(self, app: Any) -> None:
         # A Config per use, as a fresh server would build: it loads the app (with uvicorn's middleware) for its
@@ -128,6 +133,7 @@ class _Pooled(ThreadedServer):
         self.switchboard.app = app
 
     async def _start_lifespan(self, config: uvicorn.Config) -> None:
+        self.own_tasks = asyncio.all_tasks()  # uvicorn's serving task; everything started later is the app's
         self.lifespan = LifespanOn(config)
         await self.lifespan.startup()
         if self.lifespan.should_exit:
@@ -143,7 +149,8 @@ class _Pooled(ThreadedServer):
 
     async def _drain(self) -> None:
         """What uvicorn does at shutdown, without its polling or its grace period: close idle connections, cancel
-        the requests still running, drop their connections, then the app's lifespan shutdown."""
+        the requests still running, drop their connections, run the app's lifespan shutdown; then, as `asyncio.run`
+        does when a server's loop ends, cancel whatever tasks the app left behind."""
         state = self.server.server_state
         for connection in list(state.connections):
             connection.shutdown()
@@ -160,6 +167,11 @@ class _Pooled(ThreadedServer):
         if self.lifespan is not None:
             lifespan, self.lifespan = self.lifespan, None
             await lifespan.shutdown()
+        left = asyncio.all_tasks() - self.own_tasks - {asyncio.current_task()}
+        for task in left:
+            task.cancel()
+        if left:
+            await asyncio.wait(left, timeout=WAIT)
 
 
 class _Pool:
