@@ -23,6 +23,7 @@ from messages_bridge.observability.shape import describe
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import request_fields as fields
 from messages_bridge.translate.request import to_responses_request
+from messages_bridge.translate.tools import tool_set
 
 R = TypeVar("R", a.MessagesRequest, a.CountTokensRequest)
 _ENCODER = msgspec.json.Encoder()
@@ -55,18 +56,20 @@ async def create_message(request: Request) -> Response:
     state = gateway(request)
     headers = _headers(request)
     req = await _decoded(request, headers, fields.MESSAGES)
-    describe(req, current())
+    tools = tool_set(req.tools)  # decoded and translated once for the whole request (400 when invalid)
+    describe(req, tools, current())
     version = headers.get("anthropic-version", DEFAULT_VERSION)
     settings = state.settings
     translation = to_responses_request(
         req,
+        tools,
         settings.profile(req.model),
         api_version=version if settings.reject_sampling_on_new_api else DEFAULT_VERSION,
     )
     if translation.ignored:  # names and JSON paths only, never values
         _translate_log.debug("left out, no upstream equivalent: %s", ", ".join(translation.ignored))
     if req.max_tokens == 0:
-        prewarm = empty_message(req)
+        prewarm = empty_message(req, tools)
         return prewarm_stream(prewarm) if req.stream else json_response(prewarm)
     if translation.reply.web_search is not None:
         current().web_search_mode = translation.reply.web_search_mode
@@ -84,10 +87,12 @@ async def create_message(request: Request) -> Response:
 async def count_tokens(request: Request) -> Response:
     state = gateway(request)
     req = await _decoded(request, _headers(request), fields.COUNT_TOKENS)
-    describe(req, current())
+    tools = tool_set(req.tools)
+    describe(req, tools, current())
     tokens, _ = await relay_count_tokens(
         state.client,
         req,
+        tools,
         state.settings.profile(req.model),
         request_id=correlation_id.get(),
         context_window=state.settings.context_window,

@@ -55,14 +55,14 @@ async def stream_message(state: GatewayState, req: a.MessagesRequest, t: Transla
             state.client.stream(_ENCODER.encode(t.body), request_id=correlation_id.get())
         )
     except UpstreamHTTPError as exc:
-        error = upstream_error(exc, req, state.settings.context_window)
+        error = upstream_error(exc, req, t.tools, state.settings.context_window)
         _note_failure(record, error)
         raise error from exc
     except GatewayError as exc:
         _note_failure(record, exc)
         raise
     note_upstream_status(upstream.status_code, upstream.headers.get("x-request-id"))
-    translator = StreamTranslator(t.reply, model=req.model, input_tokens=estimate_input_tokens(req),
+    translator = StreamTranslator(t.reply, model=req.model, input_tokens=estimate_input_tokens(req, t.tools),
                                   context_window=state.settings.context_window)  # fmt: skip
     relay = StreamRelay(
         upstream, translator, stack, ping_interval=state.settings.ping_interval, record=record, scrub=state.scrub
