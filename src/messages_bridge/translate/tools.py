@@ -134,7 +134,7 @@ _TOOL_SETS: LRUCache[bytes, ToolSet] = LRUCache(TOOL_CACHE_BYTES, getsizeof=Tool
 def tool_set(raw: msgspec.Raw | msgspec.UnsetType) -> ToolSet:
     """The translated tool array; call it once per request and pass the result on.
 
-    Arrays are kept across requests in a byte-bounded LRU keyed by a digest of their bytes (never the bytes or the
+    Arrays are kept across requests in a byte-bounded LRU keyed by a SHA-256 digest of their bytes (never the bytes or the
     body they came in). The same bytes always give an equal ToolSet; invalid arrays raise each time.
     """
     if isinstance(raw, msgspec.UnsetType):
@@ -150,8 +150,12 @@ def tool_set(raw: msgspec.Raw | msgspec.UnsetType) -> ToolSet:
 
 
 def digest(raw: msgspec.Raw) -> bytes:
-    """The cache key of a tool array: 32 bytes, whatever the array's size."""
-    return hashlib.blake2b(raw, digest_size=32).digest()
+    """The cache key of a tool array: 32 bytes, whatever the array's size.
+
+    SHA-256 (CPU-accelerated: ~33 µs for Claude Code's 64 KB, where BLAKE2b takes ~60 µs): a collision would hand one
+    request another's tools, so the digest must be one nobody can collide.
+    """
+    return hashlib.sha256(raw).digest()
 
 
 def _build_tool_set(raw: bytes) -> ToolSet:
