@@ -124,7 +124,7 @@ class ResponsesClient:
         try:
             response = r.RESPONSE_DECODER.decode(reply.content)
         except ValueError as exc:
-            raise from_transport_error(httpx.DecodingError("invalid upstream JSON")) from exc
+            raise ApiError("Upstream request failed: its answer was not a valid Responses object") from exc
         return UpstreamReply(response, reply.headers.get("x-request-id"), reply.status_code, reply.headers)
 
     async def input_tokens(self, body: bytes, *, request_id: str | None) -> int | None:
