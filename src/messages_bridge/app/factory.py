@@ -142,9 +142,7 @@ def create_app(
         ClientDisconnect: on_client_disconnect,
         Exception: on_unexpected,
     }
-    app = GatewayApp(
-        outer=outer, routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan
-    )
+    app = GatewayApp(outer=outer, routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
     # Starlette would answer `/v1/messages/` with a redirect built from the client's `Host` header (an open
     # redirect for whoever controls that header); the Anthropic API has no such aliases, so it is a plain 404.
     app.router.redirect_slashes = False

@@ -185,8 +185,9 @@ async def _stream_loop(
     waiter.cancel()
     if task.done() and not started.is_set() and (exc := task.exception()) is not None:
         raise exc
-    return StreamingResponse(_body(queue, task, state.settings.ping_interval, record),
-                             media_type="text/event-stream", headers=HEADERS)  # fmt: skip
+    return StreamingResponse(
+        _body(queue, task, state.settings.ping_interval, record), media_type="text/event-stream", headers=HEADERS
+    )
 
 
 async def _body(

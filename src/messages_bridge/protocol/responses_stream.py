@@ -124,10 +124,23 @@ class RefusalDelta(Struct, kw_only=True):
 
 
 StreamEvent = (
-    ResponseCreated | OutputItemAdded | OutputItemDone | ContentPartAdded | ContentPartDone | TextDelta
-    | RefusalDelta | RefusalDone | ArgumentsDelta | ArgumentsDone | SummaryPartAdded | SummaryTextDelta
-    | ResponseCompleted | ResponseFailed | StreamError | AnnotationAdded
-)  # fmt: skip
+    ResponseCreated
+    | OutputItemAdded
+    | OutputItemDone
+    | ContentPartAdded
+    | ContentPartDone
+    | TextDelta
+    | RefusalDelta
+    | RefusalDone
+    | ArgumentsDelta
+    | ArgumentsDone
+    | SummaryPartAdded
+    | SummaryTextDelta
+    | ResponseCompleted
+    | ResponseFailed
+    | StreamError
+    | AnnotationAdded
+)
 
 DECODERS: dict[str, msgspec.json.Decoder[StreamEvent]] = {
     "response.created": msgspec.json.Decoder(ResponseCreated),

@@ -45,11 +45,36 @@ class StreamTranslator:
     """One stream's translation state. Read `done`, `error`, `stop_reason`, `usage`, `close_upstream` after feeding."""
 
     __slots__ = (
-        "_block_started", "_chars", "_held", "_index", "_open", "_open_item", "_part_index", "_prefill",
-        "_prefill_held", "_refusal", "_release", "_saw_tool", "_searches", "_sent", "_service_tier", "_started",
-        "_stops", "_summary_parts", "_t", "_tail", "_tail_end", "_window", "close_upstream", "done", "error",
-        "input_tokens", "model", "stop_reason", "usage",
-    )  # fmt: skip
+        "_block_started",
+        "_chars",
+        "_held",
+        "_index",
+        "_open",
+        "_open_item",
+        "_part_index",
+        "_prefill",
+        "_prefill_held",
+        "_refusal",
+        "_release",
+        "_saw_tool",
+        "_searches",
+        "_sent",
+        "_service_tier",
+        "_started",
+        "_stops",
+        "_summary_parts",
+        "_t",
+        "_tail",
+        "_tail_end",
+        "_window",
+        "close_upstream",
+        "done",
+        "error",
+        "input_tokens",
+        "model",
+        "stop_reason",
+        "usage",
+    )
 
     def __init__(self, t: ReplyContext, *, model: str, input_tokens: int, context_window: int = 0) -> None:
         self._t = t
@@ -140,9 +165,16 @@ class StreamTranslator:
             self._service_tier = response.service_tier
         usage = empty_usage(input_tokens=self.input_tokens)
         usage["service_tier"] = "priority" if self._service_tier == "priority" else "standard"
-        message: a.Message = {"id": message_id(response.id if response is not None else ""), "type": "message",
-                              "role": "assistant", "model": self.model, "content": [], "stop_reason": None,
-                              "stop_sequence": None, "usage": usage}  # fmt: skip
+        message: a.Message = {
+            "id": message_id(response.id if response is not None else ""),
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": usage,
+        }
         out.append(o.MessageStart(message))
 
     def _open_block(self, kind: int, item_id: str, out: Out, shell: o.BlockShell | None = None) -> bool:
@@ -222,8 +254,7 @@ class StreamTranslator:
             self._index += 1
         self._block_started = False
         usage = empty_usage(input_tokens=self.input_tokens, output_tokens=max(1, self._chars // CHARS_PER_TOKEN))
-        reason = stop_reason(None, None, refusal=self._refusal is not None, stop_sequence=True,
-                             tool_use=self._saw_tool)  # fmt: skip
+        reason = stop_reason(None, None, refusal=self._refusal is not None, stop_sequence=True, tool_use=self._saw_tool)
         self._end(reason, sequence, usage, out)
         self.close_upstream = True
 
@@ -392,8 +423,8 @@ class StreamTranslator:
         if self.done:  # a stop sequence matched in the text flushed by the close
             return
         incomplete = response.incomplete_details.reason if response.incomplete_details else None
-        reason = stop_reason(response.status, incomplete, refusal=self._refusal is not None, stop_sequence=False,
-                             tool_use=self._saw_tool)  # fmt: skip
+        refused = self._refusal is not None
+        reason = stop_reason(response.status, incomplete, refusal=refused, stop_sequence=False, tool_use=self._saw_tool)
         usage = to_anthropic_usage(response.usage, service_tier=response.service_tier)
         if self._searches is not None:
             usage["server_tool_use"] = {"web_search_requests": self._searches.count}
@@ -403,8 +434,9 @@ class StreamTranslator:
         raise self._failure(ev.response) or ApiError("The upstream response failed")
 
     def _on_error(self, ev: rs.StreamError, out: Out) -> None:
-        raise from_stream_error(ev.error_code, ev.error_message, estimated_tokens=self.input_tokens,
-                                context_window=self._window)  # fmt: skip
+        raise from_stream_error(
+            ev.error_code, ev.error_message, estimated_tokens=self.input_tokens, context_window=self._window
+        )
 
     def _failure(self, response: r.Response) -> GatewayError | None:
         return failure_of(response, estimated_tokens=self.input_tokens, context_window=self._window)

@@ -134,8 +134,8 @@ _TOOL_SETS: LRUCache[bytes, ToolSet] = LRUCache(TOOL_CACHE_BYTES, getsizeof=Tool
 def tool_set(raw: msgspec.Raw | msgspec.UnsetType) -> ToolSet:
     """The translated tool array; call it once per request and pass the result on.
 
-    Arrays are kept across requests in a byte-bounded LRU keyed by a SHA-256 digest of their bytes (never the bytes or the
-    body they came in). The same bytes always give an equal ToolSet; invalid arrays raise each time.
+    Arrays are kept across requests in a byte-bounded LRU keyed by a SHA-256 digest of their bytes (never the bytes
+    or the body they came in). The same bytes always give an equal ToolSet; invalid arrays raise each time.
     """
     if isinstance(raw, msgspec.UnsetType):
         return NO_TOOLS
