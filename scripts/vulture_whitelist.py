@@ -80,3 +80,13 @@ encrypted_index
 filters
 max_tool_calls
 queries
+
+# Routing file (routing/config_file.py): a pydantic model validator, and the model price the usage ledger reads.
+_._targets_exist
+price
+cached_input
+# Reloader counters: how many reloads took (or failed); the reload tests wait on them.
+_.reloads
+
+# Web search config: a pydantic field validator (YAML reads an unquoted `off` as false).
+_yaml_off

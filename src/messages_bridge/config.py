@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
     )
+    config: str | None = Field(default=None, description="routing file (YAML): upstreams, model profiles, routes")
     host: str = Field(default="127.0.0.1", description="bind address")
     port: int = Field(default=8080, ge=0, le=65535, description="port")
     workers: int = Field(default=1, ge=1, description="uvicorn worker processes")
@@ -88,7 +89,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="log level")
     log_format: Literal["json", "console"] = Field(default="json", description="log format")
     log_content: bool = Field(default=False, description="log request/response bodies (secrets masked)")
-    # Web search (Anthropic's web_search server tool). The routing file's `web_search:` key will replace these.
+    # Web search (Anthropic's web_search server tool). A routing file's `web_search:` key overrides these.
     web_search_mode: Literal["upstream", "gateway", "off"] = Field(
         default="upstream", description="web_search through the upstream's hosted search, a gateway backend, or off"
     )
@@ -121,8 +122,8 @@ class Settings(BaseSettings):
 
     @property
     def demo(self) -> bool:
-        """No key and no base URL: serve from the built-in simulator."""
-        return self.openai_api_key is None and self.openai_base_url is None
+        """No routing file, no key and no base URL: serve from the built-in simulator."""
+        return self.config is None and self.openai_api_key is None and self.openai_base_url is None
 
     @property
     def upstream_base_url(self) -> str:
@@ -164,6 +165,7 @@ class Settings(BaseSettings):
                 reasoning=model.startswith(self.reasoning_models),
                 sampling=model.startswith(self.sampling_models),
                 disabled_effort=self.disabled_thinking_effort,
+                context_window=self.context_window,
                 web_search=self.web_search.resolve(hosted=self.hosted_search(model)),
             )
         return profile

@@ -36,6 +36,8 @@ class GatewayError(Exception):
 
     status_code: ClassVar[int] = 500
     error_type: ClassVar[str] = "api_error"
+    # Set by the upstream client on a failure before any answer (connect error, timeout): safe to fail over.
+    before_response: bool = False
 
     def __init__(self, message: str, *, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)

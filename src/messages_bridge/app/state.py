@@ -10,15 +10,19 @@ from messages_bridge.app.lifecycle import Lifecycle
 from messages_bridge.app.readiness import ReadinessProbe
 from messages_bridge.config import Settings
 from messages_bridge.observability.logs import Masker
+from messages_bridge.routing.router import Router
 from messages_bridge.upstream.client import ResponsesClient
 from messages_bridge.websearch.backend import SearchBackend
 
 
 @dataclass(slots=True)
 class GatewayState:
+    """`router` is swapped whole on a reload; a request reads it once. `client`: the first upstream's first key."""
+
     settings: Settings
     client: ResponsesClient
     keys: tuple[bytes, ...]
+    router: Router
     # Blanks every configured secret in text bound for a client (upstream error messages may quote our key).
     scrub: Masker
     readiness: ReadinessProbe

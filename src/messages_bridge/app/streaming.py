@@ -22,6 +22,7 @@ from asgi_correlation_id import correlation_id
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
+from messages_bridge.app.dispatch import Plan
 from messages_bridge.app.relay import client_ratelimit_headers, upstream_error
 from messages_bridge.app.state import GatewayState
 from messages_bridge.errors import ApiError, GatewayError
@@ -31,10 +32,10 @@ from messages_bridge.observability.upstream import note_upstream_status, note_us
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import anthropic_stream as o
 from messages_bridge.protocol.anthropic_stream import PING_FRAME, encode_events
-from messages_bridge.translate.request import Translation
+from messages_bridge.routing.router import Target
 from messages_bridge.translate.stream import StreamTranslator
 from messages_bridge.translate.tokens import estimate_input_tokens
-from messages_bridge.upstream.client import UpstreamHTTPError, stream_events
+from messages_bridge.upstream.client import ResponsesClient, UpstreamHTTPError, stream_events
 
 _ENCODER = msgspec.json.Encoder()
 HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -43,33 +44,47 @@ DRAIN_SECONDS = 1.0  # after the terminal event, read the upstream's end so its 
 _DRAINING: set[asyncio.Task[None]] = set()  # strong references to producers finishing a drain
 
 
-async def stream_message(state: GatewayState, req: a.MessagesRequest, t: Translation) -> Response:
-    """Open the upstream stream (errors raise → JSON), then answer `text/event-stream`."""
+async def stream_message(state: GatewayState, req: a.MessagesRequest, plan: Plan) -> Response:
+    """Open the upstream stream on the first target that answers (errors raise → JSON), then `text/event-stream`."""
     record = current()
     record.stream = True
-    record.upstream_model = t.body["model"]
     record.upstream_started = time.perf_counter()
     stack = AsyncExitStack()
-    try:
-        upstream = await stack.enter_async_context(
-            state.client.stream(_ENCODER.encode(t.body), request_id=correlation_id.get())
-        )
-    except UpstreamHTTPError as exc:
-        error = upstream_error(exc, req, t.tools, state.settings.context_window)
-        _note_failure(record, error)
-        raise error from exc
-    except GatewayError as exc:
-        _note_failure(record, exc)
-        raise
+    request_id = correlation_id.get()
+
+    async def open_stream(target: Target, client: ResponsesClient) -> tuple[httpx.Response, Target]:
+        translation = plan.translation(req, target)
+        record.upstream_model = translation.body["model"]
+        try:
+            response = await stack.enter_async_context(
+                client.stream(_ENCODER.encode(translation.body), request_id=request_id)
+            )
+        except UpstreamHTTPError as exc:
+            error = upstream_error(exc, req, plan.tools, target.profile.context_window)
+            _note_failure(record, error)
+            raise error from exc
+        except GatewayError as exc:
+            _note_failure(record, exc)
+            raise
+        return response, target
+
+    upstream, target = await plan.run(open_stream)
+    record.upstream_done = None
     note_upstream_status(upstream.status_code, upstream.headers.get("x-request-id"))
-    translator = StreamTranslator(t.reply, model=req.model, input_tokens=estimate_input_tokens(req, t.tools),
-                                  context_window=state.settings.context_window)  # fmt: skip
+    window = target.profile.context_window
+    translator = StreamTranslator(
+        plan.translation(req, target).reply,
+        model=req.model,
+        input_tokens=estimate_input_tokens(req, plan.tools),
+        context_window=window,
+    )
     relay = StreamRelay(
         upstream, translator, stack, ping_interval=state.settings.ping_interval, record=record, scrub=state.scrub
     )
     headers = {**HEADERS, **client_ratelimit_headers(upstream.headers)}
-    return StreamingResponse(relay.body(), media_type="text/event-stream", headers=headers,
-                             background=BackgroundTask(relay.close))  # fmt: skip
+    return StreamingResponse(
+        relay.body(), media_type="text/event-stream", headers=headers, background=BackgroundTask(relay.close)
+    )
 
 
 def prewarm_stream(message: a.Message) -> Response:

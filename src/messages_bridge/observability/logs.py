@@ -38,7 +38,7 @@ CONTENT_LOGGER = "messages_bridge.content"
 # The access record travels as one `access` dict whose keys must be in ACCESS_FIELDS (observability/record.py).
 _ACCESS_ALLOWED = frozenset(ACCESS_FIELDS)
 # Top-level `extra` keys.
-ALLOWED_FIELDS = ("exception_type", "settings")
+ALLOWED_FIELDS = ("exception_type", "settings", "upstream", "key_index", "reason", "bench_seconds", "breaker")
 CONTENT_FIELDS = ("request_body", "response_body")
 # Loggers that would print URLs or connection chatter at INFO/DEBUG; their warnings still get through.
 _QUIET_LOGGERS = ("httpx", "httpcore", "hpack", "aiohttp", "uvicorn.access")
@@ -65,7 +65,13 @@ class Masker:
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets = tuple(sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True))
+        self._secrets: tuple[str, ...] = ()
+        self._escaped: re.Pattern[str] | None = None
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """More values to blank (the keys of a routing file, known once it is loaded)."""
+        self._secrets = tuple(sorted({*self._secrets, *(s for s in secrets if len(s) >= 4)}, key=len, reverse=True))
         spellings = "|".join("".join(_json_spellings(c) for c in secret) for secret in self._secrets)
         self._escaped = re.compile(spellings) if spellings else None
 
@@ -131,7 +137,7 @@ class Formatter(logging.Formatter):
     def __init__(self, *, style: Literal["json", "console"], masker: Masker, content: bool = False) -> None:
         super().__init__()
         self._render = style
-        self._mask = masker
+        self._mask = self.masker = masker
         self._allowed = ALLOWED_FIELDS + CONTENT_FIELDS if content else ALLOWED_FIELDS
 
     def fields(self, record: logging.LogRecord) -> dict[str, object]:
@@ -234,6 +240,14 @@ def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> l
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     return handler
+
+
+def mask_secrets(values: Iterable[str]) -> None:
+    """Blank these values too in every installed handler's output (keys loaded after logging was set up)."""
+    for handler in logging.getLogger().handlers:
+        formatter = handler.formatter
+        if isinstance(handler, _Installed) and isinstance(formatter, Formatter):
+            formatter.masker.add(values)
 
 
 def log_startup(settings: Settings) -> None:

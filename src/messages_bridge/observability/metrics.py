@@ -55,6 +55,23 @@ TOKENS = Counter(
 )
 UPSTREAM_ERRORS = Counter(PREFIX + "upstream_errors_total", "Upstream failures by Anthropic error type", ["error_type"])
 RETRIES = Counter(PREFIX + "upstream_retries_total", "Upstream call retries")
+# Routing: the `upstream` label takes configured upstream names only ("default" without a routing file).
+UPSTREAM_ATTEMPTS = Counter(
+    PREFIX + "upstream_attempts_total",
+    "Upstream attempts by outcome: ok, key (failed over to another key), upstream (to another target), final",
+    ["upstream", "outcome"],
+)
+BREAKER_STATE = Gauge(
+    PREFIX + "upstream_circuit_state",
+    "Circuit breaker state per upstream: 0 closed, 1 half-open (probing), 2 open",
+    ["upstream"],
+    multiprocess_mode="livemax",
+)
+KEYS_BENCHED = Counter(
+    PREFIX + "upstream_keys_benched_total",
+    "Upstream keys benched, by key index (never the key) and reason",
+    ["upstream", "key_index", "reason"],
+)
 WEB_SEARCHES = Counter(PREFIX + "web_searches_total", "Web searches answered, by how they ran", ["mode"])
 WEB_SEARCH_ERRORS = Counter(PREFIX + "web_search_errors_total", "Web searches answered with an error block", ["mode"])
 WEB_SEARCH_BACKEND_SECONDS = Histogram(
@@ -157,6 +174,31 @@ class Metrics:
         for child, value in zip(children, values, strict=True):
             if value:
                 child.inc(value)
+
+
+_ATTEMPT_CHILDREN: dict[tuple[str, str], Counter] = {}
+
+
+def note_attempt(upstream: str, outcome: str) -> None:
+    """One upstream attempt (children cached: names come from the routing file, outcomes are four)."""
+    child = _ATTEMPT_CHILDREN.get((upstream, outcome))
+    if child is None:
+        child = _ATTEMPT_CHILDREN[(upstream, outcome)] = UPSTREAM_ATTEMPTS.labels(upstream, outcome)
+    child.inc()
+
+
+_BREAKER_VALUES: dict[str, int] = {}
+
+
+def note_breaker(upstream: str, state_value: int) -> None:
+    """Set on change only (every attempt reports it; the gauge moves rarely)."""
+    if _BREAKER_VALUES.get(upstream) != state_value:
+        _BREAKER_VALUES[upstream] = state_value
+        BREAKER_STATE.labels(upstream).set(state_value)
+
+
+def note_benched(upstream: str, key_index: int, reason: str) -> None:
+    KEYS_BENCHED.labels(upstream, str(key_index), reason).inc()
 
 
 def exposition() -> tuple[bytes, str]:

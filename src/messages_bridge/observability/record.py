@@ -45,6 +45,10 @@ class RequestRecord:
     retries: int = 0
     disconnected: bool = False
     token_count_exact: bool | None = None
+    upstream: str | None = None  # the configured upstream name that answered (or failed last)
+    target_position: int | None = None  # its position in the route's targets (0: the first)
+    fallbacks: int = 0  # attempts given up before the last one (other keys or targets)
+    key_index: int | None = None  # which of the upstream's keys, by index (never the key)
     web_search_mode: str | None = None  # hosted, gateway or off, when the request offered web_search
     web_searches: int = 0
     web_search_errors: int = 0
@@ -104,6 +108,10 @@ ACCESS_FIELDS = (
     "retries",
     "disconnected",
     "token_count_exact",
+    "upstream",
+    "target_position",
+    "fallbacks",
+    "key_index",
     "web_search_mode",
     "web_searches",
     "web_search_errors",
@@ -142,6 +150,10 @@ def log_fields(record: RequestRecord, finished: float) -> dict[str, object]:
         "retries": record.retries,
         "disconnected": record.disconnected,
         "token_count_exact": record.token_count_exact,
+        "upstream": record.upstream,
+        "target_position": record.target_position,
+        "fallbacks": record.fallbacks,
+        "key_index": record.key_index,
         "web_search_mode": record.web_search_mode,
         "web_searches": record.web_searches,
         "web_search_errors": record.web_search_errors,

@@ -73,16 +73,21 @@ class ResponsesClient:
         api_key: str | None,
         timeouts: Timeouts,
         retry: RetryPolicy = NO_RETRIES,
+        key_header: str = "authorization",
+        query: str = "",
+        headers: dict[str, str] | None = None,
     ) -> None:
+        """`key_header="api-key"` sends the key bare (Azure); `query` (e.g. `?api-version=…`) ends every URL."""
         self.transport = transport
         self._retry = retry
         self._base = base_url.rstrip("/")
+        self._query = query
         self._urls: dict[str, httpx.URL] = {}
         self._timeout = {"timeout": timeouts.extension()}
         self._probe_timeout = {"timeout": Timeouts(connect=5.0, read=5.0).extension()}
-        self._headers = {"content-type": "application/json", "accept": "application/json"}
+        self._headers = {**(headers or {}), "content-type": "application/json", "accept": "application/json"}
         if api_key:
-            self._headers["authorization"] = f"Bearer {api_key}"
+            self._headers[key_header] = f"Bearer {api_key}" if key_header == "authorization" else api_key
 
     def _request_headers(self, request_id: str | None) -> dict[str, str]:
         if request_id is None:
@@ -93,7 +98,7 @@ class ResponsesClient:
         """Parsed once per path: httpx's URL parsing is a measurable share of a request."""
         url = self._urls.get(path)
         if url is None:
-            url = self._urls[path] = httpx.URL(self._base + path)
+            url = self._urls[path] = httpx.URL(self._base + path + self._query)
         return url
 
     async def _send(self, path: str, body: bytes, request_id: str | None) -> httpx.Response:
@@ -104,7 +109,9 @@ class ResponsesClient:
         try:
             return await send_with_retries(self._retry, lambda: self.transport.handle_async_request(request))
         except httpx.HTTPError as exc:
-            raise from_transport_error(exc) from exc
+            error = from_transport_error(exc)
+            error.before_response = True  # nothing was answered: another upstream may take the request
+            raise error from exc
 
     async def _post(self, path: str, body: bytes, request_id: str | None) -> httpx.Response:
         reply = await self._send(path, body, request_id)
