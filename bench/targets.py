@@ -81,6 +81,8 @@ def bridge_launch(port: int, upstream: str, workers: int | None) -> Launch:
     if workers:
         argv += ["--workers", str(workers)]
     env = {"OPENAI_BASE_URL": upstream, "OPENAI_API_KEY": UPSTREAM_KEY, **_bridge_pythonpath()}
+    if workers and workers > 1:  # per-process thread memory is refused with several workers; the load is stateless
+        env["BRIDGE_THREADS"] = "off"
     return Launch(argv, env)
 
 

@@ -90,3 +90,10 @@ _.reloads
 
 # Web search config: a pydantic field validator (YAML reads an unquoted `off` as false).
 _yaml_off
+
+# Message threads: the fixed field read by name (threads/rebuild.FIXED_FIELDS via getattr), a timestamp kept with
+# each thread (the issue asks for it; stored, never read back), and the memory store's counters read by tests.
+output_format
+updated
+_.evicted
+_.total_bytes

@@ -16,6 +16,7 @@ from messages_bridge.observability.logs import configure_logging
 from messages_bridge.observability.multiproc import prepare_metrics_dir, remove_metrics_dir
 from messages_bridge.routing.config_file import ConfigError, load_config
 from messages_bridge.routing.table import render
+from messages_bridge.threads.setup import threads_problem
 
 logger = logging.getLogger("messages_bridge")
 MAX_HEADER_BYTES = 64 * 1024  # h11's limit on a request head; httptools (llhttp) has its own 80 KiB limit
@@ -52,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gateway", argument_default=None)
     for name, field in Settings.model_fields.items():
-        if name.startswith("openai_") or name == "api_keys":
+        if name.startswith("openai_") or name in ("api_keys", "threads_key", "redis_url"):
             continue  # secrets come from the environment only: a command line is visible to every local user
         flag = "--" + name.replace("_", "-")
         if field.annotation is bool:
@@ -104,7 +105,7 @@ def check_config(path: str | None) -> int:
 
 
 def serve(settings: Settings) -> int:
-    problem = check_deployment(settings)
+    problem = check_deployment(settings) or threads_problem(settings)
     if problem is not None:
         sys.stderr.write(f"messages-bridge: {problem}\n")
         return 2

@@ -86,6 +86,19 @@ class Settings(BaseSettings):
     reject_sampling_on_new_api: bool = Field(
         default=True, description="400 for temperature/top_p/top_k with anthropic-version 2026-10-21"
     )
+    # Message threads (beta message-threads-2026-08-12): see README "Message threads".
+    threads: bool = Field(default=True, description="hold message threads; off answers 400 thread_unsupported_request")
+    redis_url: str | None = Field(default=None, description="Redis shared by workers and replicas (environment only)")
+    threads_key: SecretStr | None = Field(
+        default=None, description="comma-separated base64 32-byte keys encrypting threads in Redis (environment only)"
+    )
+    threads_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, description="bytes of threads held in memory")
+    threads_max_thread_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="bytes one thread may hold (larger ones are not kept)"
+    )
+    threads_idle_seconds: float = Field(
+        default=300.0, gt=0, le=1800, description="a thread expires this long after its last stored reply"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="log level")
     log_format: Literal["json", "console"] = Field(default="json", description="log format")
     log_content: bool = Field(default=False, description="log request/response bodies (secrets masked)")

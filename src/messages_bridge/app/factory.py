@@ -32,6 +32,8 @@ from messages_bridge.observability.middleware import RequestIdAlias, instrument
 from messages_bridge.routing.config_file import UpstreamConfig
 from messages_bridge.routing.loader import Reloader, RouterBuilder, config_secrets, install_reload_on_sighup
 from messages_bridge.routing.router import EnvRouter, FileRouter
+from messages_bridge.threads.service import ThreadService
+from messages_bridge.threads.setup import thread_service
 from messages_bridge.upstream.client import ResponsesClient, Timeouts, default_transport
 from messages_bridge.upstream.retry import RetryPolicy
 from messages_bridge.websearch.backend import SearchBackend, SearxngBackend
@@ -75,6 +77,7 @@ async def _routed(
     retry: RetryPolicy,
     keys: tuple[bytes, ...],
     lifecycle: Lifecycle,
+    threads: ThreadService,
 ) -> AsyncIterator[None]:
     """The lifespan with a routing file: its router, SIGHUP reloads, and every upstream transport closed at the end."""
     assert settings.config is not None
@@ -100,6 +103,7 @@ async def _routed(
         readiness=ReadinessProbe(first.ready),  # unused with a routing file: /readyz reports each upstream
         lifecycle=lifecycle,
         search_backend=search,
+        threads=threads,
     )
     app.state.gateway = state
 
@@ -160,9 +164,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
+        threads = thread_service(settings)
         if settings.config is not None:
-            async with _routed(app, settings, transport, retry, keys, lifecycle):
-                yield
+            try:
+                async with _routed(app, settings, transport, retry, keys, lifecycle, threads):
+                    yield
+            finally:
+                await threads.aclose()
             return
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         timeouts = Timeouts(connect=settings.connect_timeout, read=settings.read_timeout)
@@ -183,6 +191,7 @@ def create_app(
             readiness=ReadinessProbe(client.ready),
             lifecycle=lifecycle,
             search_backend=search,
+            threads=threads,
         )
         undo_signals = install_drain_on_signal(lifecycle)
         try:
@@ -195,6 +204,7 @@ def create_app(
             await client.aclose()
             if search is not None:
                 await search.aclose()
+            await threads.aclose()
 
     middleware = [
         Middleware(AdmissionMiddleware, lifecycle=lifecycle),

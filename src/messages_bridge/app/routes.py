@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import TypeVar
 
 import msgspec
 from asgi_correlation_id import correlation_id
@@ -13,11 +12,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from messages_bridge.app.auth import check_key
-from messages_bridge.app.body import check_content_type, decode_request, read_body
+from messages_bridge.app.body import check_content_type, decode_json, decode_request, read_body
 from messages_bridge.app.dispatch import plan_for
 from messages_bridge.app.relay import empty_message, relay_count_tokens, relay_message
-from messages_bridge.app.state import gateway
+from messages_bridge.app.state import GatewayState, gateway
 from messages_bridge.app.streaming import prewarm_stream, stream_message
+from messages_bridge.app.threads import abandon, capture_response, capture_stream, complete_message, open_turn
 from messages_bridge.app.upstream_health import readiness
 from messages_bridge.app.websearch import answered_by_gateway, search_message
 from messages_bridge.errors import InvalidRequestError, NotFoundError
@@ -26,10 +26,12 @@ from messages_bridge.observability.shape import describe
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import request_fields as fields
 from messages_bridge.routing.router import FileRouter, Target
+from messages_bridge.threads.errors import ThreadUnsupportedRequestError
+from messages_bridge.threads.rebuild import may_thread, read_view
+from messages_bridge.threads.service import ThreadTurn
 from messages_bridge.translate.tools import tool_set
 from messages_bridge.upstream.client import ResponsesClient
 
-R = TypeVar("R", a.MessagesRequest, a.CountTokensRequest)
 _ENCODER = msgspec.json.Encoder()
 DEFAULT_VERSION = "2023-06-01"
 MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
@@ -50,18 +52,47 @@ def _headers(request: Request) -> dict[str, str]:
     return {k.decode(): v.decode("latin-1") for k, v in request.scope["headers"] if k in _WANTED}
 
 
-async def _decoded(request: Request, headers: dict[str, str], decoder: fields.RequestDecoder[R]) -> R:
-    """Authenticate, check the content type, read (with the size limit) and validate the body."""
+async def _body(request: Request, headers: dict[str, str]) -> bytes:
+    """Authenticate, check the content type, read the body (with the size limit)."""
     state = gateway(request)
     check_key(headers, state.keys)
     check_content_type(headers)
-    return decode_request(await read_body(request, state.settings.max_body_bytes), decoder)
+    return await read_body(request, state.settings.max_body_bytes)
 
 
 async def create_message(request: Request) -> Response:
     state = gateway(request)
     headers = _headers(request)
-    req = await _decoded(request, headers, fields.MESSAGES)
+    body = await _body(request, headers)
+    try:
+        req: a.MessagesRequest | None = decode_request(body, fields.MESSAGES)
+    except InvalidRequestError:
+        if not may_thread(body):
+            raise
+        req = None  # a continue's new messages alone may not decode (tool changes); its rebuilt request will
+    if req is not None and not req.threaded:
+        return await _answer(request, state, headers, req, None)
+    turn = await open_turn(state, body, headers)  # a thread's rejection is answered here, before any upstream call
+    if turn is None:
+        return await _answer(request, state, headers, req or decode_request(body, fields.MESSAGES), None)
+    try:
+        # A create without tool changes is already complete and decoded; a rebuilt request is decoded once more
+        # (its fields were checked and reported with the first decode, unless that one failed).
+        if req is not None and turn.body is body:
+            whole = req
+        elif req is not None:
+            whole = decode_json(turn.body, fields.MESSAGES).request
+        else:
+            whole = decode_request(turn.body, fields.MESSAGES)
+        return await _answer(request, state, headers, whole, turn)
+    except BaseException:
+        await abandon(turn)
+        raise
+
+
+async def _answer(
+    request: Request, state: GatewayState, headers: dict[str, str], req: a.MessagesRequest, turn: ThreadTurn | None
+) -> Response:
     tools = tool_set(req.tools)  # decoded and translated once for the whole request (400 when invalid)
     describe(req, tools, current())
     version = headers.get("anthropic-version", DEFAULT_VERSION)
@@ -73,6 +104,8 @@ async def create_message(request: Request) -> Response:
     if translation.ignored:  # names and JSON paths only, never values
         _translate_log.debug("left out, no upstream equivalent: %s", ", ".join(translation.ignored))
     if req.max_tokens == 0:
+        if turn is not None:
+            await turn.abandon()  # a pre-warm produces no reply to continue from
         prewarm = empty_message(req, tools)
         return prewarm_stream(prewarm) if req.stream else json_response(prewarm)
     if translation.reply.web_search is not None:
@@ -80,9 +113,14 @@ async def create_message(request: Request) -> Response:
         if answered_by_gateway(req, translation):
             # The gateway's search loop calls the route's first target (no failover inside the loop).
             answer = await search_message(replace(state, client=plan.first_client()), req, translation)
+            if turn is not None:
+                if isinstance(answer, Response):
+                    return await capture_response(turn, answer)
+                answer = await complete_message(turn, answer)
             return answer if isinstance(answer, Response) else json_response(answer)
     if req.stream:
-        return await stream_message(state, req, plan)
+        response = await stream_message(state, req, plan)
+        return capture_stream(turn, response) if turn is not None else response
     request_id = correlation_id.get()
 
     async def call(target: Target, client: ResponsesClient) -> tuple[a.Message, dict[str, str]]:
@@ -91,13 +129,18 @@ async def create_message(request: Request) -> Response:
         return await relay_message(client, req, translation, request_id=request_id, context_window=window)
 
     message, limits = await plan.run(call)
+    if turn is not None:
+        message = await complete_message(turn, message)
     return json_response(message, headers=limits)
 
 
 async def count_tokens(request: Request) -> Response:
     state = gateway(request)
     headers = _headers(request)
-    req = await _decoded(request, headers, fields.COUNT_TOKENS)
+    body = await _body(request, headers)
+    if may_thread(body) and read_view(body).thread is not None:  # not a count_tokens field: ignoring it miscounts
+        raise ThreadUnsupportedRequestError("count_tokens does not take `thread`: send the full conversation")
+    req = decode_request(body, fields.COUNT_TOKENS)
     tools = tool_set(req.tools)
     describe(req, tools, current())
     plan = plan_for(state.router, request, req, tools, headers, budget=state.settings.retry_budget)

@@ -1,4 +1,5 @@
-"""What the routes share for the process lifetime: settings, the upstream client, the key set, the secret scrubber."""
+"""What the routes share for the process lifetime: settings, the upstream client, the key set, the secret scrubber,
+the message threads."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from messages_bridge.app.readiness import ReadinessProbe
 from messages_bridge.config import Settings
 from messages_bridge.observability.logs import Masker
 from messages_bridge.routing.router import Router
+from messages_bridge.threads.memory import MemoryThreadStore
+from messages_bridge.threads.service import ThreadService
 from messages_bridge.upstream.client import ResponsesClient
 from messages_bridge.websearch.backend import SearchBackend
 
@@ -28,6 +31,7 @@ class GatewayState:
     readiness: ReadinessProbe
     lifecycle: Lifecycle = field(default_factory=lambda: Lifecycle(max_concurrency=1 << 30, grace=0.0))
     search_backend: SearchBackend | None = None  # the gateway-run web search backend, when one is configured
+    threads: ThreadService = field(default_factory=lambda: ThreadService(MemoryThreadStore()))
 
 
 def gateway(request: Request) -> GatewayState:

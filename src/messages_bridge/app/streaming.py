@@ -11,6 +11,7 @@ shielded from that cancellation, so its connection is released.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -28,7 +29,7 @@ from messages_bridge.app.state import GatewayState
 from messages_bridge.errors import ApiError, GatewayError
 from messages_bridge.observability.logs import Masker
 from messages_bridge.observability.record import RequestRecord, current
-from messages_bridge.observability.upstream import note_upstream_status, note_usage
+from messages_bridge.observability.upstream import note_upstream_error, note_upstream_status, note_usage
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import anthropic_stream as o
 from messages_bridge.protocol.anthropic_stream import PING_FRAME, encode_events
@@ -42,6 +43,7 @@ HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 QUEUE_WRITES = 64  # frames waiting for a slow client; the producer waits beyond that (bounded memory)
 DRAIN_SECONDS = 1.0  # after the terminal event, read the upstream's end so its connection can be reused
 _DRAINING: set[asyncio.Task[None]] = set()  # strong references to producers finishing a drain
+_errors_logger = logging.getLogger("messages_bridge.errors")  # where the app's handler logs a bug
 
 
 async def stream_message(state: GatewayState, req: a.MessagesRequest, plan: Plan) -> Response:
@@ -171,7 +173,9 @@ class StreamRelay:
             await self._pump()
         except GatewayError as exc:
             await self._put(translator.fail(exc))
-        except Exception:  # noqa: BLE001 - a bug must still end the stream with an error event, not a cut
+        except Exception as exc:  # noqa: BLE001 - a bug must still end the stream with an error event, not a cut
+            # Logged as the non-streaming path logs a bug: the type only (the message could hold content).
+            _errors_logger.error("unhandled exception", extra={"exception_type": type(exc).__name__})
             await self._put(translator.fail(ApiError("Internal server error")))
         self._note_end()
         await self._queue.put(None)
@@ -231,3 +235,4 @@ class StreamRelay:
             note_usage(translator.usage, translator.stop_reason)
         if translator.error is not None:
             record.error_type = translator.error.error_type
+            note_upstream_error(translator.error, record)

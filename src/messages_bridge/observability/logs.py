@@ -95,12 +95,15 @@ def _json_spellings(char: str) -> str:
 
 
 def settings_secrets(settings: Settings) -> list[str]:
-    """Every secret value a setting holds (the upstream key, the client keys, a password in the upstream URL)."""
+    """Every secret value a setting holds (the upstream key, the client keys, a password in the upstream URL, the
+    thread keys)."""
     values = [k.get_secret_value() for k in settings.api_keys]
     if settings.openai_api_key is not None:
         values.append(settings.openai_api_key.get_secret_value())
     if password := urlsplit(settings.upstream_base_url).password:
         values.append(password)
+    if settings.threads_key is not None:
+        values += [k.strip() for k in settings.threads_key.get_secret_value().split(",")]
     return values
 
 

@@ -78,6 +78,11 @@ WEB_SEARCH_BACKEND_SECONDS = Histogram(
     PREFIX + "web_search_backend_seconds", "Time one request spent in the search backend", buckets=_LATENCY_BUCKETS
 )
 DISCONNECTS = Counter(PREFIX + "client_disconnects_total", "Clients gone before the response ended", ["route"])
+THREADS = Counter(
+    PREFIX + "thread_requests_total",
+    "Message-thread requests: created / continued / replayed / rejected, and whether the reply was stored",
+    ["outcome", "stored"],
+)
 
 _TOKEN_KINDS = (
     ("input", "uncached"),
@@ -145,6 +150,8 @@ class Metrics:
             RETRIES.inc(record.retries)
         if record.disconnected:
             DISCONNECTS.labels(record.route).inc()
+        if record.thread is not None:
+            THREADS.labels(record.thread, str(bool(record.thread_stored)).lower()).inc()
         if record.input_tokens or record.output_tokens or record.cache_read_tokens or record.cache_creation_tokens:
             self._count_tokens(record, model)
         if record.web_search_mode is not None:

@@ -53,6 +53,12 @@ class RequestRecord:
     web_searches: int = 0
     web_search_errors: int = 0
     web_search_ms: float = 0.0  # time spent in the gateway's search backend
+    # Message threads: created / continued / replayed / rejected, the thread's size, whether the reply was stored.
+    thread: str | None = None
+    thread_error: str | None = None
+    thread_turns: int | None = None
+    thread_bytes: int | None = None
+    thread_stored: bool | None = None
 
 
 _CURRENT: ContextVar[RequestRecord | None] = ContextVar("messages_bridge_record", default=None)
@@ -116,6 +122,11 @@ ACCESS_FIELDS = (
     "web_searches",
     "web_search_errors",
     "web_search_ms",
+    "thread",
+    "thread_error",
+    "thread_turns",
+    "thread_bytes",
+    "thread_stored",
 )
 
 
@@ -158,4 +169,9 @@ def log_fields(record: RequestRecord, finished: float) -> dict[str, object]:
         "web_searches": record.web_searches,
         "web_search_errors": record.web_search_errors,
         "web_search_ms": round(record.web_search_ms, 2),
+        "thread": record.thread,
+        "thread_error": record.thread_error,
+        "thread_turns": record.thread_turns,
+        "thread_bytes": record.thread_bytes,
+        "thread_stored": record.thread_stored,
     }

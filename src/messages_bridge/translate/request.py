@@ -197,7 +197,10 @@ def _reasoning_item(block: a.ThinkingBlock | a.RedactedThinkingBlock) -> r.Reaso
     summary: list[r.SummaryTextPart] = []
     if isinstance(block, a.ThinkingBlock) and block.thinking:
         summary = [{"type": "summary_text", "text": block.thinking}]
-    return {"type": "reasoning", "id": ref.id, "summary": summary, "encrypted_content": ref.ec}
+    item: r.ReasoningInputItem = {"type": "reasoning", "summary": summary, "encrypted_content": ref.ec}
+    if ref.id:
+        item["id"] = ref.id
+    return item
 
 
 def _add_assistant(builder: _InputBuilder, blocks: list[a.ContentBlock], where: str, notes: list[str]) -> set[str]:

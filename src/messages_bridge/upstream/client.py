@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import httpx
 import msgspec
 
-from messages_bridge.errors import ApiError, from_transport_error
+from messages_bridge.errors import UpstreamProtocolError, from_transport_error
 from messages_bridge.protocol import responses as r
 from messages_bridge.protocol.responses_stream import StreamEvent, decode_event
 from messages_bridge.protocol.sse import ServerSentEvent, SSEDecoder
@@ -130,8 +130,8 @@ class ResponsesClient:
         reply = await self._post("/responses", body, request_id)
         try:
             response = r.RESPONSE_DECODER.decode(reply.content)
-        except ValueError as exc:
-            raise ApiError("Upstream request failed: its answer was not a valid Responses object") from exc
+        except msgspec.DecodeError as exc:
+            raise UpstreamProtocolError("The upstream answer is not a valid Responses API response") from exc
         return UpstreamReply(response, reply.headers.get("x-request-id"), reply.status_code, reply.headers)
 
     async def input_tokens(self, body: bytes, *, request_id: str | None) -> int | None:
@@ -143,9 +143,10 @@ class ResponsesClient:
                 return None
             raise
         try:
-            return r.INPUT_TOKENS_DECODER.decode(reply.content).input_tokens
+            counted = r.INPUT_TOKENS_DECODER.decode(reply.content).input_tokens
         except ValueError:
             return None
+        return counted if counted >= 0 else None  # a negative count is no count: the local estimate stands in
 
     @asynccontextmanager
     async def stream(self, body: bytes, *, request_id: str | None) -> AsyncIterator[httpx.Response]:
@@ -183,7 +184,7 @@ def _typed(frames: list[ServerSentEvent]) -> list[StreamEvent]:
         try:
             event = decode_event(sse)
         except msgspec.DecodeError as exc:
-            raise ApiError("The upstream sent a malformed stream event") from exc
+            raise UpstreamProtocolError("The upstream sent a malformed stream event") from exc
         if event is not None:
             events.append(event)
     return events
