@@ -62,7 +62,7 @@ async def stream_message(state: GatewayState, req: a.MessagesRequest, plan: Plan
                 client.stream(_ENCODER.encode(translation.body), request_id=request_id)
             )
         except UpstreamHTTPError as exc:
-            error = upstream_error(exc, req, target.profile.context_window)
+            error = upstream_error(exc, req, plan.tools, target.profile.context_window)
             _note_failure(record, error)
             raise error from exc
         except GatewayError as exc:
@@ -77,7 +77,7 @@ async def stream_message(state: GatewayState, req: a.MessagesRequest, plan: Plan
     translator = StreamTranslator(
         plan.translation(req, target).reply,
         model=req.model,
-        input_tokens=estimate_input_tokens(req),
+        input_tokens=estimate_input_tokens(req, plan.tools),
         context_window=window,
     )
     relay = StreamRelay(

@@ -102,12 +102,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._session_for_loop()
         headers = [(k.decode(), v.decode()) for k, v in request.headers.raw if k.lower() not in _SKIP_HEADERS]
-        body = request.content
+        url, body, timeout = str(request.url), request.content, self._timeout(request)
         with _mapped_errors(request, connecting=True):
             response = await session.request(
-                request.method, str(request.url), data=body, headers=headers, timeout=self._timeout(request),
-                allow_redirects=False,
-            )  # fmt: skip
+                request.method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            )
         self.open_responses += 1
         raw_headers = [(k, v) for k, v in response.raw_headers]
         return httpx.Response(
