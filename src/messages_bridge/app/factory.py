@@ -25,6 +25,11 @@ from messages_bridge.demo.server import create_upstream_app
 from messages_bridge.errors import GatewayError
 from messages_bridge.observability.metrics import metrics_endpoint
 from messages_bridge.observability.middleware import RequestIdAlias, instrument
+from messages_bridge.team.admin import ADMIN_ROUTES
+from messages_bridge.team.budget import PriceTable
+from messages_bridge.team.gate import Team
+from messages_bridge.team.middleware import TeamMiddleware
+from messages_bridge.team.settings import TeamSettings
 from messages_bridge.upstream.client import ResponsesClient, Timeouts, default_transport
 from messages_bridge.upstream.retry import RetryPolicy
 
@@ -64,12 +69,20 @@ class GatewayApp(Starlette):
 
 
 def create_app(
-    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None, observability: bool = True
+    settings: Settings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    observability: bool = True,
+    team: TeamSettings | None = None,
+    prices: PriceTable | None = None,
 ) -> Starlette:
     """The gateway; `transport` replaces the network to the upstream (tests), demo mode uses the simulator.
 
     `observability=False` leaves out the access log, metrics and tracing (to measure what they cost).
+    `team` (default: from the environment) says where keys, ledger and counters live; `prices` replaces the
+    price table of `BRIDGE_PRICES`.
     """
+    team_settings = team if team is not None else TeamSettings()
     lifecycle = Lifecycle(max_concurrency=settings.max_concurrency, grace=settings.shutdown_grace)
     retry = RetryPolicy(
         max_retries=settings.max_retries, max_wait=settings.max_retry_wait, budget=settings.retry_budget
@@ -88,6 +101,10 @@ def create_app(
         )
         keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
         app.state.gateway = GatewayState(settings=settings, client=client, keys=keys, lifecycle=lifecycle)
+        shared = tuple(k.get_secret_value() for k in settings.api_keys)
+        app.state.team = await Team.open(
+            team_settings, shared_keys=shared, upstream_url=settings.upstream_base_url, prices=prices
+        )
         undo_signals = install_drain_on_signal(lifecycle)
         try:
             yield
@@ -97,9 +114,11 @@ def create_app(
             await lifecycle.wait_idle(settings.shutdown_grace)
             undo_signals()
             await client.aclose()
+            await app.state.team.aclose()  # after the drain: every finished request's ledger row is queued
 
     middleware = [
         Middleware(AdmissionMiddleware, lifecycle=lifecycle),
+        Middleware(TeamMiddleware),
     ]
 
     def outer(app: ASGIApp) -> ASGIApp:
@@ -110,7 +129,9 @@ def create_app(
         )
         return RequestIdAlias(correlated)
 
-    routes = [*ROUTES, Route("/metrics", metrics_endpoint, methods=["GET"])] if observability else ROUTES
+    routes = [*ROUTES, *ADMIN_ROUTES]
+    if observability:
+        routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
     handlers = {GatewayError: on_gateway_error, HTTPException: on_http_exception, Exception: on_unexpected}
     app = GatewayApp(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
     app.outer = outer

@@ -10,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from messages_bridge.app.auth import check_key
 from messages_bridge.app.body import check_content_type, decode_json, read_body
 from messages_bridge.app.relay import empty_message, relay_count_tokens, relay_message
 from messages_bridge.app.state import gateway
@@ -19,7 +18,9 @@ from messages_bridge.errors import NotFoundError
 from messages_bridge.observability.record import current
 from messages_bridge.observability.shape import describe
 from messages_bridge.protocol import anthropic as a
+from messages_bridge.team.gate import team_of
 from messages_bridge.translate.request import to_responses_request
+from messages_bridge.translate.tokens import estimate_input_tokens
 
 T = TypeVar("T")
 _ENCODER = msgspec.json.Encoder()
@@ -42,7 +43,7 @@ def _headers(request: Request) -> dict[str, str]:
 async def _decoded(request: Request, headers: dict[str, str], decoder: msgspec.json.Decoder[T]) -> T:
     """Authenticate, check the content type, read (with the size limit) and validate the body."""
     state = gateway(request)
-    check_key(headers, state.keys)
+    await team_of(request).authenticate(request, headers)
     check_content_type(headers)
     return decode_json(await read_body(request, state.settings.max_body_bytes), decoder)
 
@@ -59,25 +60,33 @@ async def create_message(request: Request) -> Response:
         settings.profile(req.model),
         api_version=version if settings.reject_sampling_on_new_api else DEFAULT_VERSION,
     )
+    team = team_of(request)
+    upstream_model = translation.body["model"]
+    estimate = lambda: estimate_input_tokens(req)  # noqa: E731 - computed only for keys with tpm or budget
+    await team.admit(
+        request, model=req.model, upstream_model=upstream_model, estimate=estimate, limited=req.max_tokens != 0
+    )
     if req.max_tokens == 0:
         prewarm = empty_message(req)
         return prewarm_stream(prewarm) if req.stream else json_response(prewarm)
     if req.stream:
-        return await stream_message(state, req, translation)
+        return team.decorate(request, await stream_message(state, req, translation))
     message, limits = await relay_message(
         state.client, req, translation, request_id=correlation_id.get(), context_window=settings.context_window
     )
-    return json_response(message, headers=limits)
+    return team.decorate(request, json_response(message, headers=limits))
 
 
 async def count_tokens(request: Request) -> Response:
     state = gateway(request)
     req = await _decoded(request, _headers(request), a.COUNT_TOKENS_DECODER)
     describe(req, current())
+    profile = state.settings.profile(req.model)
+    await team_of(request).admit(request, model=req.model, upstream_model=profile.model, estimate=int, limited=False)
     tokens, _ = await relay_count_tokens(
         state.client,
         req,
-        state.settings.profile(req.model),
+        profile,
         request_id=correlation_id.get(),
         context_window=state.settings.context_window,
     )
@@ -97,14 +106,14 @@ def _model_info(model_id: str) -> dict[str, str]:
 
 async def list_models(request: Request) -> Response:
     state = gateway(request)
-    check_key(request.headers, state.keys)
+    await team_of(request).authenticate(request, request.headers)
     data = [_model_info(m) for m in state.settings.listed_models]
     return json_response({"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]})
 
 
 async def get_model(request: Request) -> Response:
     state = gateway(request)
-    check_key(request.headers, state.keys)
+    await team_of(request).authenticate(request, request.headers)
     model_id = request.path_params["model_id"]
     if model_id not in state.settings.listed_models and model_id not in state.settings.model_map:
         raise NotFoundError(f"model: {model_id}")

@@ -65,11 +65,11 @@ ACCESS_FIELDS = frozenset(
     }
 )
 # Top-level `extra` keys; the access record travels as one `access` dict whose keys must be in ACCESS_FIELDS.
-ALLOWED_FIELDS = ("exception_type", "settings")
+ALLOWED_FIELDS = ("exception_type", "settings", "key", "outcome", "spent_usd", "budget_usd", "rows", "backlog")
 CONTENT_FIELDS = ("request_body", "response_body")
 # Loggers that would print URLs or connection chatter at INFO/DEBUG; their warnings still get through.
 _QUIET_LOGGERS = ("httpx", "httpcore", "hpack", "aiohttp", "uvicorn.access")
-_KEY_LIKE = re.compile(r"(?i)\b(bearer\s+)[^\s\"',]+|\bsk-[A-Za-z0-9_\-]{6,}")
+_KEY_LIKE = re.compile(r"(?i)\b(bearer\s+)[^\s\"',]+|\b(?:sk|mbk)[-_][A-Za-z0-9_\-]{6,}")
 _SECRET_NAME = re.compile(r"(?i)key|secret|token|password|authorization|cookie")
 _URL_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _MAX_MESSAGE = 2048
