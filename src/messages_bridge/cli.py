@@ -14,6 +14,7 @@ import uvicorn
 from messages_bridge.config import Settings
 from messages_bridge.observability.logs import configure_logging
 from messages_bridge.observability.multiproc import prepare_metrics_dir, remove_metrics_dir
+from messages_bridge.team import cli as team_cli
 
 logger = logging.getLogger("messages_bridge")
 MAX_HEADER_BYTES = 64 * 1024  # h11's limit on a request head; httptools (llhttp) has its own 80 KiB limit
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
             serve.add_argument(flag, action=argparse.BooleanOptionalAction, help=_flag_help(name))
         else:
             serve.add_argument(flag, help=_flag_help(name))
+    team_cli.add_commands(sub)
     return parser
 
 
@@ -89,6 +91,7 @@ def serve(settings: Settings) -> int:
     if settings.demo:
         sys.stderr.write(DEMO_BANNER)
     configure_logging(settings)
+    team_cli.migrate()  # once, before the workers start
     metrics_dir = prepare_metrics_dir(settings.workers)
     try:
         _run(settings)
@@ -118,5 +121,7 @@ def _run(settings: Settings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in team_cli.COMMANDS:
+        return team_cli.run(args)
     export_flags(args)
     return serve(Settings())
