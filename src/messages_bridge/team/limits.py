@@ -54,6 +54,10 @@ def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _money(value: float) -> str:
+    return f"${value:,.2f}" if value >= 1 else f"${value:.6g}"
+
+
 def cost_nano(price: Price | None, usage: Usage) -> int:
     if price is None:
         return 0
@@ -180,9 +184,10 @@ class Limiter:
         if verdict.refused == "budget":
             limits = identity.limits
             reset = _rfc3339(period_end(limits.budget_period, now))
-            budget = f"the {_ADJECTIVE[limits.budget_period]} budget of ${limits.budget_usd:.2f}"
+            budget = f"the {_ADJECTIVE[limits.budget_period]} budget of {_money(limits.budget_usd or 0)}"
+            spent = _money(verdict.spent / NANO)
             return BillingError(
-                f"Budget exceeded for {who}: {budget} is spent (${verdict.spent / NANO:.4f}); it resets at {reset}",
+                f"Budget exceeded for {who}: {budget} is spent ({spent}); it resets at {reset}",
                 headers={"x-should-retry": "false"},
             )
         retry = max(1, math.ceil(verdict.retry_after))
