@@ -17,6 +17,9 @@ from messages_bridge.team.gate import Team
 from messages_bridge.team.keys import Limits
 from messages_bridge.team.settings import TeamSettings
 from tests.conftest import GATEWAY
+from tests.observability.helpers import capture_logs
+
+__all__ = ["capture_logs"]
 
 PRICES = {"gpt-5": {"price": {"input": 1.25, "cached_input": 0.125, "output": 10.0}}}
 BODY = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "hello"}]}
