@@ -25,6 +25,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]{0,127}$")
 CACHE_SIZE = 4096
 LEEWAY_SECONDS = 5
 JWKS_LIFESPAN = 300
+JWKS_REFETCH_COOLDOWN = (
+    5.0  # an unknown kid fetches the JWKS again at most this often (forged kids cannot flood the IdP)
+)
 
 
 def looks_like_jwt(value: str) -> bool:
@@ -46,7 +49,13 @@ class JwtVerifier:
         self._policies = dict(policies)
         self._static = _static_key(settings.jwt_public_key) if settings.jwt_public_key else None
         self._jwks = (
-            jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, lifespan=JWKS_LIFESPAN, timeout=5)
+            jwt.PyJWKClient(
+                settings.jwt_jwks_url,
+                cache_keys=True,
+                lifespan=JWKS_LIFESPAN,
+                timeout=5,
+                cooldown_duration=JWKS_REFETCH_COOLDOWN,
+            )
             if settings.jwt_jwks_url
             else None
         )
