@@ -16,6 +16,8 @@ from messages_bridge.demo.server import Script, create_upstream_app
 from tests.servers import ThreadedServer, serving
 from tests.upstream_schema import assert_valid_count, assert_valid_create
 
+pytest_plugins = ["tests.services"]
+
 GATEWAY = "http://gateway.test"
 
 

@@ -103,19 +103,22 @@ class StreamRelay:
     async def body(self) -> AsyncIterator[bytes]:
         """The response body: each batch of frames as soon as it is produced, `ping` while the upstream is silent."""
         self._producer = asyncio.create_task(self._produce())
-        queue, finished = self._queue, False
+        queue, finished, sent = self._queue, False, False
         try:
             while True:
                 try:
                     async with asyncio.timeout(self._ping):
                         data = await queue.get()
                 except TimeoutError:
-                    if not self._translator.started:
-                        continue  # nothing may precede `message_start`, not even a ping
+                    # Nothing may precede `message_start`, not even a ping. What was *sent* decides, not the
+                    # translator's state: the timeout can fire just as the first frame is queued.
+                    if not sent:
+                        continue
                     data = PING_FRAME
                 if data is None:
                     finished = True
                     return
+                sent = True
                 yield data
         finally:
             if not finished:
