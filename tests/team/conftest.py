@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+import redis
 from starlette.applications import Starlette
 
 from messages_bridge.app.factory import create_app
@@ -18,6 +23,7 @@ from messages_bridge.team.keys import Limits
 from messages_bridge.team.settings import TeamSettings
 from tests.conftest import GATEWAY
 from tests.observability.helpers import capture_logs
+from tests.services import PostgresServer, RedisServer, running_postgres, running_redis
 
 __all__ = ["capture_logs"]
 
@@ -54,10 +60,33 @@ class TeamGateway:
             return [dict(r._mapping) for r in conn.execute(select(ledger).order_by(ledger.c.time))]
 
 
-@pytest.fixture(params=["embedded"])
+@pytest.fixture(scope="session")
+def shared_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PostgresServer, RedisServer]]:
+    """One PostgreSQL and one Redis for the session's shared-backend tests (each test gets its own database)."""
+    pg_dir = Path(tempfile.mkdtemp(prefix="messages-bridge-pg-"))
+    try:
+        with running_postgres(pg_dir) as pg, running_redis(tmp_path_factory.mktemp("redis")) as redis:
+            yield pg, redis
+    finally:
+        shutil.rmtree(pg_dir, ignore_errors=True)
+
+
+def fresh_database(pg: PostgresServer) -> str:
+    name = "t_" + uuid.uuid4().hex
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return pg.url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(params=["embedded", pytest.param("shared", marks=pytest.mark.slow)])
 def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """Where keys, ledger and counters live: TeamSettings overrides."""
-    return {}
+    """Where keys, ledger and counters live (TeamSettings overrides): SQLite + memory, or PostgreSQL + Redis."""
+    if request.param == "embedded":
+        return {}
+    pg, redis_server = request.getfixturevalue("shared_services")
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    return {"database_url": fresh_database(pg), "redis_url": redis_server.url}
 
 
 @pytest.fixture

@@ -59,6 +59,8 @@ async def test_usage_report_by_every_grouping_as_json_and_csv(
     gw = await open_team(team=settings)
     await _traffic(gw, upstream)
     monkeypatch.setenv("BRIDGE_DATA_DIR", str(settings.data_dir))
+    if settings.database_url is not None:
+        monkeypatch.setenv("BRIDGE_DATABASE_URL", settings.database_url.get_secret_value())
     by_key = json.loads(_usage(capsys, "--by", "key", "--since", "7d", "--json"))
     assert isinstance(by_key, list)
     assert [r["key"] for r in by_key] == ["alice", "bob"]

@@ -147,6 +147,8 @@ class LedgerWriter:
         self._queue: deque[LedgerRow] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._closed = False
         self._spooled = 0
         self._db_down = False
         self._replayed_at = 0.0
@@ -156,7 +158,13 @@ class LedgerWriter:
         return len(self._queue) + self._spooled
 
     def submit(self, row: LedgerRow) -> None:
-        """Queue a row (never blocks, never raises)."""
+        """Queue a row (never blocks). After shutdown (a request outlived the drain) it is spooled at once."""
+        if self._closed:
+            self._spool.put([row])
+            self._spooled += 1
+            LEDGER_SPOOLED.inc()
+            LEDGER_BACKLOG.inc()
+            return
         self._queue.append(row)
         LEDGER_BACKLOG.inc()
         if len(self._queue) >= self._batch:
@@ -168,15 +176,16 @@ class LedgerWriter:
         self._task = asyncio.create_task(self._run())
 
     async def aclose(self) -> None:
-        """Stop the loop and write (or spool) every queued row."""
+        """Stop the loop (never mid-write: a cancelled write could lose its batch) and write or spool the rest."""
+        self._closing = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
         while self._queue:
             await self._flush_once()
         if self._spooled and not self._db_down:
             await self._replay()
+        self._closed = True
 
     async def flush(self) -> None:
         """Write what is queued now and replay the spool (tests and reports call this)."""
@@ -185,7 +194,7 @@ class LedgerWriter:
         await self._replay()
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._interval):
                     await self._wake.wait()
