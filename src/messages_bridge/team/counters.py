@@ -25,7 +25,7 @@ RESERVATION_TTL = 3600
 REFUSAL_ORDER = ("budget", "requests", "tokens", "concurrency")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ask:
     """One admission: the key's limits (None = unlimited) and what this request would use."""
 
@@ -41,7 +41,7 @@ class Ask:
     reserve: int  # nano-dollars held until the request settles
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Verdict:
     refused: str | None  # one of REFUSAL_ORDER, or None when admitted
     requests_used: int  # in the last minute, before this request
@@ -51,7 +51,7 @@ class Verdict:
     retry_after: float  # seconds
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Settlement:
     key: str
     lease: str
@@ -107,36 +107,33 @@ class MemoryCounters:
 
     async def admit(self, ask: Ask) -> Verdict:
         now = self._clock()
-        state = self._keys.setdefault(ask.key, _KeyState())
-        requests = state.requests
-        while requests and requests[0] <= now - WINDOW:
-            requests.popleft()
+        state = self._keys.get(ask.key)
+        if state is None:
+            state = self._keys[ask.key] = _KeyState()
+        requests, tokens, leases = state.requests, state.tokens, state.leases
         bucket = int(now // WINDOW)
-        for old in [b for b in state.tokens if b < bucket - 1]:
-            del state.tokens[old]
-        for lease in [k for k, exp in state.leases.items() if exp <= now]:
-            del state.leases[lease]
-        tokens_used = _sliding(state.tokens, now)
+        if ask.rpm is not None:
+            while requests and requests[0] <= now - WINDOW:
+                requests.popleft()
+        if ask.tpm is not None and len(tokens) > 2:
+            for old in [b for b in tokens if b < bucket - 1]:
+                del tokens[old]
+        if ask.concurrency is not None and leases:
+            for lease in [k for k, exp in leases.items() if exp <= now]:
+                del leases[lease]
+        tokens_used = _sliding(tokens, now) if ask.tpm is not None else 0
         period = (ask.key, ask.period)
-        spent = self._spent.get(period, 0) + self._reserved.get(period, 0)
-        checks = {
-            "budget": (ask.budget is not None and spent >= ask.budget, 0.0),
-            "requests": (
-                ask.rpm is not None and len(requests) >= ask.rpm,
-                (requests[0] + WINDOW - now) if requests else WINDOW,
-            ),
-            "tokens": (ask.tpm is not None and tokens_used + ask.tokens > ask.tpm, (bucket + 1) * WINDOW - now),
-            "concurrency": (ask.concurrency is not None and len(state.leases) >= ask.concurrency, 1.0),
-        }
-        refused = next((name for name in REFUSAL_ORDER if checks[name][0]), None)
-        verdict = Verdict(
-            refused=refused,
-            requests_used=len(requests),
-            tokens_used=tokens_used,
-            concurrent=len(state.leases),
-            spent=spent,
-            retry_after=checks[refused][1] if refused else 0.0,
-        )
+        spent = self._spent.get(period, 0) + self._reserved.get(period, 0) if ask.budget is not None else 0
+        refused, retry = None, 0.0
+        if ask.budget is not None and spent >= ask.budget:
+            refused = "budget"
+        elif ask.rpm is not None and len(requests) >= ask.rpm:
+            refused, retry = "requests", requests[0] + WINDOW - now
+        elif ask.tpm is not None and tokens_used + ask.tokens > ask.tpm:
+            refused, retry = "tokens", (bucket + 1) * WINDOW - now
+        elif ask.concurrency is not None and len(leases) >= ask.concurrency:
+            refused, retry = "concurrency", 1.0
+        verdict = Verdict(refused, len(requests), tokens_used, len(leases), spent, retry)
         if refused is None:
             if ask.rpm is not None:
                 requests.append(now)

@@ -15,6 +15,7 @@ from datetime import datetime
 from urllib.parse import urlparse
 
 from asgi_correlation_id import correlation_id
+from prometheus_client import Counter
 from sqlalchemy import Engine
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
@@ -113,6 +114,8 @@ class Team:
             retry_interval=settings.ledger_retry_interval,
         )
         self.upstream = upstream
+        self._requests: dict[tuple[str, int], Counter] = {}
+        self._series: dict[str, list[Counter]] = {}
 
     @classmethod
     async def open(
@@ -187,7 +190,9 @@ class Team:
         """The key's `anthropic-ratelimit-*` headers on a successful answer (they replace the upstream's)."""
         ticket = conn.scope.get("state", {}).get(_TICKET)
         if isinstance(ticket, Ticket) and ticket.headers:
-            response.headers.update(ticket.headers)
+            ours = [(name.encode(), value.encode()) for name, value in ticket.headers.items()]
+            names = {name for name, _ in ours}
+            response.raw_headers[:] = [h for h in response.raw_headers if h[0] not in names] + ours
         return response
 
     async def finish(self, scope: Scope, record: RequestRecord, status: int, started_at: datetime) -> None:
@@ -247,20 +252,22 @@ class Team:
             )
         )
 
-    @staticmethod
-    def _count(label: str, status: int, usage: Usage, reasoning: int, cost: int) -> None:
-        KEY_REQUESTS.labels(label, str(status)).inc()
-        for kind, value in (
-            ("input", usage.input_tokens),
-            ("output", usage.output_tokens),
-            ("cache_read", usage.cache_read),
-            ("cache_creation", usage.cache_creation),
-            ("reasoning", reasoning),
-        ):
+    def _count(self, label: str, status: int, usage: Usage, reasoning: int, cost: int) -> None:
+        """The key's series; children are cached (labels() per call costs more than the increments)."""
+        requests = self._requests.get((label, status))
+        if requests is None:
+            requests = self._requests[(label, status)] = KEY_REQUESTS.labels(label, str(status))
+        requests.inc()
+        series = self._series.get(label)
+        if series is None:
+            kinds = ("input", "output", "cache_read", "cache_creation", "reasoning")
+            series = self._series[label] = [*(KEY_TOKENS.labels(label, k) for k in kinds), KEY_COST.labels(label)]
+        values = (usage.input_tokens, usage.output_tokens, usage.cache_read, usage.cache_creation, reasoning)
+        for child, value in zip(series, values, strict=False):
             if value:
-                KEY_TOKENS.labels(label, kind).inc(value)
+                child.inc(value)
         if cost:
-            KEY_COST.labels(label).inc(cost / NANO)
+            series[-1].inc(cost / NANO)
 
 
 def team_of(conn: HTTPConnection) -> Team:

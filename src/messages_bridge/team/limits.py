@@ -7,24 +7,43 @@ admitted (`redis_failure=open`, the default, counted in `limits_store_errors_tot
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import math
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+
+from prometheus_client import Gauge
 
 from messages_bridge.errors import BillingError, GatewayError, OverloadedError, RateLimitError
 from messages_bridge.team.budget import NANO, WARN_RATIO, Price, PriceTable, period_end, period_id, period_start
 from messages_bridge.team.counters import WINDOW, Ask, Counters, CountersUnavailable, Settlement, Verdict
 from messages_bridge.team.identity import Identity
+from messages_bridge.team.keys import Period
 from messages_bridge.team.metrics import BUDGET_USED, BUDGET_WARNINGS, COUNTER_STORE_ERRORS, LIMITED
 
 logger = logging.getLogger("messages_bridge.team")
 SpendSource = Callable[[str, datetime], Awaitable[float]]  # (key, period start) -> USD spent per the ledger
 _LOUD_EVERY = 10.0
 _ADJECTIVE = {"day": "daily", "week": "weekly", "month": "monthly"}
+_LEASE_PREFIX = secrets.token_hex(6)  # leases are unique per process by counter, across processes by this prefix
+_LEASES = itertools.count()
+
+
+@functools.lru_cache(maxsize=64)
+def _period(period: Period, day: int) -> tuple[str, float]:
+    """(period id, end as a Unix time) of the period holding UTC day `day` (an ordinal): computed once a day."""
+    moment = datetime.fromordinal(day).replace(tzinfo=UTC)
+    return period_id(period, moment), period_end(period, moment).timestamp()
+
+
+@functools.lru_cache(maxsize=256)
+def _rfc3339_at(epoch_second: int) -> str:
+    return _rfc3339(datetime.fromtimestamp(epoch_second, UTC))
 
 
 @dataclass(slots=True)
@@ -78,6 +97,7 @@ class Limiter:
         self.fail_open = fail_open
         self._spend_source = spend_source
         self._seeded: set[tuple[str, str]] = set()
+        self._gauges: dict[str, Gauge] = {}
         self._loud_at = 0.0
 
     async def admit(self, identity: Identity, *, upstream_model: str, estimate: int) -> Ticket:
@@ -88,16 +108,17 @@ class Limiter:
             return Ticket(identity, None, price)
         now = datetime.now(UTC)
         period = limits.budget_period
+        pid, end = _period(period, now.toordinal())
         ask = Ask(
             key=identity.tenant,
-            lease=uuid.uuid4().hex,
+            lease=f"{_LEASE_PREFIX}{next(_LEASES)}",
             rpm=limits.rpm,
             tpm=limits.tpm,
             tokens=estimate,
             concurrency=limits.max_concurrency,
             budget=None if limits.budget_usd is None else round(limits.budget_usd * NANO),
-            period=period_id(period, now),
-            period_ttl=int((period_end(period, now) - now).total_seconds()) + 3600,
+            period=pid,
+            period_ttl=int(end - now.timestamp()) + 3600,
             reserve=cost_nano(price, Usage(input_tokens=estimate)),
         )
         try:
@@ -113,7 +134,10 @@ class Limiter:
         return Ticket(identity, ask, price, headers)
 
     async def settle(self, ticket: Ticket, usage: Usage) -> int:
-        """Debit the real usage; returns the cost in nano-dollars (0 without a price)."""
+        """Debit the real usage; returns the cost in nano-dollars (0 without a price).
+
+        Called once the answer is out, but awaited: the client's next request must see this one's usage.
+        """
         cost = cost_nano(ticket.price, usage)
         ask = ticket.ask
         if ticket.settled or ask is None:
@@ -163,18 +187,19 @@ class Limiter:
     def _headers(ask: Ask, verdict: Verdict, now: datetime) -> dict[str, str]:
         admitted = verdict.refused is None
         out: dict[str, str] = {}
+        epoch = now.timestamp()
         if ask.rpm is not None:
             used = verdict.requests_used + (1 if admitted else 0)
             wait = verdict.retry_after if verdict.refused == "requests" else WINDOW
             out["anthropic-ratelimit-requests-limit"] = str(ask.rpm)
             out["anthropic-ratelimit-requests-remaining"] = str(max(0, ask.rpm - used))
-            out["anthropic-ratelimit-requests-reset"] = _rfc3339(now + timedelta(seconds=wait))
+            out["anthropic-ratelimit-requests-reset"] = _rfc3339_at(math.ceil(epoch + wait))
         if ask.tpm is not None:
             used = verdict.tokens_used + (ask.tokens if admitted else 0)
-            minute_end = (math.floor(now.timestamp() / WINDOW) + 1) * WINDOW
+            minute_end = (math.floor(epoch / WINDOW) + 1) * WINDOW
             out["anthropic-ratelimit-tokens-limit"] = str(ask.tpm)
             out["anthropic-ratelimit-tokens-remaining"] = str(max(0, ask.tpm - used))
-            out["anthropic-ratelimit-tokens-reset"] = _rfc3339(datetime.fromtimestamp(minute_end, UTC))
+            out["anthropic-ratelimit-tokens-reset"] = _rfc3339_at(int(minute_end))
         return out
 
     def _refusal(
@@ -202,9 +227,11 @@ class Limiter:
             text = f"Rate limit exceeded for {who}: at most {ask.concurrency} concurrent requests"
         return RateLimitError(f"{text}; retry after {retry} s", headers=headers)
 
-    @staticmethod
-    def _note_spend(identity: Identity, budget: int, spent: int, cost: int) -> None:
-        BUDGET_USED.labels(identity.label).set(spent / budget)
+    def _note_spend(self, identity: Identity, budget: int, spent: int, cost: int) -> None:
+        gauge = self._gauges.get(identity.label)
+        if gauge is None:
+            gauge = self._gauges[identity.label] = BUDGET_USED.labels(identity.label)
+        gauge.set(spent / budget)
         threshold = budget * WARN_RATIO
         if spent >= threshold > spent - cost:
             BUDGET_WARNINGS.labels(identity.label).inc()

@@ -6,6 +6,7 @@ A failed call opens a short circuit (`COOL_DOWN` seconds) so a dead Redis costs 
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import redis.asyncio as aioredis
@@ -105,9 +106,9 @@ def _keys(key: str, period: str) -> list[str]:
 
 class RedisCounters:
     def __init__(self, url: str) -> None:
-        self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT, retry_on_timeout=False
-        )
+        # No `socket_timeout`: redis-py enforces it with `asyncio.wait_for` (a task per send); one
+        # `asyncio.timeout` around each call bounds it as well for a fraction of the cost.
+        self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=SOCKET_TIMEOUT, retry_on_timeout=False)
         self._script = self._redis.register_script(_ADMIT)
         self._down_until = 0.0
 
@@ -135,8 +136,9 @@ class RedisCounters:
             RESERVATION_TTL,
         ]
         try:
-            reply = await self._script(keys=_keys(ask.key, ask.period), args=args)
-        except (RedisError, OSError) as exc:
+            async with asyncio.timeout(SOCKET_TIMEOUT):
+                reply = await self._script(keys=_keys(ask.key, ask.period), args=args)
+        except (RedisError, OSError, TimeoutError) as exc:
             raise self._trip(exc) from exc
         refused, used_req, used_tok, used_conc, spent, retry = reply
         name = refused.decode() if isinstance(refused, bytes) else str(refused)
@@ -162,16 +164,18 @@ class RedisCounters:
         pipe.incrby(spent_key, s.cost)
         pipe.expire(spent_key, s.period_ttl)
         try:
-            replies = await pipe.execute()
-        except (RedisError, OSError) as exc:
+            async with asyncio.timeout(SOCKET_TIMEOUT):
+                replies = await pipe.execute()
+        except (RedisError, OSError, TimeoutError) as exc:
             raise self._trip(exc) from exc
         return int(replies[-2])
 
     async def seed_spend(self, key: str, period: str, spent: int, ttl: int) -> None:
         self._check_circuit()
         try:
-            await self._redis.set(_keys(key, period)[3], spent, nx=True, ex=ttl)
-        except (RedisError, OSError) as exc:
+            async with asyncio.timeout(SOCKET_TIMEOUT):
+                await self._redis.set(_keys(key, period)[3], spent, nx=True, ex=ttl)
+        except (RedisError, OSError, TimeoutError) as exc:
             raise self._trip(exc) from exc
 
     async def aclose(self) -> None:
