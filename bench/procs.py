@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from pathlib import Path
 from types import TracebackType
 
@@ -42,7 +42,7 @@ class Child:
         argv: Sequence[str],
         *,
         log: Path,
-        cores: set[int],
+        cores: Set[int],
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
     ) -> None:
@@ -117,7 +117,7 @@ class Child:
         self.stop()
 
 
-def run_captured(argv: Sequence[str], *, cores: set[int], timeout: float) -> subprocess.CompletedProcess[bytes]:
+def run_captured(argv: Sequence[str], *, cores: Set[int], timeout: float) -> subprocess.CompletedProcess[bytes]:
     """Run a short-lived child to completion (pinned, own session); kill its group on timeout."""
     proc = subprocess.Popen(
         list(argv),

@@ -87,7 +87,11 @@ def main() -> None:
     n, frames = len(events), sum(len(b) for b in batches)
 
     def many(fn: Callable[[], object]) -> Callable[[], None]:
-        return lambda: [fn() for _ in range(args.streams)] and None
+        def repeated() -> None:
+            for _ in range(args.streams):
+                fn()
+
+        return repeated
 
     t_decode = best_of(args.repeats, many(lambda: decode(chunks)))
     t_translate = best_of(args.repeats, many(lambda: translate(events, plain)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -82,17 +82,14 @@ def tree_rss_bytes(pid: int) -> int:
     return sum(rss_bytes(p) for p in tree(pid))
 
 
-def usable_cores(cores: set[int]) -> set[int]:
-    """`cores` restricted to those this process may run on; empty on a 1-core machine (no pinning)."""
-    available = os.sched_getaffinity(0)
-    return cores & available if len(available) >= 2 else set()
+def pinning_preexec(cores: Set[int]) -> Callable[[], None] | None:
+    """A Popen `preexec_fn` that pins the child (and so all its threads and children) to `cores` (none: no pinning).
 
-
-def pinning_preexec(cores: set[int]) -> Callable[[], None] | None:
-    """A Popen `preexec_fn` that pins the child (and so all its threads and children) to `cores`."""
-    wanted = usable_cores(cores)
-    if not wanted:
+    The cores come from `bench.cores.choose_cores`, which picks them among those this process may use.
+    """
+    if not cores:
         return None
+    wanted = set(cores)
 
     def _pin() -> None:
         os.sched_setaffinity(0, wanted)

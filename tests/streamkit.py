@@ -57,7 +57,7 @@ def to_wire(events: list[StreamEvent]) -> list[Event]:
 
 
 def check_grammar(events: list[Event]) -> None:
-    """PROTOCOL.md §3.4: one message_start first; blocks sequential, contiguous; typed deltas; one ending."""
+    """Anthropic's stream grammar: one message_start first; blocks sequential, contiguous; typed deltas; one ending."""
     names = [name for name, _ in events]
     if names and names[0] == "error":
         assert names == ["error"]
@@ -72,8 +72,9 @@ def check_grammar(events: list[Event]) -> None:
             open_type = payload["content_block"]["type"]
         elif name == "content_block_delta":
             assert open_type is not None and payload["index"] == next_index
-            allowed = {"text": {"text_delta"}, "thinking": {"thinking_delta", "signature_delta"},
-                       "tool_use": {"input_json_delta"}}[open_type]  # fmt: skip
+            allowed = {"text": {"text_delta", "citations_delta"}, "thinking": {"thinking_delta", "signature_delta"},
+                       "tool_use": {"input_json_delta"}, "server_tool_use": {"input_json_delta"},
+                       "web_search_tool_result": set()}[open_type]  # fmt: skip
             assert payload["delta"]["type"] in allowed
         elif name == "content_block_stop":
             assert open_type is not None and payload["index"] == next_index
@@ -107,6 +108,8 @@ def fold(events: list[Event]) -> dict[str, Any]:
                 block["thinking"] += delta["thinking"]
             elif delta["type"] == "signature_delta":
                 block["signature"] = delta["signature"]
+            elif delta["type"] == "citations_delta":
+                block.setdefault("citations", []).append(delta["citation"])
             else:
                 partial[payload["index"]] = partial.get(payload["index"], "") + delta["partial_json"]
         elif name == "content_block_stop" and payload["index"] in partial:

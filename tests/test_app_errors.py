@@ -3,7 +3,7 @@ with the envelope and a request-id), never a 500 for bad input and never a stack
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -33,9 +33,11 @@ def _assert_envelope(reply: httpx.Response, status: int, error_type: str) -> dic
 
 
 @pytest.fixture
-async def no_retry_client(app_factory: AppFactory, make_settings: Callable[..., Settings]) -> httpx.AsyncClient:
+async def no_retry_client(
+    app_factory: AppFactory, make_settings: Callable[..., Settings]
+) -> AsyncIterator[httpx.AsyncClient]:
     async with await _client(app_factory, make_settings(max_retries=0)) as http:
-        yield http  # type: ignore[misc]
+        yield http
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 
 from messages_bridge.config import Settings
 from messages_bridge.demo.server import Reply
-from messages_bridge.protocol import anthropic as a
+from messages_bridge.protocol import request_fields as fields
 from messages_bridge.translate.tokens import IMAGE_TOKENS, estimate_input_tokens
 from tests.conftest import GATEWAY, FakeUpstream
 
@@ -74,7 +74,7 @@ async def test_count_tokens_falls_back_to_the_estimate(
     upstream.script.push(Reply(status=status, json_body={"error": {"message": "Not found", "code": None}}))
     reply = await client.post("/v1/messages/count_tokens", json=COUNT)
     assert reply.status_code == 200, reply.text
-    expected = estimate_input_tokens(a.COUNT_TOKENS_DECODER.decode(httpx.Request("POST", "/", json=COUNT).content))
+    expected = estimate_input_tokens(fields.COUNT_TOKENS.decode(httpx.Request("POST", "/", json=COUNT).content).request)
     assert reply.json() == {"input_tokens": expected}
     assert expected > IMAGE_TOKENS  # the image, the system prompt, the text and the tool all count
 
@@ -82,7 +82,7 @@ async def test_count_tokens_falls_back_to_the_estimate(
 def test_estimate_counts_every_part() -> None:
     def estimate(**changes: Any) -> int:
         body = {**COUNT, **changes}
-        return estimate_input_tokens(a.COUNT_TOKENS_DECODER.decode(httpx.Request("POST", "/", json=body).content))
+        return estimate_input_tokens(fields.COUNT_TOKENS.decode(httpx.Request("POST", "/", json=body).content).request)
 
     full = estimate()
     assert estimate(system=None) < full

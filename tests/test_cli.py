@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from messages_bridge.cli import DEMO_BANNER, check_deployment, main
 from messages_bridge.config import Settings
 from tests.servers import free_port
 
-KEY = {"openai_api_key": "sk-upstream"}
+KEY: dict[str, Any] = {"openai_api_key": "sk-upstream"}
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""errors.py: every upstream failure maps to the Anthropic error type, status and headers of PROTOCOL.md §6.5."""
+"""errors.py: every upstream failure maps to the Anthropic error type, status and headers of docs/mapping.md."""
 
 from __future__ import annotations
 
@@ -59,7 +59,12 @@ def test_upstream_401_never_echoes_the_gateway_key() -> None:
         ({"retry-after": "3"}, "3"),
         ({"retry-after-ms": "1500"}, "2"),
         ({"retry-after-ms": "20", "retry-after": "9"}, "1"),
-        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, None),
+        # An HTTP date used to be dropped here while the retry policy honoured it: one parser now, so a past date
+        # means "retry now" (0) and a fractional value is rounded up to Anthropic's whole seconds.
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, "0"),
+        ({"retry-after": "2.5"}, "3"),
+        ({"retry-after-ms": "inf"}, None),
+        ({"retry-after-ms": "NaN", "retry-after": "4"}, "4"),
         ({"retry-after-ms": "soon"}, None),
         ({}, None),
     ],
@@ -153,5 +158,3 @@ def test_error_body_is_the_anthropic_envelope() -> None:
         "error": {"type": "rate_limit_error", "message": "slow down"},
         "request_id": "req_abc",
     }
-    event = json.loads(e.error_event_payload(e.OverloadedError("Overloaded")))
-    assert event == {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}

@@ -166,7 +166,7 @@ def _slow_upstream(cancelled: threading.Event, sent: threading.Event) -> Starlet
 async def test_client_disconnect_cancels_the_upstream_request() -> None:
     cancelled, sent = threading.Event(), threading.Event()
     with serving(_slow_upstream(cancelled, sent)) as up:
-        settings = Settings(openai_api_key="sk-x", openai_base_url=up.url + "/v1", ping_interval=0.05)  # type: ignore[call-arg]
+        settings = Settings(openai_api_key="sk-x", openai_base_url=up.url + "/v1", ping_interval=0.05)
         with serving(create_app(settings)) as gateway:
             async with (
                 httpx.AsyncClient(timeout=10) as http,

@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validato
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from messages_bridge.translate.request import UpstreamProfile
+from messages_bridge.websearch.config import WebSearchConfig
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEMO_BASE_URL = "http://demo-upstream/v1"
@@ -87,6 +88,15 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="log level")
     log_format: Literal["json", "console"] = Field(default="json", description="log format")
     log_content: bool = Field(default=False, description="log request/response bodies (secrets masked)")
+    # Web search (Anthropic's web_search server tool). The routing file's `web_search:` key will replace these.
+    web_search_mode: Literal["upstream", "gateway", "off"] = Field(
+        default="upstream", description="web_search through the upstream's hosted search, a gateway backend, or off"
+    )
+    web_search_backend_url: str | None = Field(default=None, description="SearXNG base URL for gateway-run search")
+    web_search_timeout: float = Field(default=10.0, gt=0, description="seconds one backend search may take")
+    web_search_hosted: bool | None = Field(
+        default=None, description="whether the upstream has hosted web_search (default: api.openai.com and demo)"
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -130,6 +140,20 @@ class Settings(BaseSettings):
                 return self.model_map[family]
         return self.default_model
 
+    @cached_property
+    def web_search(self) -> WebSearchConfig:
+        """The web search configuration (from the `BRIDGE_WEB_SEARCH_*` settings for now)."""
+        backend = None
+        if self.web_search_backend_url:
+            backend = {"kind": "searxng", "url": self.web_search_backend_url, "timeout": self.web_search_timeout}
+        return WebSearchConfig.model_validate({"mode": self.web_search_mode, "backend": backend})
+
+    def hosted_search(self, model: str) -> bool:
+        """Whether the upstream model has hosted web search: the one switch a routing profile will set per model."""
+        if self.web_search_hosted is not None:
+            return self.web_search_hosted
+        return self.demo or self.upstream_base_url == DEFAULT_BASE_URL
+
     def profile(self, requested: str) -> UpstreamProfile:
         """The upstream model and what it accepts; built once per upstream model (a set the settings bound)."""
         model = self.upstream_model(requested)
@@ -140,6 +164,7 @@ class Settings(BaseSettings):
                 reasoning=model.startswith(self.reasoning_models),
                 sampling=model.startswith(self.sampling_models),
                 disabled_effort=self.disabled_thinking_effort,
+                web_search=self.web_search.resolve(hosted=self.hosted_search(model)),
             )
         return profile
 

@@ -20,13 +20,15 @@ documented context-overflow wording that clients key compaction on): upstream HT
 
 from __future__ import annotations
 
-import math
 import re
+import time
 from collections.abc import Mapping
 from typing import ClassVar
 
 import httpx
 import msgspec
+
+from messages_bridge.protocol.headers import retry_after_header
 
 
 class GatewayError(Exception):
@@ -113,7 +115,7 @@ _BY_STATUS: dict[int, type[GatewayError]] = {
     529: OverloadedError,
 }
 
-# Codes of `response.failed` / stream `error` events (PROTOCOL.md §6.5).
+# Codes of `response.failed` / stream `error` events (docs/mapping.md, Errors and headers).
 _BY_STREAM_CODE: dict[str, type[GatewayError]] = {
     "server_error": ApiError,
     "rate_limit_exceeded": RateLimitError,
@@ -123,7 +125,7 @@ _BY_STREAM_CODE: dict[str, type[GatewayError]] = {
     "vector_store_timeout": UpstreamTimeoutError,
 }
 
-_NO_RETRY_CODES = frozenset({"insufficient_quota", "credit_balance_exhausted"})
+NO_RETRY_CODES = frozenset({"insufficient_quota", "credit_balance_exhausted"})
 # Upstream answers that a retry of the same request cannot change (clients are told `x-should-retry: false`).
 _PERMANENT_STATUSES = frozenset({400, 401, 402, 403, 404, 413, 422})
 _DEFAULT_MESSAGES: dict[type[GatewayError], str] = {
@@ -162,20 +164,8 @@ def context_overflow_message(upstream_message: str, *, estimated_tokens: int, co
     return f"prompt is too long: {actual} tokens > {maximum} maximum"
 
 
-def _retry_after_seconds(headers: Mapping[str, str]) -> str | None:
-    """`retry-after` for the client, from the upstream's `retry-after-ms` or `retry-after` (seconds)."""
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return str(max(0, math.ceil(float(ms) / 1000)))
-        except ValueError:
-            return None
-    value = headers.get("retry-after")
-    if value is not None and value.strip().isdigit():
-        return value.strip()
-    return None
-
-
 def _parse_upstream_body(body: bytes) -> tuple[str | None, str | None]:
+    """(message, code) of an upstream error body; (None, None) when it is not the JSON error envelope."""
     try:
         envelope = _ENVELOPE_DECODER.decode(body)
     except msgspec.DecodeError:
@@ -186,6 +176,11 @@ def _parse_upstream_body(body: bytes) -> tuple[str | None, str | None]:
     if error is None:
         return None, None
     return error.message, str(error.code) if error.code is not None else None
+
+
+def never_retry(body: bytes) -> bool:
+    """Whether an upstream error body names a code no retry can fix (`insufficient_quota`: out of credit)."""
+    return _parse_upstream_body(body)[1] in NO_RETRY_CODES
 
 
 def from_upstream_status(
@@ -208,9 +203,9 @@ def from_upstream_status(
     if code == "context_length_exceeded":
         text = context_overflow_message(text, estimated_tokens=estimated_tokens, context_window=context_window)
     out_headers: dict[str, str] = {}
-    if code in _NO_RETRY_CODES or status in _PERMANENT_STATUSES:
+    if code in NO_RETRY_CODES or status in _PERMANENT_STATUSES:
         out_headers["x-should-retry"] = "false"
-    elif error_class in (RateLimitError, OverloadedError) and (after := _retry_after_seconds(headers)):
+    elif error_class in (RateLimitError, OverloadedError) and (after := retry_after_header(headers, now=time.time())):
         out_headers["retry-after"] = after
     return error_class(text, headers=out_headers)
 
@@ -268,8 +263,3 @@ def error_body(error: GatewayError, request_id: str | None) -> bytes:
     """The Anthropic error envelope `{"type":"error","error":{...},"request_id":...}` as JSON bytes."""
     envelope = _ErrorEnvelope("error", _ErrorDetail(error.error_type, error.message), request_id)
     return _ENCODER.encode(envelope)
-
-
-def error_event_payload(error: GatewayError) -> bytes:
-    """The `data:` JSON of an in-stream `event: error` (no request_id there, as the real API)."""
-    return _ENCODER.encode(_ErrorEnvelope("error", _ErrorDetail(error.error_type, error.message)))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-VERSION = "2.1.197"  # the version CLAUDE_CODE.md and ../shared/captures were recorded with
+VERSION = "2.1.197"  # the version tests/fixtures/captures were recorded with
 PACKAGE = f"@anthropic-ai/claude-code@{VERSION}"
 INSTALL_TIMEOUT = 600.0
 RUN_TIMEOUT = 60.0

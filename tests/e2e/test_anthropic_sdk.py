@@ -28,12 +28,12 @@ from tests.servers import ThreadedServer, serving
 
 KEY = "gw-e2e-key"
 MODEL = "claude-sonnet-5"
-TOOL: dict[str, Any] = {
+TOOL: anthropic.types.ToolParam = {
     "name": "get_weather",
     "description": "Weather for a city.",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
-ASK: list[dict[str, Any]] = [{"role": "user", "content": "Use get_weather for `Paris`"}]
+ASK: list[anthropic.types.MessageParam] = [{"role": "user", "content": "Use get_weather for `Paris`"}]
 
 
 @dataclass
@@ -79,16 +79,16 @@ def test_create_message(sdk: anthropic.Anthropic, gateway: Gateway, upstream: Fa
 
 
 def test_tool_use_round_trip(sdk: anthropic.Anthropic, upstream: FakeUpstream) -> None:
-    first = sdk.messages.create(model=MODEL, max_tokens=256, tools=[TOOL], messages=ASK)  # type: ignore[arg-type]
+    first = sdk.messages.create(model=MODEL, max_tokens=256, tools=[TOOL], messages=ASK)
     assert first.stop_reason == "tool_use"
     tool_use = next(b for b in first.content if b.type == "tool_use")
     assert tool_use.name == "get_weather" and tool_use.input == {"city": "Paris"}
-    follow = [
+    follow: list[anthropic.types.MessageParam] = [
         *ASK,
         {"role": "assistant", "content": first.content},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_use.id, "content": "18C"}]},
     ]
-    second = sdk.messages.create(model=MODEL, max_tokens=256, tools=[TOOL], messages=follow)  # type: ignore[arg-type]
+    second = sdk.messages.create(model=MODEL, max_tokens=256, tools=[TOOL], messages=follow)
     assert second.stop_reason == "end_turn" and second.content[-1].type == "text"
     assert "18C" in second.content[-1].text
     replay = upstream.requests[-1]["input"]
@@ -97,19 +97,19 @@ def test_tool_use_round_trip(sdk: anthropic.Anthropic, upstream: FakeUpstream) -
 
 def test_thinking_round_trip(sdk: anthropic.Anthropic, upstream: FakeUpstream) -> None:
     """The second turn carries the thinking block back; the upstream gets its reasoning item (id + ciphertext)."""
-    thinking = {"type": "adaptive"}
-    first = sdk.messages.create(model=MODEL, max_tokens=512, tools=[TOOL], messages=ASK, thinking=thinking)  # type: ignore[arg-type]
+    thinking: anthropic.types.ThinkingConfigParam = {"type": "adaptive"}
+    first = sdk.messages.create(model=MODEL, max_tokens=512, tools=[TOOL], messages=ASK, thinking=thinking)
     blocks = [b for b in first.content if b.type == "thinking"]
     assert len(blocks) == 1 and blocks[0].thinking.startswith("Considering:")
     ref = decode_signature(blocks[0].signature)
     assert ref is not None
     tool_use = next(b for b in first.content if b.type == "tool_use")
-    follow = [
+    follow: list[anthropic.types.MessageParam] = [
         *ASK,
         {"role": "assistant", "content": first.content},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_use.id, "content": "18C"}]},
     ]
-    second = sdk.messages.create(model=MODEL, max_tokens=512, tools=[TOOL], messages=follow, thinking=thinking)  # type: ignore[arg-type]
+    second = sdk.messages.create(model=MODEL, max_tokens=512, tools=[TOOL], messages=follow, thinking=thinking)
     assert second.stop_reason == "end_turn"  # the simulator rejects an id/ciphertext pair that does not match
     reasoning = [i for i in upstream.requests[-1]["input"] if i["type"] == "reasoning"]
     assert reasoning == [
@@ -124,7 +124,7 @@ def test_thinking_round_trip(sdk: anthropic.Anthropic, upstream: FakeUpstream) -
 
 def test_count_tokens_and_models(sdk: anthropic.Anthropic, upstream: FakeUpstream) -> None:
     upstream.script.push(Reply(json_body={"object": "response.input_tokens", "input_tokens": 321}))
-    assert sdk.messages.count_tokens(model=MODEL, messages=ASK, tools=[TOOL]).input_tokens == 321  # type: ignore[arg-type]
+    assert sdk.messages.count_tokens(model=MODEL, messages=ASK, tools=[TOOL]).input_tokens == 321
     ids = [m.id for m in sdk.models.list()]
     assert ids and all(i.startswith("claude") for i in ids)
     assert sdk.models.retrieve(ids[0]).id == ids[0]

@@ -1,8 +1,8 @@
 """Claude Code itself (the pinned npm CLI, `claude -p`) against the gateway on 127.0.0.1, the simulator behind it.
 
-Claude Code silently repeats a turn without streaming when a stream breaks (../shared/CLAUDE_CODE.md §6), so a
-working answer proves little: every test also checks that each model turn reached the upstream exactly once, as
-a streaming request, and that nothing else (count_tokens, fallbacks, retries) was sent.
+Claude Code silently repeats a turn as a non-streaming request when a stream breaks, so a working answer proves
+little: every test also checks that each model turn reached the upstream exactly once, as a streaming request, and
+that nothing else (count_tokens, fallbacks, retries) was sent.
 """
 
 from __future__ import annotations

@@ -96,5 +96,5 @@ def test_multiprocess_mode_aggregates_workers(tmp_path: Path) -> None:
     samples = scrape(out.stdout.decode())
     labels = (("route", "/v1/messages"), ("status", "200"), ("model", "opus"))
     assert samples[(P + "requests_total", tuple(sorted(labels)))] == 2
-    tokens = (("direction", "input"), ("kind", "uncached"), ("model", "opus"))
-    assert samples[(P + "tokens_total", tuple(sorted(tokens)))] == 18
+    token_labels = (("direction", "input"), ("kind", "uncached"), ("model", "opus"))
+    assert samples[(P + "tokens_total", tuple(sorted(token_labels)))] == 18

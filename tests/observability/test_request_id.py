@@ -51,7 +51,7 @@ async def test_malformed_or_oversized_id_is_replaced_never_echoed(
     bad: str,
 ) -> None:
     logs = capture_logs(make_settings())
-    reply = await client.post("/v1/messages", json=BODY, headers={"x-request-id": bad.encode("utf-8")})
+    reply = await client.post("/v1/messages", json=BODY, headers={b"x-request-id": bad.encode("utf-8")})
     generated = reply.headers["request-id"]
     assert generated.startswith("req_") and len(generated) == 28
     assert upstream.script.received[-1].headers["x-client-request-id"] == generated

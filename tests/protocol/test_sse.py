@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from messages_bridge.errors import OverloadedError, error_event_payload
+from messages_bridge.errors import OverloadedError
 from messages_bridge.protocol import anthropic_stream as o
 from messages_bridge.protocol.sse import ServerSentEvent, SSEDecoder, frame
 from tests.streamkit import chunked
@@ -92,7 +92,8 @@ def test_frame_encoding() -> None:
                       b'"delta":{"type":"text_delta","text":"a\\nb"}}\n\n'  # fmt: skip
 
 
-def test_error_event_matches_the_error_module_payload() -> None:
+def test_error_event_is_the_error_envelope_without_a_request_id() -> None:
     error = OverloadedError("Overloaded")
     event = o.ErrorEvent(o.ErrorDetail(error.error_type, error.message))
-    assert o.encode_event(event) == frame(b"error", error_event_payload(error))
+    expected = b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
+    assert o.encode_event(event) == frame(b"error", expected)

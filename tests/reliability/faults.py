@@ -6,7 +6,7 @@ import asyncio
 import socket
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -205,8 +205,8 @@ def start_call(app: Starlette, body: bytes, path: str = "/v1/messages") -> tuple
         await call.gone.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
-        call.sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        call.sent.append(dict(message))
 
     return call, asyncio.create_task(app(http_scope(path), receive, send))
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from messages_bridge.observability import record
-from messages_bridge.upstream.retry import RetryPolicy, answer_delay, retry_after, send_with_retries
+from messages_bridge.upstream.retry import RetryPolicy, answer_delay, send_with_retries
 
 FAST = RetryPolicy(max_retries=2, max_wait=0.2, budget=5.0, base_delay=0.01)
 
@@ -18,27 +18,12 @@ def answer(status: int, **headers: str) -> httpx.Response:
     return httpx.Response(status, headers=headers)
 
 
-@pytest.mark.parametrize(
-    ("headers", "expected"),
-    [
-        ({"retry-after": "3"}, 3.0),
-        ({"retry-after": "0.5"}, 0.5),
-        ({"retry-after-ms": "250"}, 0.25),
-        ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),
-        ({"retry-after": "soon"}, None),
-        ({"retry-after-ms": "x"}, None),
-        ({}, None),
-        ({"retry-after": "-4"}, 0.0),
-    ],
-)
-def test_retry_after_parses_seconds_and_milliseconds(headers: dict[str, str], expected: float | None) -> None:
-    assert retry_after(httpx.Headers(headers)) == expected
-
-
-def test_retry_after_accepts_an_http_date() -> None:
+def test_retry_after_is_the_one_shared_parser() -> None:
+    """The retry policy and the client-facing header read `retry-after` the same way (tests/protocol/test_headers)."""
+    assert answer_delay(FAST, 0, answer(429, **{"retry-after": "0.1"})) == 0.1
+    assert answer_delay(FAST, 0, answer(429, **{"retry-after": "-4"})) is not None  # not understood: backoff
     when = email.utils.formatdate(time.time() + 30, usegmt=True)
-    seconds = retry_after(httpx.Headers({"retry-after": when}))
-    assert seconds is not None and 28 <= seconds <= 31
+    assert answer_delay(FAST, 0, answer(429, **{"retry-after": when})) is None  # long: passed on to the client
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504, 529])

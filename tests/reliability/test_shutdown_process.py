@@ -1,4 +1,4 @@
-"""Graceful shutdown of a real `messages-bridge serve` process (issue 6).
+"""Graceful shutdown of a real `messages-bridge serve` process.
 
 On SIGTERM the open stream finishes, `/readyz` answers 503, a new request gets 529 `overloaded_error` with
 `retry-after`, and the process then exits on its own — no second signal, well within the grace period.

@@ -1,9 +1,9 @@
-"""Golden fixture pairs for the request and response translation (PROTOCOL.md §6.1–6.3).
+"""Golden fixture pairs for the request and response translation (docs/mapping.md).
 
 `fixtures/requests/<case>.anthropic.json` → `<case>.responses.json` (the upstream body, or the 4xx it raises);
 `fixtures/responses/<case>.responses.json` → `<case>.anthropic.json` (the Message, or the error), translated with
 the context of `<case>.request.json` when present. `UPDATE_GOLDENS=1` rewrites the expected files; review the diff
-against PROTOCOL.md before committing.
+against docs/mapping.md before committing.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import Any
 import msgspec
 import pytest
 
+from messages_bridge.app.body import decode_request
 from messages_bridge.config import Settings
 from messages_bridge.errors import GatewayError
-from messages_bridge.protocol import anthropic as a
+from messages_bridge.protocol import request_fields as fields
 from messages_bridge.protocol import responses as r
 from messages_bridge.translate.request import NEW_API_VERSION, to_responses_request
 from messages_bridge.translate.response import to_anthropic_message
@@ -50,7 +51,7 @@ def _check(actual: Any, expected_path: Path) -> None:
 
 
 def _translate_request(raw: bytes, case: str) -> Any:
-    req = a.MESSAGES_DECODER.decode(raw)
+    req = decode_request(raw, fields.MESSAGES)
     version = NEW_API_VERSION if case in NEW_API_CASES else "2023-06-01"
     return to_responses_request(req, SETTINGS.profile(req.model), api_version=version)
 

@@ -1,22 +1,17 @@
-"""Rate-limit header mapping (PROTOCOL.md §6.5)."""
+"""Rate-limit header mapping (docs/mapping.md, Errors and headers)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from messages_bridge.translate.headers import parse_duration, ratelimit_headers
+from messages_bridge.translate.headers import ratelimit_headers
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("6m0s", 360.0), ("1.5s", 1.5), ("20ms", 0.02), ("1h2m3s", 3723.0), ("0s", 0.0), ("soon", None), ("5x", None)],
-)
-def test_parse_duration(text: str, seconds: float | None) -> None:
-    assert parse_duration(text) == seconds
+NAMES = {f"x-ratelimit-{part}-{kind}" for part in ("limit", "remaining", "reset") for kind in ("requests", "tokens")}
 
 
 def test_maps_limits_remaining_and_resets() -> None:
@@ -41,3 +36,22 @@ def test_maps_limits_remaining_and_resets() -> None:
 def test_ignores_missing_and_malformed_values() -> None:
     upstream = {"x-ratelimit-limit-requests": "lots", "x-ratelimit-reset-tokens": "later"}
     assert ratelimit_headers(upstream, now=NOW) == {}
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        {"x-ratelimit-reset-requests": "99999999999999h", "x-ratelimit-reset-tokens": "1e9h"},
+        {"x-ratelimit-limit-requests": "١٢٣", "x-ratelimit-remaining-tokens": "²"},
+        {"x-ratelimit-limit-tokens": "inf", "x-ratelimit-remaining-requests": "-1"},
+        {"x-ratelimit-limit-requests": "5\r\nx-injected: 1", "x-ratelimit-reset-requests": "nans"},
+    ],
+)
+def test_hostile_values_are_dropped_never_fatal(hostile: dict[str, str]) -> None:
+    assert ratelimit_headers(hostile, now=NOW) == {}
+
+
+@given(st.dictionaries(st.sampled_from(sorted(NAMES)), st.text(max_size=30)))
+def test_any_values_give_only_ascii_headers(upstream: dict[str, str]) -> None:
+    for value in ratelimit_headers(upstream, now=NOW).values():
+        assert value.isascii() and value.isprintable()

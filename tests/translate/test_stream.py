@@ -1,4 +1,4 @@
-"""StreamTranslator: golden upstream → Anthropic streams, and one test per edge case of PROTOCOL.md §6.4."""
+"""StreamTranslator: golden upstream → Anthropic streams, and one test per edge case of docs/mapping.md, Streaming."""
 
 from __future__ import annotations
 

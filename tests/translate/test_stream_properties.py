@@ -5,6 +5,7 @@ non-streaming translation of the same Response."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -63,7 +64,7 @@ def responses(draw: st.DrawFn, *, refusals: bool = True) -> JSON:
     return response
 
 
-def _translation(draw: st.DrawFn, response: JSON, *, stops: bool) -> ReplyContext:
+def _translation(draw: Callable[[st.SearchStrategy[Any]], Any], response: JSON, *, stops: bool) -> ReplyContext:
     texts = [p["text"] for i in response["output"] if i["type"] == "message" for p in i["content"] if "text" in p]
     prefill = ""
     if texts and draw(st.booleans()):

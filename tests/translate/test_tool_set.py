@@ -56,7 +56,12 @@ def test_one_request_asking_again_skips_the_lookup(monkeypatch: pytest.MonkeyPat
     raw = _raw([{"name": "only_once"}])
     lookups: list[msgspec.Raw] = []
     real = t._lookup
-    monkeypatch.setattr(t, "_lookup", lambda r: lookups.append(r) or real(r))
+
+    def counting(r: msgspec.Raw) -> t.ToolSet:
+        lookups.append(r)
+        return real(r)
+
+    monkeypatch.setattr(t, "_lookup", counting)
     first = t.tool_set(raw)
     assert t.tool_set(raw) is first and t.tool_set(raw) is first
     assert len(lookups) == 1

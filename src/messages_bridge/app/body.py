@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import msgspec
 from starlette.requests import Request
 
 from messages_bridge.errors import InvalidRequestError, RequestTooLargeError, validation_message
+from messages_bridge.observability.request_fields import report_unknown_fields
+from messages_bridge.protocol import anthropic as a
+from messages_bridge.protocol.request_fields import RequestDecoder, refusal
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+R = TypeVar("R", a.MessagesRequest, a.CountTokensRequest)
+
+
+class _Decoder(Protocol[T_co]):
+    def decode(self, body: bytes, /) -> T_co: ...
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -34,7 +43,7 @@ def check_content_type(headers: Mapping[str, str]) -> None:
         raise InvalidRequestError(f"Unsupported content-type '{content_type[:64]}': send application/json")
 
 
-def decode_json(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
+def decode_json(body: bytes, decoder: _Decoder[T]) -> T:
     """Decode and validate; msgspec's error names the JSON path of the offending field."""
     if not body.strip():
         raise InvalidRequestError("Request body is empty: expected a JSON object")
@@ -48,3 +57,13 @@ def decode_json(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
         raise InvalidRequestError("Invalid JSON in request body: invalid UTF-8") from exc
     except RecursionError as exc:  # nesting deeper than the interpreter's recursion limit
         raise InvalidRequestError("Invalid JSON in request body: nested too deeply") from exc
+
+
+def decode_request(body: bytes, decoder: RequestDecoder[R]) -> R:
+    """Decode a Messages API body, report the fields nobody decided on, and refuse (400) a refused field."""
+    decoded = decode_json(body, decoder)
+    if decoded.unknown:
+        report_unknown_fields(decoder.endpoint, decoded.unknown)
+    if (message := refusal(decoded.request, decoder.endpoint)) is not None:
+        raise InvalidRequestError(message)
+    return decoded.request

@@ -12,17 +12,20 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from messages_bridge.app.admission import AdmissionMiddleware
-from messages_bridge.app.errors import on_gateway_error, on_http_exception, on_unexpected
+from messages_bridge.app.errors import on_client_disconnect, on_gateway_error, on_http_exception, on_unexpected
 from messages_bridge.app.lifecycle import Lifecycle, install_drain_on_signal
+from messages_bridge.app.readiness import ReadinessProbe
 from messages_bridge.app.routes import ROUTES
 from messages_bridge.app.state import GatewayState
 from messages_bridge.config import Settings
 from messages_bridge.demo.server import create_upstream_app
 from messages_bridge.errors import GatewayError
+from messages_bridge.observability.logs import Masker, settings_secrets
 from messages_bridge.observability.metrics import metrics_endpoint
 from messages_bridge.observability.middleware import RequestIdAlias, instrument
 from messages_bridge.team.admin import ADMIN_ROUTES
@@ -32,6 +35,7 @@ from messages_bridge.team.middleware import TeamMiddleware
 from messages_bridge.team.settings import TeamSettings
 from messages_bridge.upstream.client import ResponsesClient, Timeouts, default_transport
 from messages_bridge.upstream.retry import RetryPolicy
+from messages_bridge.websearch.backend import SearchBackend, SearxngBackend
 
 _ID_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _VALID_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
@@ -54,6 +58,13 @@ def _transport(settings: Settings, transport: httpx.AsyncBaseTransport | None) -
     if settings.demo:
         return httpx.ASGITransport(app=create_upstream_app())
     return default_transport(max_connections=settings.max_connections, keepalive=settings.upstream_keepalive)
+
+
+def _search_backend(settings: Settings) -> SearchBackend | None:
+    backend = settings.web_search.backend
+    if backend is None or settings.web_search.mode == "off":
+        return None
+    return SearxngBackend(backend.url, timeout=backend.timeout)
 
 
 class GatewayApp(Starlette):
@@ -100,7 +111,16 @@ def create_app(
             retry=retry,
         )
         keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
-        app.state.gateway = GatewayState(settings=settings, client=client, keys=keys, lifecycle=lifecycle)
+        search = _search_backend(settings)
+        app.state.gateway = GatewayState(
+            settings=settings,
+            client=client,
+            keys=keys,
+            scrub=Masker(settings_secrets(settings)),
+            readiness=ReadinessProbe(client.ready),
+            lifecycle=lifecycle,
+            search_backend=search,
+        )
         shared = tuple(k.get_secret_value() for k in settings.api_keys)
         app.state.team = await Team.open(
             team_settings, shared_keys=shared, upstream_url=settings.upstream_base_url, prices=prices
@@ -114,6 +134,8 @@ def create_app(
             await lifecycle.wait_idle(settings.shutdown_grace)
             undo_signals()
             await client.aclose()
+            if search is not None:
+                await search.aclose()
             await app.state.team.aclose()  # after the drain: every finished request's ledger row is queued
 
     middleware = [
@@ -132,7 +154,15 @@ def create_app(
     routes = [*ROUTES, *ADMIN_ROUTES]
     if observability:
         routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
-    handlers = {GatewayError: on_gateway_error, HTTPException: on_http_exception, Exception: on_unexpected}
+    handlers = {
+        GatewayError: on_gateway_error,
+        HTTPException: on_http_exception,
+        ClientDisconnect: on_client_disconnect,
+        Exception: on_unexpected,
+    }
     app = GatewayApp(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
+    # Starlette would answer `/v1/messages/` with a redirect built from the client's `Host` header (an open
+    # redirect for whoever controls that header); the Anthropic API has no such aliases, so it is a plain 404.
+    app.router.redirect_slashes = False
     app.outer = outer
     return app

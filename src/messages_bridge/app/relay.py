@@ -15,6 +15,7 @@ from messages_bridge.translate.headers import ratelimit_headers
 from messages_bridge.translate.request import Translation, UpstreamProfile, to_input_tokens_request
 from messages_bridge.translate.response import to_anthropic_message
 from messages_bridge.translate.tokens import estimate_input_tokens
+from messages_bridge.translate.usage import empty_usage
 from messages_bridge.upstream.client import ResponsesClient, UpstreamHTTPError
 
 _ENCODER = msgspec.json.Encoder()
@@ -54,12 +55,7 @@ async def relay_message(
 
 def empty_message(req: a.MessagesRequest) -> a.Message:
     """`max_tokens: 0` (Anthropic's cache pre-warm): no generation, the estimated input usage."""
-    usage: a.Usage = {
-        "input_tokens": estimate_input_tokens(req),
-        "output_tokens": 0,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
-    }
+    usage = empty_usage(input_tokens=estimate_input_tokens(req))
     return {
         "id": "msg_prewarm",
         "type": "message",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TypeVar
 
 import msgspec
@@ -10,22 +11,25 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from messages_bridge.app.body import check_content_type, decode_json, read_body
+from messages_bridge.app.body import check_content_type, decode_request, read_body
 from messages_bridge.app.relay import empty_message, relay_count_tokens, relay_message
 from messages_bridge.app.state import gateway
 from messages_bridge.app.streaming import prewarm_stream, stream_message
+from messages_bridge.app.websearch import answered_by_gateway, search_message
 from messages_bridge.errors import NotFoundError
 from messages_bridge.observability.record import current
 from messages_bridge.observability.shape import describe
 from messages_bridge.protocol import anthropic as a
+from messages_bridge.protocol import request_fields as fields
 from messages_bridge.team.gate import team_of
 from messages_bridge.translate.request import to_responses_request
 from messages_bridge.translate.tokens import estimate_input_tokens
 
-T = TypeVar("T")
+R = TypeVar("R", a.MessagesRequest, a.CountTokensRequest)
 _ENCODER = msgspec.json.Encoder()
 DEFAULT_VERSION = "2023-06-01"
 MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
+_translate_log = logging.getLogger("messages_bridge.translate")
 
 
 def json_response(payload: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -40,18 +44,18 @@ def _headers(request: Request) -> dict[str, str]:
     return {k.decode(): v.decode("latin-1") for k, v in request.scope["headers"] if k in _WANTED}
 
 
-async def _decoded(request: Request, headers: dict[str, str], decoder: msgspec.json.Decoder[T]) -> T:
+async def _decoded(request: Request, headers: dict[str, str], decoder: fields.RequestDecoder[R]) -> R:
     """Authenticate, check the content type, read (with the size limit) and validate the body."""
     state = gateway(request)
     await team_of(request).authenticate(request, headers)
     check_content_type(headers)
-    return decode_json(await read_body(request, state.settings.max_body_bytes), decoder)
+    return decode_request(await read_body(request, state.settings.max_body_bytes), decoder)
 
 
 async def create_message(request: Request) -> Response:
     state = gateway(request)
     headers = _headers(request)
-    req = await _decoded(request, headers, a.MESSAGES_DECODER)
+    req = await _decoded(request, headers, fields.MESSAGES)
     describe(req, current())
     version = headers.get("anthropic-version", DEFAULT_VERSION)
     settings = state.settings
@@ -60,6 +64,8 @@ async def create_message(request: Request) -> Response:
         settings.profile(req.model),
         api_version=version if settings.reject_sampling_on_new_api else DEFAULT_VERSION,
     )
+    if translation.ignored:  # names and JSON paths only, never values
+        _translate_log.debug("left out, no upstream equivalent: %s", ", ".join(translation.ignored))
     team = team_of(request)
     upstream_model = translation.body["model"]
     estimate = lambda: estimate_input_tokens(req)  # noqa: E731 - computed only for keys with tpm or budget
@@ -69,6 +75,11 @@ async def create_message(request: Request) -> Response:
     if req.max_tokens == 0:
         prewarm = empty_message(req)
         return prewarm_stream(prewarm) if req.stream else json_response(prewarm)
+    if translation.reply.web_search is not None:
+        current().web_search_mode = translation.reply.web_search_mode
+        if answered_by_gateway(req, translation):
+            answer = await search_message(state, req, translation)
+            return answer if isinstance(answer, Response) else json_response(answer)
     if req.stream:
         return team.decorate(request, await stream_message(state, req, translation))
     message, limits = await relay_message(
@@ -79,7 +90,7 @@ async def create_message(request: Request) -> Response:
 
 async def count_tokens(request: Request) -> Response:
     state = gateway(request)
-    req = await _decoded(request, _headers(request), a.COUNT_TOKENS_DECODER)
+    req = await _decoded(request, _headers(request), fields.COUNT_TOKENS)
     describe(req, current())
     profile = state.settings.profile(req.model)
     await team_of(request).admit(request, model=req.model, upstream_model=profile.model, estimate=int, limited=False)
@@ -128,7 +139,7 @@ async def readyz(request: Request) -> Response:
     state = gateway(request)
     if state.lifecycle.draining:
         return json_response({"status": "unready", "reason": "draining"}, status=503)
-    if await state.client.ready():
+    if await state.readiness.ready():  # cached for a few seconds (app/readiness.py)
         return json_response({"status": "ready", "demo": state.settings.demo})
     return json_response({"status": "unready", "reason": "upstream unreachable"}, status=503)
 

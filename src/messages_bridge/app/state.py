@@ -1,4 +1,4 @@
-"""What the routes share for the process lifetime: settings, the upstream client, the key set."""
+"""What the routes share for the process lifetime: settings, the upstream client, the key set, the secret scrubber."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from messages_bridge.app.lifecycle import Lifecycle
+from messages_bridge.app.readiness import ReadinessProbe
 from messages_bridge.config import Settings
+from messages_bridge.observability.logs import Masker
 from messages_bridge.upstream.client import ResponsesClient
+from messages_bridge.websearch.backend import SearchBackend
 
 
 @dataclass(slots=True)
@@ -16,7 +19,11 @@ class GatewayState:
     settings: Settings
     client: ResponsesClient
     keys: tuple[bytes, ...]
+    # Blanks every configured secret in text bound for a client (upstream error messages may quote our key).
+    scrub: Masker
+    readiness: ReadinessProbe
     lifecycle: Lifecycle = field(default_factory=lambda: Lifecycle(max_concurrency=1 << 30, grace=0.0))
+    search_backend: SearchBackend | None = None  # the gateway-run web search backend, when one is configured
 
 
 def gateway(request: Request) -> GatewayState:

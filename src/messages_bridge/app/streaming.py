@@ -25,6 +25,7 @@ from starlette.responses import Response, StreamingResponse
 from messages_bridge.app.relay import client_ratelimit_headers, upstream_error
 from messages_bridge.app.state import GatewayState
 from messages_bridge.errors import ApiError, GatewayError
+from messages_bridge.observability.logs import Masker
 from messages_bridge.observability.record import RequestRecord, current
 from messages_bridge.observability.upstream import note_upstream_status, note_usage
 from messages_bridge.protocol import anthropic as a
@@ -63,7 +64,9 @@ async def stream_message(state: GatewayState, req: a.MessagesRequest, t: Transla
     note_upstream_status(upstream.status_code, upstream.headers.get("x-request-id"))
     translator = StreamTranslator(t.reply, model=req.model, input_tokens=estimate_input_tokens(req),
                                   context_window=state.settings.context_window)  # fmt: skip
-    relay = StreamRelay(upstream, translator, stack, ping_interval=state.settings.ping_interval, record=record)
+    relay = StreamRelay(
+        upstream, translator, stack, ping_interval=state.settings.ping_interval, record=record, scrub=state.scrub
+    )
     headers = {**HEADERS, **client_ratelimit_headers(upstream.headers)}
     return StreamingResponse(relay.body(), media_type="text/event-stream", headers=headers,
                              background=BackgroundTask(relay.close))  # fmt: skip
@@ -87,8 +90,8 @@ class StreamRelay:
     """One stream: a producer (upstream → translator → frames) and the response body (frames or pings)."""
 
     def __init__(self, upstream: httpx.Response, translator: StreamTranslator, stack: AsyncExitStack, *,
-                 ping_interval: float, record: RequestRecord) -> None:  # fmt: skip
-        self._upstream = upstream
+                 ping_interval: float, record: RequestRecord, scrub: Masker) -> None:  # fmt: skip
+        self._scrub = scrub
         self._translator = translator
         self._stack = stack
         self._ping = ping_interval
@@ -176,18 +179,26 @@ class StreamRelay:
                     # The first token goes out at once, not after the rest of this read (an upstream that
                     # bursts, or a long read, would otherwise delay it); later frames go out one write per read.
                     record.first_token = time.perf_counter()
-                    await self._queue.put(encode_events(out))
+                    await self._queue.put(self._encode(out))
                     out = []
                     await asyncio.sleep(0)  # a put with room does not switch tasks: let the body send it now
             if out:
-                await self._queue.put(encode_events(out))
+                await self._queue.put(self._encode(out))
             if translator.done:
                 return
         await self._put(translator.finish())
 
     async def _put(self, events: list[o.StreamEvent]) -> None:
         if events:
-            await self._queue.put(encode_events(events))
+            await self._queue.put(self._encode(events))
+
+    def _encode(self, events: list[o.StreamEvent]) -> bytes:
+        """The frames, with the in-band error's message (it may quote upstream text) scrubbed of secrets."""
+        if self._translator.error is not None:
+            for event in events:
+                if isinstance(event, o.ErrorEvent):
+                    event.error.message = self._scrub(event.error.message)
+        return encode_events(events)
 
     async def _drain(self) -> None:
         """Read what follows the terminal event (normally just the end of the body), bounded in time."""

@@ -35,8 +35,16 @@ def _message_events(item: JSON, index: int, chunk: int) -> Iterator[JSON]:
         yield {"type": "response.content_part.added", **base, "part": empty}
         text = part.get("text", part.get("refusal", ""))
         delta_type = "response.output_text.delta" if kind == "output_text" else "response.refusal.delta"
+        # Like the real API, an annotation follows the delta that completes the span it annotates.
+        annotations = sorted(enumerate(part.get("annotations") or []), key=lambda a: a[1].get("end_index", 0))
+        sent = 0
         for piece in _pieces(text, chunk):
             yield {"type": delta_type, **base, "delta": piece}
+            sent += len(piece)
+            while annotations and annotations[0][1].get("end_index", 0) <= sent:
+                number, annotation = annotations.pop(0)
+                yield {"type": "response.output_text.annotation.added", **base, "annotation_index": number,
+                       "annotation": annotation}  # fmt: skip
         done = (
             {"type": "response.output_text.done", **base, "text": text}
             if kind == "output_text"
@@ -76,7 +84,17 @@ def _call_events(item: JSON, index: int, chunk: int) -> Iterator[JSON]:
     yield {"type": "response.output_item.done", "output_index": index, "item": item}
 
 
-_BY_TYPE = {"message": _message_events, "reasoning": _reasoning_events, "function_call": _call_events}
+def _search_events(item: JSON, index: int, chunk: int) -> Iterator[JSON]:
+    """A hosted search: the added item has no query yet; the done item has the query (and sources)."""
+    shell = {"id": item["id"], "type": "web_search_call", "status": "in_progress", "action": {"type": "search"}}
+    yield {"type": "response.output_item.added", "output_index": index, "item": shell}
+    for phase in ("in_progress", "searching", "completed"):
+        yield {"type": f"response.web_search_call.{phase}", "output_index": index, "item_id": item["id"]}
+    yield {"type": "response.output_item.done", "output_index": index, "item": item}
+
+
+_BY_TYPE = {"message": _message_events, "reasoning": _reasoning_events, "function_call": _call_events,
+            "web_search_call": _search_events}  # fmt: skip
 
 
 def events_for(response: JSON, *, chunk: int = 8) -> list[JSON]:

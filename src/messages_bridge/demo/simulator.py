@@ -13,6 +13,8 @@ import hashlib
 import re
 from typing import Any
 
+from messages_bridge.translate.tokens import CHARS_PER_TOKEN
+
 JSON = dict[str, Any]
 
 KNOWN_PARAMS = frozenset(
@@ -38,8 +40,13 @@ KNOWN_PARAMS = frozenset(
         "truncation",
         "metadata",
         "user",
+        "max_tool_calls",
     }
 )
+SOURCES_INCLUDE = "web_search_call.action.sources"
+_SEARCH_QUERY = re.compile(r"web search for the query:\s*(.+)", re.IGNORECASE | re.DOTALL)
+_SEARCH_WORDS = re.compile(r"\b(search|look up|latest|news)\b", re.IGNORECASE)
+SEARCH_RESULTS = 3
 _TOOL_WORDS = re.compile(r"\b(use|call|run|invoke|execute)\b", re.IGNORECASE)
 _BACKTICKS = re.compile(r"`([^`]+)`")
 
@@ -70,6 +77,26 @@ def _check_reasoning(item: JSON, index: int) -> None:
         raise SimulatorError(400, f"The encrypted content for item {item_id} could not be verified.")
 
 
+def _search_tool(request: JSON) -> JSON | None:
+    return next((t for t in request.get("tools") or [] if t.get("type") == "web_search"), None)
+
+
+def _check_search(request: JSON) -> None:
+    if _search_tool(request) is None:
+        return
+    if (request.get("reasoning") or {}).get("effort") == "minimal":
+        raise SimulatorError(400, "The following tools cannot be used with reasoning.effort 'minimal': web_search.",
+                             param="tools")  # fmt: skip
+
+
+def _check_search_item(item: JSON, index: int) -> None:
+    if not str(item.get("id", "")).startswith("ws_"):
+        raise SimulatorError(400, f"Invalid 'input[{index}].id'. Expected an ID that begins with 'ws'.")
+    action = item.get("action")
+    if not isinstance(action, dict) or action.get("type") not in ("search", "open_page", "find"):
+        raise SimulatorError(400, f"Missing required parameter: 'input[{index}].action'.")
+
+
 def validate(request: JSON) -> None:
     """Reject what the real Responses API rejects (the subset a gateway could get wrong)."""
     unknown = sorted(set(request) - KNOWN_PARAMS)
@@ -79,6 +106,7 @@ def validate(request: JSON) -> None:
         raise SimulatorError(400, "Missing required parameter: 'model'.", param="model")
     if (limit := request.get("max_output_tokens")) is not None and limit < 16:
         raise SimulatorError(400, "Invalid 'max_output_tokens': integer below minimum value 16.")
+    _check_search(request)
     items = request.get("input") or []
     calls: dict[str, int] = {}
     outputs: set[str] = set()
@@ -90,6 +118,8 @@ def validate(request: JSON) -> None:
                 raise SimulatorError(400, f"Invalid 'input[{index}].id'. Expected an ID that begins with 'fc'.")
         elif kind == "function_call_output":
             outputs.add(item["call_id"])
+        elif kind == "web_search_call":
+            _check_search_item(item, index)
         elif kind == "reasoning":
             _check_reasoning(item, index)
             if index + 1 >= len(items) or items[index + 1].get("role") == "user":
@@ -136,6 +166,8 @@ def _arguments(tool: JSON, prompt: str) -> JSON:
         args[name] = _dummy(props.get(name, {}), hint)
     if "command" in props:
         args["command"] = hint
+    if tool.get("name") == "web_search" and "query" in props:
+        args["query"] = search_query(prompt)  # the gateway's search function (gateway-run web search)
     return args
 
 
@@ -157,6 +189,52 @@ def _words(text: str) -> int:
     return max(1, len(text.split()))
 
 
+def _wants_search(request: JSON, prompt: str, last: JSON) -> bool:
+    if _search_tool(request) is None or request.get("tool_choice") == "none" or last.get("type") != "message":
+        return False
+    choice = request.get("tool_choice")
+    forced = choice == "required" or (isinstance(choice, dict) and choice.get("type") == "allowed_tools")
+    return forced or bool(_SEARCH_WORDS.search(prompt))
+
+
+def search_query(prompt: str) -> str:
+    """The query the simulated model searches for (Claude Code's sub-request names it)."""
+    found = _SEARCH_QUERY.search(prompt)
+    return (found.group(1) if found else prompt).strip()[:100] or "query"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "query"
+
+
+def _search_output(request: JSON, prompt: str, response_id: str) -> list[JSON]:
+    """A hosted search like the real API's: a `web_search_call` (sources only when included), then an answer
+    whose `url_citation` annotations carry the character range of each cited link."""
+    tool = _search_tool(request) or {}
+    query = search_query(prompt)
+    domains = (tool.get("filters") or {}).get("allowed_domains") or ["example.org"]
+    slug = _slug(query)
+    urls = [f"https://{domains[0]}/{slug}/page-{n}" for n in range(1, SEARCH_RESULTS + 1)]
+    action: JSON = {"type": "search", "query": query}
+    if SOURCES_INCLUDE in (request.get("include") or []):
+        action["sources"] = [{"type": "url", "url": u} for u in urls]
+    call = {"id": "ws_" + _digest(response_id, "ws"), "type": "web_search_call", "status": "completed",
+            "action": action}  # fmt: skip
+    text = f"Here is what I found about {query}."
+    annotations = []
+    for n, url in enumerate(urls[:2], start=1):
+        cited = f"{url}?utm_source=openai"
+        link = f" ([{domains[0]}]({cited}))"
+        start = len(text)
+        text += f" Finding {n} comes from page {n}." + link
+        annotations.append({"type": "url_citation", "start_index": start + len(f" Finding {n} comes from page {n}."),
+                            "end_index": len(text), "url": cited, "title": f"Result {n} about {slug}"})  # fmt: skip
+    message = {"id": "msg_" + _digest(response_id, "msg"), "type": "message", "status": "completed",
+               "role": "assistant",
+               "content": [{"type": "output_text", "text": text, "annotations": annotations}]}  # fmt: skip
+    return [call, message]
+
+
 def plan_output(request: JSON, response_id: str) -> tuple[list[JSON], bool]:
     """The output items for a request, and whether max_output_tokens cut them short."""
     items: list[JSON] = request.get("input") or []
@@ -168,6 +246,8 @@ def plan_output(request: JSON, response_id: str) -> tuple[list[JSON], bool]:
         summary = [{"type": "summary_text", "text": f"Considering: {prompt[:60]}"}] if reasoning.get("summary") else []
         output.append({"id": rs_id, "type": "reasoning", "summary": summary, "encrypted_content": encrypted_for(rs_id)})
     last = items[-1] if items else {}
+    if _wants_search(request, prompt, {"type": "message", **last}):
+        return [*output, *_search_output(request, prompt, response_id)], False
     tool = None if last.get("type") == "function_call_output" else _pick_tool(request, prompt)
     if tool is not None:
         call = {
@@ -209,7 +289,8 @@ def _json(value: Any) -> str:
 
 
 def usage_for(request: JSON, output: list[JSON]) -> JSON:
-    input_tokens = max(1, len(_json(request.get("input") or [])) // 4 + len(request.get("instructions") or "") // 4)
+    input_chars, instruction_chars = len(_json(request.get("input") or [])), len(request.get("instructions") or "")
+    input_tokens = max(1, input_chars // CHARS_PER_TOKEN + instruction_chars // CHARS_PER_TOKEN)
     out_text = " ".join(_json(o) for o in output)
     reasoning = sum(1 for o in output if o["type"] == "reasoning") * 8
     output_tokens = max(1, _words(out_text) // 2) + reasoning  # a tool call costs tokens too

@@ -9,7 +9,8 @@ Privacy rules enforced here, whatever a caller passes:
 - only `extra` keys in `ALLOWED_FIELDS` are printed (an allowlist, not a denylist); content fields
   (`request_body`, `response_body`) are printed only when `BRIDGE_LOG_CONTENT=true` configured the formatter;
 - an exception prints its type and the stack (code locations), never its message, which may quote request data;
-- messages and printed values pass through `Masker`, which blanks the configured keys and key-like tokens.
+- messages and printed values pass through `Masker`, which blanks the configured keys and key-like tokens;
+- control characters are escaped in both styles, and console values that could pose as more fields are quoted.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 import traceback
 from collections.abc import Iterable
 from typing import IO, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 from asgi_correlation_id import correlation_id
@@ -62,6 +64,10 @@ ACCESS_FIELDS = frozenset(
         "retries",
         "disconnected",
         "token_count_exact",
+        "web_search_mode",
+        "web_searches",
+        "web_search_errors",
+        "web_search_ms",
     }
 )
 # Top-level `extra` keys; the access record travels as one `access` dict whose keys must be in ACCESS_FIELDS.
@@ -73,15 +79,28 @@ _KEY_LIKE = re.compile(r"(?i)\b(bearer\s+)[^\s\"',]+|\b(?:sk|mbk)[-_][A-Za-z0-9_
 _SECRET_NAME = re.compile(r"(?i)key|secret|token|password|authorization|cookie")
 _URL_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _MAX_MESSAGE = 2048
+# What could end a line, move the cursor or recolour a terminal (C0 and C1 controls, DEL, Unicode line separators,
+# bidirectional overrides): printed as `\uXXXX`, so no value (a model name, a path) can forge or hide a log line.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# A console value with these is printed as a JSON string, so it cannot pose as more `key=value` pairs.
+_NEEDS_QUOTES = re.compile(r'[\s"=\\]')
+_NUMBERS = frozenset({int, float, bool})  # printed as they are (most access fields): nothing to escape
 
 _ENCODER = msgspec.json.Encoder()
 
 
 class Masker:
-    """Blanks the configured secret values and anything shaped like a bearer token or an `sk-` key."""
+    """Blanks the configured secret values and anything shaped like a bearer token or an `sk-` key.
+
+    The one masking routine: log lines, captured content and every text bound for a client pass through it.
+    Call it on decoded text (a JSON-escaped secret is plain again there); `json_text` is for raw JSON that cannot
+    be decoded first (captured bodies, cut at a size cap).
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets = tuple(sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True))
+        spellings = "|".join("".join(_json_spellings(c) for c in secret) for secret in self._secrets)
+        self._escaped = re.compile(spellings) if spellings else None
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
@@ -89,12 +108,26 @@ class Masker:
                 text = text.replace(secret, MASK)
         return _KEY_LIKE.sub(lambda m: (m.group(1) or "") + MASK, text)
 
+    def json_text(self, text: str) -> str:
+        """Raw JSON text: the secrets in any JSON spelling (`sk\\u002d…`, any characters escaped) blanked too."""
+        if self._escaped is not None:
+            text = self._escaped.sub(MASK, text)
+        return self(text)
+
+
+def _json_spellings(char: str) -> str:
+    """A pattern for `char` as JSON may write it inside a string: itself or `\\uXXXX` (hex in either case)."""
+    hex_digits = "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in f"{ord(char):04x}")
+    return f"(?:{re.escape(char)}|\\\\u{hex_digits})"
+
 
 def settings_secrets(settings: Settings) -> list[str]:
-    """Every secret value a setting holds (the upstream key and the client keys)."""
+    """Every secret value a setting holds (the upstream key, the client keys, a password in the upstream URL)."""
     values = [k.get_secret_value() for k in settings.api_keys]
     if settings.openai_api_key is not None:
         values.append(settings.openai_api_key.get_secret_value())
+    if password := urlsplit(settings.upstream_base_url).password:
+        values.append(password)
     return values
 
 
@@ -163,7 +196,7 @@ class Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = self.fields(record)
         if self._render == "json":
-            return _ENCODER.encode(fields).decode()
+            return _escape(_ENCODER.encode(fields).decode())
         return _console(fields)
 
 
@@ -182,17 +215,32 @@ def _message(record: logging.LogRecord) -> str:
     return message if len(message) <= _MAX_MESSAGE else message[:_MAX_MESSAGE] + "…"
 
 
+def _escape(text: str) -> str:
+    if text.isascii() and text.isprintable():  # the common case, checked in C: nothing to escape
+        return text
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _console_value(value: object) -> str:
+    """`value` for `key=value`: bare when plainly one token, else a JSON string (escapes kept ASCII)."""
+    if isinstance(value, dict | list):
+        return _escape(_ENCODER.encode(value).decode())
+    text = str(value)
+    if text and text.isascii() and text.isprintable() and not _NEEDS_QUOTES.search(text):
+        return text
+    return _escape(_ENCODER.encode(text).decode())
+
+
 def _console(fields: dict[str, object]) -> str:
     ts = time.strftime("%H:%M:%S", time.localtime(float(str(fields.pop("ts")))))
-    head = f"{ts} {str(fields.pop('level')).upper():<7} {fields.pop('logger')}: {fields.pop('event')}"
+    level, logger, event = str(fields.pop("level")).upper(), _escape(str(fields.pop("logger"))), fields.pop("event")
+    head = f"{ts} {level:<7} {logger}: {_escape(str(event))}"
     stack = fields.pop("stack", None)
     rest = " ".join(
-        f"{k}={_ENCODER.encode(v).decode() if isinstance(v, dict | list) else v}"
-        for k, v in fields.items()
-        if v is not None
+        f"{k}={v if type(v) in _NUMBERS else _console_value(v)}" for k, v in fields.items() if v is not None
     )
     line = f"{head} {rest}" if rest else head
-    return f"{line}\n{stack}" if stack else line
+    return f"{line}\n{_escape(str(stack))}" if stack else line
 
 
 class _Installed(logging.StreamHandler):  # type: ignore[type-arg]

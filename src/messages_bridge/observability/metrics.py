@@ -54,6 +54,11 @@ TOKENS = Counter(
 )
 UPSTREAM_ERRORS = Counter(PREFIX + "upstream_errors_total", "Upstream failures by Anthropic error type", ["error_type"])
 RETRIES = Counter(PREFIX + "upstream_retries_total", "Upstream call retries")
+WEB_SEARCHES = Counter(PREFIX + "web_searches_total", "Web searches answered, by how they ran", ["mode"])
+WEB_SEARCH_ERRORS = Counter(PREFIX + "web_search_errors_total", "Web searches answered with an error block", ["mode"])
+WEB_SEARCH_BACKEND_SECONDS = Histogram(
+    PREFIX + "web_search_backend_seconds", "Time one request spent in the search backend", buckets=_LATENCY_BUCKETS
+)
 DISCONNECTS = Counter(PREFIX + "client_disconnects_total", "Clients gone before the response ended", ["route"])
 
 _TOKEN_KINDS = (
@@ -129,6 +134,17 @@ class Metrics:
             DISCONNECTS.labels(record.route).inc()
         if record.input_tokens or record.output_tokens or record.cache_read_tokens or record.cache_creation_tokens:
             self._count_tokens(record, model)
+        if record.web_search_mode is not None:
+            self._count_searches(record, record.web_search_mode)
+
+    @staticmethod
+    def _count_searches(record: RequestRecord, mode: str) -> None:
+        if record.web_searches:
+            WEB_SEARCHES.labels(mode).inc(record.web_searches)
+        if record.web_search_errors:
+            WEB_SEARCH_ERRORS.labels(mode).inc(record.web_search_errors)
+        if record.web_search_ms:
+            WEB_SEARCH_BACKEND_SECONDS.observe(record.web_search_ms / 1000)
 
     def _count_tokens(self, record: RequestRecord, model: str) -> None:
         children = self._tokens.get(model)

@@ -146,8 +146,8 @@ class AccessLog:
             _content.info(
                 "content",
                 extra={
-                    "request_body": mask(capture.request.decode(errors="replace")),
-                    "response_body": mask(capture.response.decode(errors="replace")),
+                    "request_body": mask.json_text(capture.request.decode(errors="replace")),
+                    "response_body": mask.json_text(capture.response.decode(errors="replace")),
                 },
             )
         if span is not None and self.tracing is not None:

@@ -45,6 +45,10 @@ class RequestRecord:
     retries: int = 0
     disconnected: bool = False
     token_count_exact: bool | None = None
+    web_search_mode: str | None = None  # hosted, gateway or off, when the request offered web_search
+    web_searches: int = 0
+    web_search_errors: int = 0
+    web_search_ms: float = 0.0  # time spent in the gateway's search backend
 
 
 _CURRENT: ContextVar[RequestRecord | None] = ContextVar("messages_bridge_record", default=None)
@@ -104,4 +108,8 @@ def log_fields(record: RequestRecord, finished: float) -> dict[str, object]:
         "retries": record.retries,
         "disconnected": record.disconnected,
         "token_count_exact": record.token_count_exact,
+        "web_search_mode": record.web_search_mode,
+        "web_searches": record.web_searches,
+        "web_search_errors": record.web_search_errors,
+        "web_search_ms": round(record.web_search_ms, 2),
     }

@@ -11,12 +11,12 @@ from messages_bridge.errors import GatewayError
 from messages_bridge.observability.record import RequestRecord, current
 from messages_bridge.protocol import anthropic as a
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 
 
 def safe_id(value: str | None) -> str | None:
     """An upstream-supplied id, if it looks like one (anything else is not printed)."""
-    return value if value is not None and _SAFE_ID.match(value) else None
+    return value if value is not None and _SAFE_ID.fullmatch(value) else None
 
 
 @contextmanager
@@ -51,3 +51,5 @@ def note_usage(usage: a.Usage, stop_reason: str | None) -> None:
     record.cache_creation_tokens = usage["cache_creation_input_tokens"]
     details = usage.get("output_tokens_details")
     record.reasoning_tokens = details.get("thinking_tokens", 0) if details else 0
+    if (server_tools := usage.get("server_tool_use")) is not None:
+        record.web_searches = server_tools["web_search_requests"]

@@ -1,8 +1,10 @@
 """Wire shapes of the Anthropic Messages API (requests in, messages and events out).
 
 Requests are decoded and validated in one pass by msgspec (fast, and its errors name the JSON path).
-Fields the gateway accepts but has no use for (`cache_control`, `citations`, `caller`, `context_management`)
-are simply not declared: msgspec skips unknown fields without building objects for them.
+Every top-level request field is decided in protocol/request_fields.py (translated, no-op or refused) and declared
+here; the ones the gateway has no use for are `Raw` (a slice of the body, never decoded). Inside blocks, fields the
+gateway accepts but has no use for (`cache_control`, `citations`, `caller`) are simply not declared: msgspec skips
+unknown fields without building objects for them.
 Tool schemas and tool inputs stay `msgspec.Raw`: the gateway forwards them verbatim, so decoding
 64 KB of JSON Schema into Python objects on every request would be pure waste.
 Responses are TypedDicts: they are built once and encoded straight to JSON.
@@ -204,10 +206,19 @@ class _ConversationRequest(Struct, gc=False, kw_only=True):
     thinking: ThinkingConfig | None = None
     output_config: OutputConfig | None = None
     speed: Literal["standard", "fast"] | None = None
+    # Decided in protocol/request_fields.py: no-ops, and refused fields checked there.
+    cache_control: Raw | UnsetType = UNSET
+    context_management: Raw | UnsetType = UNSET
+    betas: Raw | UnsetType = UNSET
+    user_profile_id: Raw | UnsetType = UNSET
+    workspace_id: Raw | UnsetType = UNSET
+    billing_policy: Raw | UnsetType = UNSET
+    compaction: Raw | UnsetType = UNSET
+    mcp_servers: Raw | UnsetType = UNSET
 
 
 class MessagesRequest(_ConversationRequest, kw_only=True):
-    """`POST /v1/messages` body (unknown top-level fields are ignored, as the issue asks)."""
+    """`POST /v1/messages` body (undecided top-level fields are ignored, and reported: see request_fields.py)."""
 
     max_tokens: Annotated[int, Meta(ge=0)]
     stop_sequences: list[str] | None = None
@@ -217,18 +228,26 @@ class MessagesRequest(_ConversationRequest, kw_only=True):
     top_p: Annotated[float, Meta(ge=0, le=1)] | None = None
     top_k: Annotated[int, Meta(ge=0)] | None = None
     service_tier: Literal["auto", "standard_only"] | None = None
+    thread: Raw | UnsetType = UNSET
+    diagnostics: Raw | UnsetType = UNSET
+    inference_geo: Raw | UnsetType = UNSET
+    fallback_credit_token: Raw | UnsetType = UNSET
+    container: Raw | UnsetType = UNSET
+    fallbacks: Raw | UnsetType = UNSET
 
 
 class CountTokensRequest(_ConversationRequest, kw_only=True):
     """`POST /v1/messages/count_tokens` body."""
 
 
-MESSAGES_DECODER = msgspec.json.Decoder(MessagesRequest)
 TOOLS_DECODER = msgspec.json.Decoder(list[Tool] | None)
-COUNT_TOKENS_DECODER = msgspec.json.Decoder(CountTokensRequest)
 
 
 # ---- output shapes -------------------------------------------------------------------------------
+
+
+class ServerToolUsage(TypedDict):
+    web_search_requests: int
 
 
 class Usage(TypedDict):
@@ -238,11 +257,21 @@ class Usage(TypedDict):
     cache_read_input_tokens: int
     service_tier: NotRequired[str]
     output_tokens_details: NotRequired[dict[str, int]]
+    server_tool_use: NotRequired[ServerToolUsage]
+
+
+class WebSearchCitation(TypedDict):
+    type: Literal["web_search_result_location"]
+    url: str
+    title: str
+    cited_text: str
+    encrypted_index: str
 
 
 class TextOut(TypedDict):
     type: Literal["text"]
     text: str
+    citations: NotRequired[list[WebSearchCitation]]
 
 
 class ThinkingOut(TypedDict):
@@ -258,7 +287,33 @@ class ToolUseOut(TypedDict):
     input: object
 
 
-ContentOut = TextOut | ThinkingOut | ToolUseOut
+class ServerToolUseOut(TypedDict):
+    type: Literal["server_tool_use"]
+    id: str
+    name: Literal["web_search"]
+    input: dict[str, object]
+
+
+class WebSearchResult(TypedDict):
+    type: Literal["web_search_result"]
+    url: str
+    title: str
+    encrypted_content: str
+    page_age: str | None
+
+
+class WebSearchError(TypedDict):
+    type: Literal["web_search_tool_result_error"]
+    error_code: str
+
+
+class WebSearchToolResultOut(TypedDict):
+    type: Literal["web_search_tool_result"]
+    tool_use_id: str
+    content: list[WebSearchResult] | WebSearchError
+
+
+ContentOut = TextOut | ThinkingOut | ToolUseOut | ServerToolUseOut | WebSearchToolResultOut
 
 StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "refusal", "pause_turn"]
 

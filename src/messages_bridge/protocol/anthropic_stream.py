@@ -38,7 +38,20 @@ class ToolUseShell(Struct, tag_field="type", tag="tool_use"):
     input: dict[str, object] = msgspec.field(default_factory=dict)
 
 
-BlockShell = TextShell | ThinkingShell | ToolUseShell
+class ServerToolUseShell(Struct, tag_field="type", tag="server_tool_use"):
+    id: str
+    name: str
+    input: dict[str, object] = msgspec.field(default_factory=dict)
+
+
+class WebSearchResultShell(Struct, tag_field="type", tag="web_search_tool_result"):
+    """Arrives complete in `content_block_start` (no deltas), like the real API's result blocks."""
+
+    tool_use_id: str
+    content: list[a.WebSearchResult] | a.WebSearchError
+
+
+BlockShell = TextShell | ThinkingShell | ToolUseShell | ServerToolUseShell | WebSearchResultShell
 
 
 class TextDelta(Struct, tag_field="type", tag="text_delta"):
@@ -57,7 +70,11 @@ class InputJsonDelta(Struct, tag_field="type", tag="input_json_delta"):
     partial_json: str
 
 
-Delta = TextDelta | ThinkingDelta | SignatureDelta | InputJsonDelta
+class CitationsDelta(Struct, tag_field="type", tag="citations_delta"):
+    citation: a.WebSearchCitation
+
+
+Delta = TextDelta | ThinkingDelta | SignatureDelta | InputJsonDelta | CitationsDelta
 
 
 # ---- events ---------------------------------------------------------------------------------
@@ -102,7 +119,7 @@ class ErrorDetail(Struct):
 
 
 class ErrorEvent(_Event, tag="error"):
-    """Same JSON as `errors.error_event_payload` (no request_id in-band, as the real API)."""
+    """The in-stream error: the error envelope without `request_id` (the real API sends none in-band)."""
 
     error: ErrorDetail
 

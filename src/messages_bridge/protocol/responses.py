@@ -36,12 +36,6 @@ class InputFile(TypedDict, total=False):
 InputPart = InputText | InputImage | InputFile
 
 
-class OutputTextPart(TypedDict):
-    type: Literal["output_text"]
-    text: str
-    annotations: list[object]
-
-
 class InputMessageItem(TypedDict):
     type: Literal["message"]
     role: Literal["user", "developer", "system"]
@@ -79,7 +73,30 @@ class ReasoningInputItem(TypedDict):
     encrypted_content: str
 
 
-InputItem = InputMessageItem | AssistantMessageItem | FunctionCallItem | FunctionCallOutputItem | ReasoningInputItem
+class UrlSourceParam(TypedDict):
+    type: Literal["url"]
+    url: str
+
+
+class WebSearchActionParam(TypedDict):
+    type: Literal["search"]
+    query: str
+    sources: NotRequired[list[UrlSourceParam]]
+
+
+class WebSearchCallItem(TypedDict):
+    """A hosted search replayed as history (its `ws_` id comes back from the client's `server_tool_use` id)."""
+
+    type: Literal["web_search_call"]
+    id: str
+    status: Literal["completed"]
+    action: WebSearchActionParam
+
+
+InputItem = (
+    InputMessageItem | AssistantMessageItem | FunctionCallItem | FunctionCallOutputItem | ReasoningInputItem
+    | WebSearchCallItem
+)  # fmt: skip
 
 
 class FunctionTool(TypedDict):
@@ -90,12 +107,30 @@ class FunctionTool(TypedDict):
     strict: bool
 
 
+class WebSearchFilters(TypedDict):
+    allowed_domains: list[str]
+
+
+class WebSearchTool(TypedDict):
+    """The hosted search tool (`web_search`); `blocked_domains` and a per-tool use limit have no counterpart."""
+
+    type: Literal["web_search"]
+    filters: NotRequired[WebSearchFilters]
+    user_location: NotRequired[dict[str, object]]
+
+
 class ToolChoiceFunction(TypedDict):
     type: Literal["function"]
     name: str
 
 
-ToolChoiceParam = Literal["auto", "required", "none"] | ToolChoiceFunction
+class ToolChoiceAllowed(TypedDict):
+    type: Literal["allowed_tools"]
+    mode: Literal["auto", "required"]
+    tools: list[dict[str, str]]
+
+
+ToolChoiceParam = Literal["auto", "required", "none"] | ToolChoiceFunction | ToolChoiceAllowed
 
 
 class ReasoningParam(TypedDict, total=False):
@@ -126,6 +161,7 @@ class ResponsesRequest(TypedDict):
     tools: NotRequired[Raw]  # an encoded `list[FunctionTool]`, translated once per distinct tool array
     tool_choice: NotRequired[ToolChoiceParam]
     parallel_tool_calls: NotRequired[bool]
+    max_tool_calls: NotRequired[int]
     reasoning: NotRequired[ReasoningParam]
     text: NotRequired[TextConfig]
     temperature: NotRequired[float]
@@ -140,8 +176,19 @@ class ResponsesRequest(TypedDict):
 # ---- response shapes -----------------------------------------------------------------------------
 
 
+class Annotation(Struct, kw_only=True):
+    """An `output_text` annotation; only `url_citation` ones (web search) are translated."""
+
+    type: str
+    url: str = ""
+    title: str = ""
+    start_index: int = 0
+    end_index: int = 0
+
+
 class OutputText(Struct, tag_field="type", tag="output_text", kw_only=True):
     text: str
+    annotations: list[Annotation] = msgspec.field(default_factory=list)
 
 
 class Refusal(Struct, tag_field="type", tag="refusal", kw_only=True):
@@ -170,7 +217,28 @@ class ReasoningOutput(Struct, tag_field="type", tag="reasoning", kw_only=True):
     encrypted_content: str | None = None
 
 
-OutputItem = MessageOutput | FunctionCallOutput | ReasoningOutput
+class UrlSource(Struct, kw_only=True):
+    type: str = "url"
+    url: str = ""
+
+
+class WebSearchAction(Struct, kw_only=True):
+    """`search` (query, sources when included), `open_page` (url) or `find`."""
+
+    type: str = "search"
+    query: str | None = None
+    queries: list[str] | None = None
+    sources: list[UrlSource] | None = None
+    url: str | None = None
+
+
+class WebSearchCallOutput(Struct, tag_field="type", tag="web_search_call", kw_only=True):
+    id: str
+    status: str = "completed"
+    action: WebSearchAction | None = None
+
+
+OutputItem = MessageOutput | FunctionCallOutput | ReasoningOutput | WebSearchCallOutput
 
 
 class InputTokensDetails(Struct, kw_only=True):
@@ -225,6 +293,7 @@ _ITEM_DECODERS: dict[str, msgspec.json.Decoder[OutputItem]] = {
     "message": msgspec.json.Decoder(MessageOutput),
     "function_call": msgspec.json.Decoder(FunctionCallOutput),
     "reasoning": msgspec.json.Decoder(ReasoningOutput),
+    "web_search_call": msgspec.json.Decoder(WebSearchCallOutput),
 }
 
 

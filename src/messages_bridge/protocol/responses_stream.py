@@ -1,4 +1,5 @@
-"""Typed Responses API stream events (PROTOCOL.md §5.5): only the events the translator acts on are declared.
+"""Typed Responses API stream events (the `openai` SDK's `ResponseStreamEvent` union): only the events the
+translator acts on are declared.
 
 Each SSE event is decoded by the decoder registered for its name (the SSE `event:` line, which equals the JSON
 `type`); an event without a decoder is skipped without touching its JSON. Unknown fields are ignored, and
@@ -108,6 +109,14 @@ class StreamError(Struct, kw_only=True):
         return self.error.message if self.error is not None and self.error.message else self.message
 
 
+class AnnotationAdded(Struct, kw_only=True):
+    """`response.output_text.annotation.added`: arrives after the text it annotates."""
+
+    item_id: str = ""
+    content_index: int = 0
+    annotation: r.Annotation
+
+
 class RefusalDelta(Struct, kw_only=True):
     item_id: str = ""
     content_index: int = 0
@@ -117,7 +126,7 @@ class RefusalDelta(Struct, kw_only=True):
 StreamEvent = (
     ResponseCreated | OutputItemAdded | OutputItemDone | ContentPartAdded | ContentPartDone | TextDelta
     | RefusalDelta | RefusalDone | ArgumentsDelta | ArgumentsDone | SummaryPartAdded | SummaryTextDelta
-    | ResponseCompleted | ResponseFailed | StreamError
+    | ResponseCompleted | ResponseFailed | StreamError | AnnotationAdded
 )  # fmt: skip
 
 DECODERS: dict[str, msgspec.json.Decoder[StreamEvent]] = {
@@ -137,6 +146,7 @@ DECODERS: dict[str, msgspec.json.Decoder[StreamEvent]] = {
     "response.incomplete": msgspec.json.Decoder(ResponseCompleted),
     "response.failed": msgspec.json.Decoder(ResponseFailed),
     "error": msgspec.json.Decoder(StreamError),
+    "response.output_text.annotation.added": msgspec.json.Decoder(AnnotationAdded),
 }
 
 

@@ -25,10 +25,6 @@ class ServerSentEvent(NamedTuple):
     data: bytes
     id: str | None = None
 
-    @property
-    def text(self) -> str:
-        return self.data.decode("utf-8")
-
 
 class SSEDecoder:
     """`feed(bytes) -> list[ServerSentEvent]`, then `finish()` at the end of the stream.

@@ -1,4 +1,7 @@
-"""Anthropic Messages request → OpenAI Responses request (pure: no I/O, no logging, no config lookups)."""
+"""Anthropic Messages request → OpenAI Responses request (pure: no I/O, no logging, no config lookups).
+
+Every rule applied here is listed, with its reason, in docs/mapping.md.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,15 @@ from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import responses as r
 from messages_bridge.translate.content import block_type, text_part, tool_result_output, user_parts
 from messages_bridge.translate.signatures import decode_signature
-from messages_bridge.translate.tools import is_strict_schema, to_tool_choice, tool_set, upstream_name
+from messages_bridge.translate.tools import ToolSet, is_strict_schema, to_tool_choice, tool_set, upstream_name
+from messages_bridge.translate.websearch import (
+    FUNCTION_TOOL,
+    WebSearchMode,
+    WebSearchOptions,
+    history_items,
+    hosted_tool,
+    policy_note,
+)
 
 MIN_OUTPUT_TOKENS = 16  # the Responses API rejects max_output_tokens below 16
 NEW_API_VERSION = "2026-10-21"
@@ -35,6 +46,7 @@ class UpstreamProfile:
     reasoning: bool = True
     sampling: bool = False
     disabled_effort: str | None = "minimal"
+    web_search: WebSearchMode = "off"  # how Anthropic's web_search tool is served for this model
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +61,13 @@ class ReplyContext:
     stop_sequences: tuple[str, ...] = ()
     thinking_requested: bool = False
     prefill: str = ""
+    web_search: WebSearchOptions | None = None  # the client offered web_search (options to enforce)
+    web_search_mode: WebSearchMode = "off"
 
 
 @dataclass(slots=True)
 class Translation:
-    """A translated request, the context for its answer, and what had to be dropped (for a debug log)."""
+    """A translated request, the context for its answer, and what was left out (names and paths, logged at debug)."""
 
     body: r.ResponsesRequest
     reply: ReplyContext
@@ -163,6 +177,7 @@ def _add_assistant(builder: _InputBuilder, blocks: list[a.ContentBlock], where: 
     """Adds one assistant turn; returns the tool_use ids it opened."""
     opened: set[str] = set()
     pending_reasoning: list[r.ReasoningInputItem] = []
+    searches: dict[str, a.ServerToolUseBlock] = {}
     for j, block in enumerate(blocks):
         match block:
             case a.TextBlock(text=text):
@@ -189,13 +204,26 @@ def _add_assistant(builder: _InputBuilder, blocks: list[a.ContentBlock], where: 
                 if item is not None:
                     builder.flush()
                     pending_reasoning.append(item)
-            case a.ServerToolUseBlock() | a.WebSearchToolResultBlock():
-                notes.append(f"{where}.content.{j}: {block_type(block)}")
+            case a.ServerToolUseBlock():
+                builder.items.extend(pending_reasoning)
+                pending_reasoning = []
+                searches[block.id] = block
+            case a.WebSearchToolResultBlock():
+                use = searches.pop(block.tool_use_id, None)
+                if use is None:
+                    raise InvalidRequestError(
+                        f"{where}.content.{j}: `web_search_tool_result` block has no `server_tool_use` block with "
+                        f"id {block.tool_use_id} before it"
+                    )
+                for replayed in history_items(use, block, hosted=builder.profile.web_search == "hosted"):
+                    builder.add_item(replayed)
             case _:
                 kind = block_type(block)
                 raise InvalidRequestError(
                     f"{where}.content.{j}: content block type '{kind}' is not allowed in assistant messages"
                 )
+    if searches:
+        notes.append(f"{where}: server_tool_use without its result ({len(searches)})")
     # A reasoning item with nothing after it in its turn is rejected by OpenAI; it carries no answer anyway.
     return opened
 
@@ -270,11 +298,63 @@ def _reasoning(
     elif thinking is None or isinstance(thinking, a.ThinkingDisabled | a.ThinkingBetweenTools):
         # No `thinking` means no extended thinking in Anthropic terms, so the same low effort as "disabled".
         effort = effort or profile.disabled_effort
+    if effort == "minimal" and _hosted_search(req, profile):
+        effort = "low"  # the Responses API refuses hosted web_search with effort "minimal"
     if effort:
         param["effort"] = effort
     if requested and thinking is not None and getattr(thinking, "display", None) != "omitted":
         param["summary"] = "auto"
     return (param or None), requested
+
+
+def _hosted_search(req: a.CountTokensRequest | a.MessagesRequest, profile: UpstreamProfile) -> bool:
+    return profile.web_search == "hosted" and tool_set(req.tools).web_search is not None
+
+
+def _with_tool(tools: msgspec.Raw, tool: object) -> msgspec.Raw:
+    """The encoded tool array with one more tool (the array itself is translated once and cached)."""
+    encoded = _ENCODER.encode(tool)
+    if bytes(tools) == b"[]":
+        return msgspec.Raw(b"[" + encoded + b"]")
+    return msgspec.Raw(bytes(tools)[:-1] + b"," + encoded + b"]")
+
+
+def _add_tools(body: r.ResponsesRequest, req: a.CountTokensRequest | a.MessagesRequest, profile: UpstreamProfile,
+               tools: ToolSet) -> None:  # fmt: skip
+    """Tools and tool_choice; Anthropic's web_search becomes the hosted tool or the gateway's function."""
+    search = tools.web_search
+    mode = profile.web_search if search is not None else "off"
+    upstream = tools.upstream
+    if search is not None and mode == "hosted":
+        upstream = _with_tool(upstream, hosted_tool(WebSearchOptions.from_tool(search)))
+    elif search is not None and mode == "gateway":
+        upstream = _with_tool(upstream, FUNCTION_TOOL)
+    if bytes(upstream) != b"[]":
+        body["tools"] = upstream
+    choice, parallel = to_tool_choice(req.tool_choice)
+    if search is not None and isinstance(req.tool_choice, a.ToolChoiceTool) and req.tool_choice.name == search.name:
+        choice = _search_choice(mode, only=len(tools.tools) == 1)
+    if choice is not None and "tools" in body:
+        body["tool_choice"] = choice
+    if parallel is not None and "tools" in body:
+        body["parallel_tool_calls"] = parallel
+    if search is not None and mode != "off":
+        options = WebSearchOptions.from_tool(search)
+        if mode == "hosted":
+            body["include"] = [*body["include"], "web_search_call.action.sources"]
+            if options.max_uses is not None:
+                body["max_tool_calls"] = max(options.max_uses, 1)  # web_search is the only built-in tool sent
+        if (note := policy_note(options)) is not None:
+            body["instructions"] = f"{body['instructions']}\n\n{note}" if "instructions" in body else note
+
+
+def _search_choice(mode: WebSearchMode, *, only: bool) -> r.ToolChoiceParam | None:
+    """Forcing web_search: Responses has no named choice for the hosted tool, so `required` (or allowed_tools)."""
+    if mode == "gateway":
+        return {"type": "function", "name": FUNCTION_TOOL["name"]}
+    if mode == "hosted":
+        return "required" if only else {"type": "allowed_tools", "mode": "required", "tools": [{"type": "web_search"}]}
+    return None
 
 
 def _text_format(output_config: a.OutputConfig | None) -> r.TextConfig | None:
@@ -313,19 +393,14 @@ def _base_body(
     body: r.ResponsesRequest = {"model": profile.model, "input": items, "store": False, "include": []}
     if (instructions := _instructions(req.system)) is not None:
         body["instructions"] = instructions
-    if (tools := tool_set(req.tools)).tools:
-        body["tools"] = tools.upstream
-    choice, parallel = to_tool_choice(req.tool_choice)
-    if choice is not None:
-        body["tool_choice"] = choice
-    if parallel is not None:
-        body["parallel_tool_calls"] = parallel
     reasoning, requested = _reasoning(req, profile)
     if reasoning is not None:
         body["reasoning"] = reasoning
     if profile.reasoning:
         # Stateless (store:false) replay of reasoning needs the encrypted content; non-reasoning models reject it.
         body["include"] = ["reasoning.encrypted_content"]
+    if (tools := tool_set(req.tools)).tools:
+        _add_tools(body, req, profile, tools)
     if (text := _text_format(req.output_config)) is not None:
         body["text"] = text
     if req.speed == "fast":
@@ -349,10 +424,15 @@ def to_responses_request(req: a.MessagesRequest, profile: UpstreamProfile, *, ap
         body["stream"] = True
         body["stream_options"] = {"include_obfuscation": False}
     stops = tuple(s for s in req.stop_sequences or () if s)
-    return Translation(body, ReplyContext(tool_set(req.tools).names, stops, requested, prefill), notes)
+    tools = tool_set(req.tools)
+    search = WebSearchOptions.from_tool(tools.web_search) if tools.web_search is not None else None
+    mode = profile.web_search if search is not None else "off"
+    reply = ReplyContext(tools.names, stops, requested, prefill, search, mode)
+    return Translation(body, reply, notes)
 
 
 _COUNT_KEYS = ("model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "reasoning", "text")
+_ENCODER = msgspec.json.Encoder()
 
 
 def to_input_tokens_request(req: a.CountTokensRequest, profile: UpstreamProfile) -> dict[str, object]:

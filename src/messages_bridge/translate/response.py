@@ -1,4 +1,4 @@
-"""OpenAI `Response` → Anthropic `Message` (pure)."""
+"""OpenAI `Response` → Anthropic `Message` (pure; the rules are listed in docs/mapping.md, Answers and Usage)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from messages_bridge.translate.request import ReplyContext
 from messages_bridge.translate.signatures import encode_signature
 from messages_bridge.translate.stops import find_stop
 from messages_bridge.translate.usage import to_anthropic_usage
-
-_EMPTY_OBJECT = msgspec.json.decode(b"{}")
+from messages_bridge.translate.websearch import HostedSearches, citations_for
 
 
 def message_id(response_id: str) -> str:
@@ -42,6 +41,18 @@ class _Collected:
     stop_sequence: str | None = None
     saw_tool: bool = False
     prefill_checked: bool = False
+    searches: HostedSearches | None = None
+
+
+def _add_cited(out: _Collected, part: r.OutputText, t: ReplyContext) -> None:
+    """A text part and, with web search, its citations (on the part's block, as the stream attaches them)."""
+    before = len(out.content)
+    _add_text(out, part.text, t)
+    if out.searches is None or not part.annotations or len(out.content) == before:
+        return
+    block = out.content[-1]
+    if block["type"] == "text" and (citations := citations_for(part.text, part.annotations, out.searches.options)):
+        block["citations"] = citations
 
 
 def _add_text(out: _Collected, text: str, t: ReplyContext) -> None:
@@ -59,6 +70,8 @@ def _add_text(out: _Collected, text: str, t: ReplyContext) -> None:
 
 def _collect(response: r.Response, t: ReplyContext) -> _Collected:
     out = _Collected(content=[])
+    if t.web_search is not None and t.web_search_mode == "hosted":
+        out.searches = HostedSearches(t.web_search)
     for raw in response.output:
         item = r.decode_output_item(raw)
         if out.stop_sequence is not None:
@@ -69,12 +82,17 @@ def _collect(response: r.Response, t: ReplyContext) -> _Collected:
                 signature = encode_signature(item.id, item.encrypted_content)
                 out.content.append({"type": "thinking", "thinking": thinking, "signature": signature})
             case r.MessageOutput(content=parts):
+                if out.searches is not None:
+                    out.searches.resolve([n for p in parts if isinstance(p, r.OutputText) for n in p.annotations])
                 for part in parts:
                     if isinstance(part, r.Refusal):
                         out.refusal = part.refusal
                         out.content.append({"type": "text", "text": part.refusal})
                     else:
-                        _add_text(out, part.text, t)
+                        _add_cited(out, part, t)
+            case r.WebSearchCallOutput() if out.searches is not None:
+                if (blocks := out.searches.on_call(item)) is not None:
+                    out.content.extend(blocks)
             case r.FunctionCallOutput(call_id=call_id, name=name, arguments=arguments):
                 out.saw_tool = True
                 tool: a.ToolUseOut = {
@@ -86,13 +104,15 @@ def _collect(response: r.Response, t: ReplyContext) -> _Collected:
                 out.content.append(tool)
             case _:
                 pass  # reasoning the client did not ask for; unknown hosted-tool items (none are requested)
+    if out.searches is not None:
+        out.searches.resolve()
     return out
 
 
 def stop_reason(
     status: str | None, incomplete_reason: str | None, *, refusal: bool, stop_sequence: bool, tool_use: bool
 ) -> a.StopReason:
-    """PROTOCOL.md §6.3: the first matching rule wins."""
+    """The first matching rule wins (docs/mapping.md, Answers)."""
     if status == "incomplete" and incomplete_reason == "content_filter":
         return "refusal"
     if status == "incomplete":
@@ -143,6 +163,8 @@ def to_anthropic_message(
         "stop_sequence": out.stop_sequence,
         "usage": to_anthropic_usage(response.usage, service_tier=response.service_tier),
     }
+    if out.searches is not None:
+        message["usage"]["server_tool_use"] = {"web_search_requests": out.searches.count}
     if reason == "refusal":
         message["stop_details"] = stop_details(out.refusal)
     return message

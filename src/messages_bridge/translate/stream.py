@@ -1,4 +1,4 @@
-"""Responses stream events → Anthropic stream events (PROTOCOL.md §6.4): a pure state machine.
+"""Responses stream events → Anthropic stream events (docs/mapping.md, Streaming): a pure state machine.
 
 `feed(event)` returns the Anthropic events one upstream event produces, `finish()` those owed when the upstream
 stream ends, `fail(error)` the in-band error for a transport failure. The grammar is enforced here, not hoped for:
@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+import msgspec
+
 from messages_bridge.errors import ApiError, GatewayError, from_stream_error
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import anthropic_stream as o
@@ -21,7 +23,11 @@ from messages_bridge.translate.request import ReplyContext
 from messages_bridge.translate.response import failure_of, message_id, parse_arguments, stop_details, stop_reason
 from messages_bridge.translate.signatures import encode_signature
 from messages_bridge.translate.stops import StopSequenceFilter
-from messages_bridge.translate.usage import to_anthropic_usage
+from messages_bridge.translate.tokens import CHARS_PER_TOKEN
+from messages_bridge.translate.usage import empty_usage, to_anthropic_usage
+from messages_bridge.translate.websearch import HostedSearches, citation
+
+_ENCODER = msgspec.json.Encoder()
 
 Out = list[o.StreamEvent]
 
@@ -30,7 +36,8 @@ TEXT: Final = 1
 THINKING: Final = 2
 TOOL: Final = 3
 
-CHARS_PER_TOKEN = 4
+TAIL_CHARS = 4096  # text kept to quote a citation's span, which arrives just after its text
+HOLD_EVENTS = 4096  # events held back for a search's titles at most; beyond, they go out with URL-derived titles
 _TRUNCATED = "The upstream stream ended before the response was complete"
 
 
@@ -38,9 +45,10 @@ class StreamTranslator:
     """One stream's translation state. Read `done`, `error`, `stop_reason`, `usage`, `close_upstream` after feeding."""
 
     __slots__ = (
-        "_block_started", "_chars", "_index", "_open", "_open_item", "_part_index", "_prefill", "_prefill_held",
-        "_refusal", "_saw_tool", "_sent", "_service_tier", "_started", "_stops", "_summary_parts", "_t", "_window",
-        "close_upstream", "done", "error", "input_tokens", "model", "stop_reason", "usage",
+        "_block_started", "_chars", "_held", "_index", "_open", "_open_item", "_part_index", "_prefill",
+        "_prefill_held", "_refusal", "_release", "_saw_tool", "_searches", "_sent", "_service_tier", "_started",
+        "_stops", "_summary_parts", "_t", "_tail", "_tail_end", "_window", "close_upstream", "done", "error",
+        "input_tokens", "model", "stop_reason", "usage",
     )  # fmt: skip
 
     def __init__(self, t: ReplyContext, *, model: str, input_tokens: int, context_window: int = 0) -> None:
@@ -63,6 +71,12 @@ class StreamTranslator:
         self._stops = StopSequenceFilter(t.stop_sequences) if t.stop_sequences else None
         self._service_tier: str | None = None
         self._chars = 0
+        hosted = t.web_search is not None and t.web_search_mode == "hosted"
+        self._searches = HostedSearches(t.web_search) if hosted and t.web_search is not None else None
+        self._held: Out | None = None  # events after a search result whose titles are not known yet
+        self._release = False
+        self._tail = ""  # the last characters of the current text part (cited text, with web search only)
+        self._tail_end = 0  # characters of the current text part so far
         self.done = False
         self.close_upstream = False  # a stop sequence ended the message: stop reading the upstream now
         self.error: GatewayError | None = None
@@ -76,11 +90,24 @@ class StreamTranslator:
         if self.done:
             return []
         out: Out = []
+        holding = self._held is not None
         try:
             _HANDLERS[type(event)](self, event, out)
         except GatewayError as exc:
             self._error(exc, out)
+        if holding and self._held is not None:
+            self._held += out
+            out = []
+        if self._held is not None and (self._release or self.done or len(self._held) > HOLD_EVENTS):
+            out += self._release_held()
         return out
+
+    def _release_held(self) -> Out:
+        """The held events, once the result lists they follow are filled in (see `HostedSearches`)."""
+        held, self._held, self._release = self._held or [], None, False
+        if self._searches is not None:
+            self._searches.resolve()
+        return held
 
     def finish(self) -> Out:
         """The upstream stream ended: without a terminal event that is an error, never a fake success."""
@@ -90,7 +117,7 @@ class StreamTranslator:
         """An in-band error (transport failure, malformed upstream event) unless the stream is already over."""
         if self.done:
             return []
-        out: Out = []
+        out: Out = self._release_held() if self._held is not None else []
         self._error(error, out)
         return out
 
@@ -111,9 +138,8 @@ class StreamTranslator:
         self._started = True
         if response is not None:
             self._service_tier = response.service_tier
-        usage: a.Usage = {"input_tokens": self.input_tokens, "output_tokens": 0, "cache_creation_input_tokens": 0,
-                          "cache_read_input_tokens": 0,
-                          "service_tier": "priority" if self._service_tier == "priority" else "standard"}  # fmt: skip
+        usage = empty_usage(input_tokens=self.input_tokens)
+        usage["service_tier"] = "priority" if self._service_tier == "priority" else "standard"
         message: a.Message = {"id": message_id(response.id if response is not None else ""), "type": "message",
                               "role": "assistant", "model": self.model, "content": [], "stop_reason": None,
                               "stop_sequence": None, "usage": usage}  # fmt: skip
@@ -195,8 +221,7 @@ class StreamTranslator:
             out.append(o.ContentBlockStop(self._index))
             self._index += 1
         self._block_started = False
-        usage: a.Usage = {"input_tokens": self.input_tokens, "output_tokens": max(1, self._chars // CHARS_PER_TOKEN),
-                          "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}  # fmt: skip
+        usage = empty_usage(input_tokens=self.input_tokens, output_tokens=max(1, self._chars // CHARS_PER_TOKEN))
         reason = stop_reason(None, None, refusal=self._refusal is not None, stop_sequence=True,
                              tool_use=self._saw_tool)  # fmt: skip
         self._end(reason, sequence, usage, out)
@@ -244,8 +269,36 @@ class StreamTranslator:
             self._close(out)
         elif isinstance(item, r.ReasoningOutput) and self._is_open(THINKING, item.id):
             self._end_thinking(item, out)
-        elif isinstance(item, r.MessageOutput) and self._open == TEXT:
-            self._close(out)
+        elif isinstance(item, r.MessageOutput):
+            if self._open == TEXT:
+                self._close(out)
+            if self._searches is not None and self._searches.pending:
+                self._searches.resolve([n for p in item.content if isinstance(p, r.OutputText) for n in p.annotations])
+                self._release = True
+        elif isinstance(item, r.WebSearchCallOutput) and self._searches is not None:
+            self._on_search(item, out)
+
+    def _on_search(self, item: r.WebSearchCallOutput, out: Out) -> None:
+        """A finished hosted search: its `server_tool_use` now, its result (and what follows) once titled."""
+        searches = self._searches
+        blocks = searches.on_call(item) if searches is not None else None
+        if blocks is None:
+            return
+        use, result = blocks
+        self._close(out)
+        self._start(out)
+        index = self._index
+        out.append(o.ContentBlockStart(index, o.ServerToolUseShell(use["id"], use["name"])))
+        if use["input"]:
+            out.append(o.ContentBlockDelta(index, o.InputJsonDelta(_ENCODER.encode(use["input"]).decode())))
+        out.append(o.ContentBlockStop(index))
+        shell = o.WebSearchResultShell(result["tool_use_id"], result["content"])
+        events: Out = [o.ContentBlockStart(index + 1, shell), o.ContentBlockStop(index + 1)]
+        self._index += 2
+        if self._held is None and isinstance(result["content"], list):
+            self._held = events  # the content list is filled in when the answer's citations are known
+        else:
+            out += events
 
     def _end_thinking(self, item: r.ReasoningOutput, out: Out) -> None:
         if not self._sent and item.encrypted_content and (summary := "\n\n".join(s.text for s in item.summary)):
@@ -264,6 +317,7 @@ class StreamTranslator:
         if not self._open_block(TEXT, ev.item_id, out):
             return
         self._part_index = ev.content_index
+        self._tail, self._tail_end = "", 0
         if kind == "refusal":
             self._refusal = self._refusal or ""
             self._begin(out, o.TextShell())  # a refusal is a block even when empty, as non-streaming
@@ -273,8 +327,27 @@ class StreamTranslator:
             self._close(out)
 
     def _on_text_delta(self, ev: rs.TextDelta, out: Out) -> None:
+        if self._searches is not None:
+            self._tail = (self._tail + ev.delta)[-TAIL_CHARS:]
+            self._tail_end += len(ev.delta)
         if ev.delta and self._is_open(TEXT, ev.item_id):
             self._filtered(ev.delta, out)
+
+    def _on_annotation(self, ev: rs.AnnotationAdded, out: Out) -> None:
+        """A citation of text already sent: it goes on the open text block (the block of its text part)."""
+        ann = ev.annotation
+        searches = self._searches
+        if searches is None or ann.type != "url_citation" or not self._is_open(TEXT, ev.item_id):
+            return
+        if not ann.url or not searches.options.permits(ann.url):
+            return
+        self._begin(out, o.TextShell())
+        cited = citation(ann.url, ann.title, self._cited_text(ev.item_id, ann))
+        out.append(o.ContentBlockDelta(self._index, o.CitationsDelta(cited)))
+
+    def _cited_text(self, item_id: str, ann: r.Annotation) -> str:
+        offset = self._tail_end - len(self._tail)
+        return self._tail[max(ann.start_index - offset, 0) : max(ann.end_index - offset, 0)]
 
     def _on_refusal_delta(self, ev: rs.RefusalDelta, out: Out) -> None:
         if ev.delta and self._is_open(TEXT, ev.item_id):
@@ -321,7 +394,10 @@ class StreamTranslator:
         incomplete = response.incomplete_details.reason if response.incomplete_details else None
         reason = stop_reason(response.status, incomplete, refusal=self._refusal is not None, stop_sequence=False,
                              tool_use=self._saw_tool)  # fmt: skip
-        self._end(reason, None, to_anthropic_usage(response.usage, service_tier=response.service_tier), out)
+        usage = to_anthropic_usage(response.usage, service_tier=response.service_tier)
+        if self._searches is not None:
+            usage["server_tool_use"] = {"web_search_requests": self._searches.count}
+        self._end(reason, None, usage, out)
 
     def _on_failed(self, ev: rs.ResponseFailed, out: Out) -> None:
         raise self._failure(ev.response) or ApiError("The upstream response failed")
@@ -351,4 +427,5 @@ _HANDLERS: dict[type, _Handler] = {
     rs.ResponseCompleted: StreamTranslator._on_completed,  # type: ignore[dict-item]
     rs.ResponseFailed: StreamTranslator._on_failed,  # type: ignore[dict-item]
     rs.StreamError: StreamTranslator._on_error,  # type: ignore[dict-item]
+    rs.AnnotationAdded: StreamTranslator._on_annotation,  # type: ignore[dict-item]
 }

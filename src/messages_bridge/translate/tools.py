@@ -13,6 +13,7 @@ import msgspec
 from messages_bridge.errors import InvalidRequestError, validation_message
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import responses as r
+from messages_bridge.translate.websearch import is_web_search
 
 MAX_NAME = 64  # OpenAI function names: ^[a-zA-Z0-9_-]{1,64}$
 _VALID_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -109,6 +110,7 @@ class ToolSet:
     upstream: msgspec.Raw  # the encoded `list[FunctionTool]` for the Responses request
     names: dict[str, str]  # upstream name → Anthropic name, for the tools whose name had to change
     chars: int  # names, descriptions and schemas, for the local token estimate
+    web_search: a.Tool | None = None  # Anthropic's web_search server tool: translated per mode, not here
 
 
 NO_TOOLS = ToolSet((), msgspec.Raw(b"[]"), {}, 0)
@@ -163,9 +165,13 @@ def _build_tool_set(raw: bytes) -> ToolSet:
     if not decoded:
         return NO_TOOLS  # `"tools": null` or `[]`
     tools = tuple(decoded)
-    upstream = msgspec.Raw(_ENCODER.encode([to_function_tool(t) for t in tools]))
+    searches = [t for t in tools if is_web_search(t)]
+    if len(searches) > 1:
+        raise InvalidRequestError("tools: at most one web_search tool may be given")
+    functions = [t for t in tools if not is_web_search(t)]
+    upstream = msgspec.Raw(_ENCODER.encode([to_function_tool(t) for t in functions]))
     chars = sum(len(t.name) + len(t.description or "") + len(t.input_schema or b"") for t in tools)
-    return ToolSet(tools, upstream, name_map(list(tools)), chars)
+    return ToolSet(tools, upstream, name_map(functions), chars, searches[0] if searches else None)
 
 
 def to_tool_choice(choice: a.ToolChoice | None) -> tuple[r.ToolChoiceParam | None, bool | None]:

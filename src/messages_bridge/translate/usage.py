@@ -6,10 +6,20 @@ from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import responses as r
 
 
+def empty_usage(*, input_tokens: int = 0, output_tokens: int = 0) -> a.Usage:
+    """Usage without cache activity: what the gateway reports when it has only its own estimates (or nothing)."""
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
+
+
 def to_anthropic_usage(usage: r.ResponseUsage | None, *, service_tier: str | None = None) -> a.Usage:
     """Anthropic's `input_tokens` excludes cache reads and writes; OpenAI's includes them."""
     if usage is None:
-        return {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        return empty_usage()
     details = usage.input_tokens_details
     cached = details.cached_tokens if details else 0
     written = details.cache_write_tokens if details else 0

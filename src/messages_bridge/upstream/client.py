@@ -27,7 +27,10 @@ EVENTS_PER_SLICE = 16
 
 
 class UpstreamHTTPError(Exception):
-    """The upstream answered with a non-2xx status; `errors.from_upstream_status` maps it."""
+    """The upstream answered with a non-2xx status; `errors.from_upstream_status` maps it.
+
+    The body is the upstream's, unscrubbed: secrets are blanked in the decoded message on its way to the client.
+    """
 
     def __init__(self, status: int, body: bytes, headers: httpx.Headers) -> None:
         super().__init__(f"upstream HTTP {status}")
@@ -80,11 +83,6 @@ class ResponsesClient:
         self._headers = {"content-type": "application/json", "accept": "application/json"}
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
-        self._secret = api_key.encode() if api_key else None
-
-    def _scrubbed(self, body: bytes) -> bytes:
-        """An upstream error body without our key in it (an upstream may quote the credentials it rejected)."""
-        return body.replace(self._secret, b"[redacted]") if self._secret else body
 
     def _request_headers(self, request_id: str | None) -> dict[str, str]:
         if request_id is None:
@@ -117,7 +115,7 @@ class ResponsesClient:
         finally:
             await reply.aclose()
         if reply.status_code >= 300:
-            raise UpstreamHTTPError(reply.status_code, self._scrubbed(reply.content), reply.headers)
+            raise UpstreamHTTPError(reply.status_code, reply.content, reply.headers)
         return reply
 
     async def create(self, body: bytes, *, request_id: str | None) -> UpstreamReply:
@@ -152,7 +150,7 @@ class ResponsesClient:
                     content = await response.aread()
                 except httpx.HTTPError:
                     content = b""
-                raise UpstreamHTTPError(response.status_code, self._scrubbed(content), response.headers)
+                raise UpstreamHTTPError(response.status_code, content, response.headers)
             yield response
         finally:
             await response.aclose()

@@ -4,6 +4,9 @@ A call is retried when the upstream never produced an answer we used: the connec
 or it answered 429/5xx (nothing generated, nothing streamed). Once the upstream sends a 2xx status line —
 for a stream, as soon as its headers arrive — the answer is final, whatever happens afterwards.
 
+An answer whose error code says no retry can change it (`429 insufficient_quota`: the account is out of credit)
+is final too: its body is read (error bodies are small) before deciding.
+
 A retry waits the upstream's `retry-after`/`retry-after-ms` when it is short (≤ `max_wait`), else a jittered
 exponential backoff; a long `retry-after` is not waited out but passed on to the client, whose own retry loop
 is the right place for it. Every request has a retry count and a total time budget.
@@ -12,15 +15,16 @@ is the right place for it. Every request has a retry count and a total time budg
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
 
+from messages_bridge.errors import never_retry
 from messages_bridge.observability import record
+from messages_bridge.protocol.headers import retry_after
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 # Failures before the request reached the upstream at all: retrying them cannot duplicate work.
@@ -45,37 +49,29 @@ class RetryPolicy:
 NO_RETRIES = RetryPolicy(max_retries=0)
 
 
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds the upstream asks us to wait: `retry-after-ms`, or `retry-after` in seconds or as an HTTP date."""
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            return None
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def answer_delay(policy: RetryPolicy, attempt: int, response: httpx.Response) -> float | None:
     """Seconds to wait before retrying after this answer, or None when the answer goes to the client as is."""
     if response.status_code not in RETRYABLE_STATUSES or attempt >= policy.max_retries:
         return None
     if response.headers.get("x-should-retry", "").lower() == "false":
         return None
-    after = retry_after(response.headers)
+    after = retry_after(response.headers, now=time.time())
     if after is None:
         return policy.backoff(attempt)
     return after if after <= policy.max_wait else None
+
+
+async def _code_forbids_retry(response: httpx.Response) -> bool:
+    """Whether the answer's error code says a retry cannot help; reads the body, which the caller then reuses.
+
+    A body that fails to arrive is a failure after the request was sent, and those are never retried.
+    """
+    try:
+        body = await response.aread()
+    except httpx.HTTPError:
+        await response.aclose()
+        raise
+    return never_retry(body)
 
 
 async def send_with_retries(policy: RetryPolicy, call: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
@@ -95,6 +91,8 @@ async def send_with_retries(policy: RetryPolicy, call: Callable[[], Awaitable[ht
                 raise
         else:
             delay = answer_delay(policy, attempt, response)
+            if delay is not None and await _code_forbids_retry(response):
+                delay = None
             if delay is None or time.monotonic() + delay > deadline:
                 return response
             await response.aclose()

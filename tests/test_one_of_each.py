@@ -1,0 +1,26 @@
+"""One of each thing: a second copy of these definitions would drift from the first (it did, for retry-after)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "messages_bridge"
+
+
+def _files_with(needle: str) -> list[str]:
+    return sorted(str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if needle in p.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("needle", "home"),
+    [
+        ("CHARS_PER_TOKEN = ", "translate/tokens.py"),  # the token estimate's one ratio
+        ('"cache_read_input_tokens": 0', "translate/usage.py"),  # `empty_usage()`
+        ('.get("retry-after', "protocol/headers.py"),  # the one retry-after parser
+        ("class Masker", "observability/logs.py"),  # the one secret-masking routine
+    ],
+)
+def test_defined_once(needle: str, home: str) -> None:
+    assert _files_with(needle) == [home]
