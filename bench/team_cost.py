@@ -131,7 +131,7 @@ async def _limiter_p50(counters: Any, n: int) -> tuple[float, float]:
 
 
 async def main(requests: int, rounds: int, redis_url: str | None) -> None:
-    settings = Settings(openai_api_key="sk-bench", openai_base_url="http://upstream.bench/v1", max_retries=0)  # type: ignore[call-arg]
+    settings = Settings(openai_api_key="sk-bench", openai_base_url="http://upstream.bench/v1", max_retries=0)
     with (
         open(os.devnull, "w") as sink,  # noqa: ASYNC230 (once, before measuring)
         tempfile.TemporaryDirectory() as data,
@@ -141,9 +141,9 @@ async def main(requests: int, rounds: int, redis_url: str | None) -> None:
         redis.Redis.from_url(rurl).flushall()
         _count_round_trips()
         variants = {
-            "no keys": TeamSettings(data_dir=Path(data) / "open", prices=PRICES),  # type: ignore[arg-type]
-            "key, memory": TeamSettings(data_dir=Path(data) / "mem", prices=PRICES),  # type: ignore[arg-type]
-            "key, redis": TeamSettings(data_dir=Path(data) / "redis", prices=PRICES, redis_url=rurl),  # type: ignore[arg-type]
+            "no keys": TeamSettings(data_dir=Path(data) / "open", prices=PRICES),
+            "key, memory": TeamSettings(data_dir=Path(data) / "mem", prices=PRICES),
+            "key, redis": TeamSettings(data_dir=Path(data) / "redis", prices=PRICES, redis_url=rurl),
         }
         keys: dict[str, str | None] = {}
         servers = contextlib.ExitStack()

@@ -80,3 +80,15 @@ encrypted_index
 filters
 max_tool_calls
 queries
+
+# Team gateway: pydantic validator; ledger row fields written by `msgspec.structs.asdict`; Alembic reads a
+# migration's module globals and functions; the ledger backlog is read by tests and shown by the gauge.
+_._parse_json
+latency_ms
+ttft_ms
+_.backlog
+revision
+down_revision
+branch_labels
+depends_on
+downgrade

@@ -44,10 +44,13 @@ class TeamGateway:
     def create_key(self, name: str, **limits: Any) -> str:
         return self.team.store.create(name, Limits(**limits))
 
-    async def post(self, key: str | None = None, body: dict[str, Any] | None = None, **headers: str) -> httpx.Response:
+    async def post(
+        self, key: str | None = None, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        sent = dict(headers or {})
         if key is not None:
-            headers["x-api-key"] = key
-        return await self.http.post("/v1/messages", json=body or BODY, headers=headers)
+            sent["x-api-key"] = key
+        return await self.http.post("/v1/messages", json=body or BODY, headers=sent)
 
     async def rows(self) -> list[dict[str, Any]]:
         """The ledger rows so far (after flushing this gateway's queue)."""

@@ -32,8 +32,8 @@ async def test_one_row_per_request_with_key_session_agent_tokens_cost_and_timing
     await gw.team.keyring.reload()
     upstream.script.push(Reply(json_body=canary_reply()))
     headers = {"x-claude-code-session-id": SESSION, "x-claude-code-agent-id": AGENT}
-    ok = await gw.post(secret, **headers)
-    streamed = await gw.post(secret, {**BODY, "stream": True}, **headers)
+    ok = await gw.post(secret, headers=headers)
+    streamed = await gw.post(secret, {**BODY, "stream": True}, headers=headers)
     denied = await gw.post("mbk_not-a-key")
     assert (ok.status_code, streamed.status_code, denied.status_code) == (200, 200, 401)
     rows = await gw.rows()
@@ -58,7 +58,7 @@ async def test_one_row_per_request_with_key_session_agent_tokens_cost_and_timing
 
 async def test_malformed_attribution_headers_are_not_stored(open_team: Open) -> None:
     gw = await open_team()
-    await gw.post(**{"x-claude-code-session-id": "x" * 500, "x-claude-code-agent-id": "bad value;drop"})
+    await gw.post(headers={"x-claude-code-session-id": "x" * 500, "x-claude-code-agent-id": "bad value;drop"})
     (row,) = await gw.rows()
     assert row["session_id"] is None and row["agent_id"] is None
 

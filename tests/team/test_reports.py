@@ -36,9 +36,10 @@ async def _traffic(gw: TeamGateway, upstream: FakeUpstream) -> tuple[str, str]:
     bob = gw.create_key("bob")
     await gw.team.keyring.reload()
     upstream.script.push(*(Reply(json_body=canary_reply()) for _ in range(3)))
-    await gw.post(alice, **{"x-claude-code-session-id": "session-1"})
-    await gw.post(alice, **{"x-claude-code-session-id": "session-2"})
-    await gw.post(bob, {**BODY, "model": "claude-haiku-4-5-20251001"}, **{"x-claude-code-session-id": "session-2"})
+    await gw.post(alice, headers={"x-claude-code-session-id": "session-1"})
+    await gw.post(alice, headers={"x-claude-code-session-id": "session-2"})
+    haiku = {**BODY, "model": "claude-haiku-4-5-20251001"}
+    await gw.post(bob, haiku, headers={"x-claude-code-session-id": "session-2"})
     await gw.team.writer.flush()
     return alice, bob
 
@@ -126,7 +127,7 @@ async def test_canary_no_content_and_no_key_in_ledger_reports_admin_answers_or_l
     secret = gw.create_key("alice")
     await gw.team.keyring.reload()
     upstream.script.push(Reply(json_body=canary_reply()), Reply(json_body=canary_reply()))
-    ok = await gw.post(secret, canary_request(), **{"x-claude-code-session-id": "s-1"})
+    ok = await gw.post(secret, canary_request(), headers={"x-claude-code-session-id": "s-1"})
     assert ok.status_code == 200 and MARKERS["reply_text"] in ok.text
     assert (await gw.post(secret, {**canary_request(), "stream": True})).status_code == 200
     assert (await gw.post(secret + "x", canary_request())).status_code == 401

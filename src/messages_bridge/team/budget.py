@@ -71,7 +71,3 @@ def period_end(period: Period, now: datetime) -> datetime:
 
 def period_id(period: Period, now: datetime) -> str:
     return f"{period}:{period_start(period, now):%Y-%m-%d}"
-
-
-def usd(nano: int) -> float:
-    return nano / NANO

@@ -22,7 +22,6 @@ from typing import Protocol
 WINDOW = 60.0
 LEASE_SECONDS = 900.0
 RESERVATION_TTL = 3600
-REFUSAL_ORDER = ("budget", "requests", "tokens", "concurrency")
 
 
 @dataclass(slots=True)
@@ -43,10 +42,9 @@ class Ask:
 
 @dataclass(slots=True)
 class Verdict:
-    refused: str | None  # one of REFUSAL_ORDER, or None when admitted
+    refused: str | None  # "budget", "requests", "tokens" or "concurrency" (checked in this order); None = admitted
     requests_used: int  # in the last minute, before this request
     tokens_used: int
-    concurrent: int
     spent: int  # nano-dollars this period, reservations included
     retry_after: float  # seconds
 
@@ -133,7 +131,7 @@ class MemoryCounters:
             refused, retry = "tokens", (bucket + 1) * WINDOW - now
         elif ask.concurrency is not None and len(leases) >= ask.concurrency:
             refused, retry = "concurrency", 1.0
-        verdict = Verdict(refused, len(requests), tokens_used, len(leases), spent, retry)
+        verdict = Verdict(refused, len(requests), tokens_used, spent, retry)
         if refused is None:
             if ask.rpm is not None:
                 requests.append(now)

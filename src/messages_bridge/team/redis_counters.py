@@ -140,13 +140,12 @@ class RedisCounters:
                 reply = await self._script(keys=_keys(ask.key, ask.period), args=args)
         except (RedisError, OSError, TimeoutError) as exc:
             raise self._trip(exc) from exc
-        refused, used_req, used_tok, used_conc, spent, retry = reply
+        refused, used_req, used_tok, _, spent, retry = reply
         name = refused.decode() if isinstance(refused, bytes) else str(refused)
         return Verdict(
             refused=name or None,
             requests_used=int(used_req),
             tokens_used=int(used_tok),
-            concurrent=int(used_conc),
             spent=int(spent),
             retry_after=float(retry) / 1000,
         )
