@@ -245,7 +245,7 @@ class Team:
                 cache_read_input_tokens=usage.cache_read,
                 cache_creation_input_tokens=usage.cache_creation,
                 reasoning_tokens=record.reasoning_tokens,
-                web_searches=int(getattr(record, "web_searches", 0) or 0),
+                web_searches=record.web_searches,
                 cost_usd=cost / NANO,
                 latency_ms=_ms(record.started, now),
                 ttft_ms=_ms(record.started, record.first_token),
