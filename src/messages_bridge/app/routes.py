@@ -85,6 +85,7 @@ async def create_message(request: Request) -> Response:
     message, limits = await relay_message(
         state.client, req, translation, request_id=correlation_id.get(), context_window=settings.context_window
     )
+    await team.settle(request, current())  # before answering: the client's next request sees this usage
     return team.decorate(request, json_response(message, headers=limits))
 
 

@@ -84,6 +84,10 @@ def _int(value: object) -> int | None:
     return None if value is None else int(str(value))
 
 
+def _usage(record: RequestRecord) -> Usage:
+    return Usage(record.input_tokens, record.output_tokens, record.cache_read_tokens, record.cache_creation_tokens)
+
+
 def _ms(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else round((end - start) * 1000, 2)
 
@@ -195,12 +199,18 @@ class Team:
             response.raw_headers[:] = [h for h in response.raw_headers if h[0] not in names] + ours
         return response
 
+    async def settle(self, conn: HTTPConnection, record: RequestRecord) -> None:
+        """Debit the request's real usage now (a non-streaming answer, before it is sent); else `finish` does."""
+        ticket = conn.scope.get("state", {}).get(_TICKET)
+        if isinstance(ticket, Ticket):
+            await self.limiter.settle(ticket, _usage(record))
+
     async def finish(self, scope: Scope, record: RequestRecord, status: int, started_at: datetime) -> None:
         """After the response: settle the ticket, count the key's metrics, queue the ledger row."""
         state = scope.get("state") or {}
         identity = state.get("identity")
         ticket = state.get(_TICKET)
-        usage = Usage(record.input_tokens, record.output_tokens, record.cache_read_tokens, record.cache_creation_tokens)
+        usage = _usage(record)
         cost = 0
         if isinstance(ticket, Ticket):
             cost = await self.limiter.settle(ticket, usage)
