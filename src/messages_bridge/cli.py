@@ -85,6 +85,8 @@ def check_deployment(settings: Settings) -> str | None:
 
 def serve(settings: Settings) -> int:
     problem = check_deployment(settings)
+    if problem is not None and not settings.demo and team_cli.keys_guard_the_gateway():
+        problem = None  # named keys or JWTs: every request needs a credential, like BRIDGE_API_KEYS
     if problem is not None:
         sys.stderr.write(f"messages-bridge: {problem}\n")
         return 2

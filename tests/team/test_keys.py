@@ -171,3 +171,17 @@ async def test_revocation_reaches_a_running_gateway_within_the_cache_time(
         await asyncio.sleep(0.05)
     else:
         raise AssertionError("revocation never reached the gateway")
+
+
+def test_a_non_loopback_bind_is_allowed_once_named_keys_guard_the_gateway(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from messages_bridge.cli import serve
+    from messages_bridge.config import Settings
+
+    monkeypatch.setenv("BRIDGE_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr("messages_bridge.cli._run", lambda settings: None)  # not actually serving
+    settings = Settings(host="0.0.0.0", openai_api_key="sk-x")
+    assert serve(settings) == 2 and "refusing" in capsys.readouterr().err
+    _cli(capsys, "keys", "create", "alice")
+    assert serve(settings) == 0

@@ -151,3 +151,16 @@ def migrate() -> None:
         upgrade(engine)
     finally:
         engine.dispose()
+
+
+def keys_guard_the_gateway() -> bool:
+    """Whether JWTs are accepted or a named key exists: then no request gets through without a credential."""
+    settings = TeamSettings()
+    if settings.jwt_enabled:
+        return True
+    engine = make_engine(settings)
+    try:
+        upgrade(engine)
+        return bool(KeyStore(engine).load())
+    finally:
+        engine.dispose()
