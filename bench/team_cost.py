@@ -181,13 +181,13 @@ async def main(requests: int, rounds: int, redis_url: str | None) -> None:
     n = rounds * requests
     print(
         f"redis vs memory: p50 added {(p50['key, redis'] - p50['key, memory']) * 1e3:+.3f} ms (target ≤ 0.3 ms); "
-        f"round trips per request: {trips['admit'] / n:.2f} before the answer (one Lua script), "
-        f"{trips['settle'] / n:.2f} after it (one pipeline)"
+        f"round trips per request: {trips['admit'] / n:.2f} to admit (one Lua script), "
+        f"{trips['settle'] / n:.2f} to settle (one pipeline)"
     )
     print(
         f"limiter alone, p50: memory admit {memory[0] * 1e6:.0f} µs + settle {memory[1] * 1e6:.0f} µs; redis admit "
         f"{remote[0] * 1e6:.0f} µs (added on the request path: {(remote[0] - memory[0]) * 1e3:.3f} ms, target ≤ 0.3) "
-        f"+ settle {remote[1] * 1e6:.0f} µs after the answer is sent"
+        f"+ settle {remote[1] * 1e6:.0f} µs"
     )
 
 
