@@ -4,6 +4,7 @@ PostgreSQL restarts mid-load or when the gateway gets SIGTERM with rows still qu
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +108,10 @@ async def _post(base: str, key: str, **headers: str) -> int:
         return answer.status_code
 
 
+def _rejected(base: str, key: str) -> bool:
+    return asyncio.run(_post(base, key)) == 401
+
+
 def _ledger_count(url: str, where: Any = None) -> int:
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     try:
@@ -172,10 +178,10 @@ def test_revocation_and_rotation_reach_every_replica(
         for r in (a, b):
             assert asyncio.run(_post(r.base, secrets["alice"])) == 200
         store.revoke("alice")
-        new_bob = store.rotate("bob", grace=__import__("datetime").timedelta(0))
+        new_bob = store.rotate("bob", grace=timedelta(0))
         for r in (a, b):  # within the 10 s key cache
-            _wait_for(lambda r=r: asyncio.run(_post(r.base, secrets["alice"])) == 401, within=15)  # type: ignore[misc]
-            _wait_for(lambda r=r: asyncio.run(_post(r.base, secrets["bob"])) == 401, within=15)  # type: ignore[misc]
+            _wait_for(functools.partial(_rejected, r.base, secrets["alice"]), within=15)
+            _wait_for(functools.partial(_rejected, r.base, secrets["bob"]), within=15)
             assert asyncio.run(_post(r.base, new_bob)) == 200
     engine.dispose()
 
