@@ -153,6 +153,7 @@ class Team:
         return team
 
     async def aclose(self) -> None:
+        await self.keyring.aclose()
         await self.writer.aclose()
         await self.limiter.counters.aclose()
         await asyncio.to_thread(self.engine.dispose)

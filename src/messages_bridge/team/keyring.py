@@ -32,6 +32,7 @@ class KeyRing:
         self._loaded = -1e9
         self._attempted = -1e9
         self._lock = asyncio.Lock()
+        self._refresh: asyncio.Task[None] | None = None
 
     @property
     def required(self) -> bool:
@@ -51,10 +52,23 @@ class KeyRing:
             self._named = bool(records)
             self._loaded = time.monotonic()
 
+    async def aclose(self) -> None:
+        """Let a background reload finish (it holds a database connection)."""
+        if self._refresh is not None:
+            await self._refresh
+
     async def _fresh(self) -> None:
+        """Past half the cache time, reload in the background; past all of it, reload before answering (a failed
+        reload keeps the old set, and is tried again at most once a second)."""
         now = time.monotonic()
-        if now - self._loaded >= self._ttl and now - self._attempted >= MISS_RELOAD_SECONDS:
+        age = now - self._loaded
+        if age < self._ttl / 2 or now - self._attempted < MISS_RELOAD_SECONDS:
+            return
+        if age >= self._ttl:
             await self.reload()
+        elif self._refresh is None or self._refresh.done():
+            self._attempted = now
+            self._refresh = asyncio.create_task(self.reload())
 
     async def authenticate(self, presented: str | None) -> Identity:
         await self._fresh()
