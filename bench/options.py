@@ -44,7 +44,7 @@ class BenchOptions:
 
 def _parser(description: str | None) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--targets", default="bridge,litellm,floor", help="comma-separated: bridge,litellm,floor")
+    ap.add_argument("--targets", default="bridge,litellm,floor", help="comma-separated: bridge,litellm,floor,routed")
     ap.add_argument("--quick", action="store_true", help="seconds-long smoke run (short cells, few streams)")
     ap.add_argument("--concurrency", default="1,32,256")
     ap.add_argument("--modes", default="non-stream,stream")

@@ -9,7 +9,7 @@ Result = Mapping[str, Any]
 Getter = Callable[[Result], float | None]
 
 MODES = ("non-stream", "stream")
-RATIO_PAIRS = (("bridge", "litellm"), ("bridge", "floor"))
+RATIO_PAIRS = (("bridge", "litellm"), ("bridge", "floor"), ("routed", "bridge"))
 
 
 def _path(*keys: str) -> Getter:
@@ -91,7 +91,7 @@ def _row(prefix: list[str], getter: Getter, fmt: str, targets: list[str], result
 def render_table(
     targets: list[str], results: Mapping[str, Result], concurrencies: list[int], labels: Mapping[str, str]
 ) -> str:
-    """One markdown table: matrix cells, then CPU and memory; ratio columns bridge/litellm and bridge/floor."""
+    """One markdown table: matrix cells, then CPU and memory; a ratio column per RATIO_PAIRS entry."""
     head = ["mode", "c", "metric", *(labels.get(t, t) for t in targets), *(f"{a}/{b}" for a, b in RATIO_PAIRS)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
     for mode in MODES:

@@ -81,7 +81,39 @@ def bridge_launch(port: int, upstream: str, workers: int | None) -> Launch:
     if workers:
         argv += ["--workers", str(workers)]
     env = {"OPENAI_BASE_URL": upstream, "OPENAI_API_KEY": UPSTREAM_KEY, **_bridge_pythonpath()}
+    if workers and workers > 1:  # per-process thread memory is refused with several workers; the load is stateless
+        env["BRIDGE_THREADS"] = "off"
     return Launch(argv, env)
+
+
+ROUTES_IN_BENCH_CONFIG = 50
+
+
+def routing_config(upstream: str, routes: int = ROUTES_IN_BENCH_CONFIG) -> str:
+    """A routing file with two upstreams (two keys each) and `routes` routes; only the last one matches the
+    capture's model, after `routes - 2` globs that do not and one whose header condition fails."""
+    lines = [
+        "upstreams:",
+        f"  primary: {{base_url: '{upstream}', api_keys: ['${{OPENAI_API_KEY}}', '${{OPENAI_API_KEY}}']}}",
+        f"  secondary: {{base_url: '{upstream}', api_keys: ['${{OPENAI_API_KEY}}']}}",
+        "models:",
+        "  gpt-5: {reasoning_efforts: [minimal, low, medium, high], context_window: 400000, max_output_tokens: 128000}",
+        "routes:",
+    ]
+    lines += [f"  - {{match: 'claude-variant-{i}-*', targets: [secondary/gpt-5-mini]}}" for i in range(routes - 2)]
+    lines.append("  - {match: '*', when: {header: {x-bench-never: '*'}}, targets: [secondary/gpt-5]}")
+    lines.append("  - {match: '*', targets: [primary/gpt-5, secondary/gpt-5]}")
+    return "\n".join(lines) + "\n"
+
+
+def routed_launch(port: int, upstream: str, workers: int | None) -> Launch:
+    """The bridge with a 50-route, two-upstream routing file (BRIDGE_CONFIG) instead of OPENAI_BASE_URL."""
+    launch = bridge_launch(port, upstream, workers)
+    path = BENCH_DIR / "results" / "routing-bench.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(routing_config(upstream))
+    env = {k: v for k, v in launch.env.items() if k != "OPENAI_BASE_URL"}
+    return Launch(launch.argv, {**env, "BRIDGE_CONFIG": str(path)})
 
 
 def floor_check() -> str | None:
@@ -133,4 +165,5 @@ TARGETS: dict[str, TargetSpec] = {
     "bridge": TargetSpec("bridge", "messages-bridge", bridge_check, bridge_launch, ANTHROPIC_MARKERS, 60.0),
     "litellm": TargetSpec("litellm", "LiteLLM 1.108.7", litellm_check, litellm_launch, ANTHROPIC_MARKERS, 120.0),
     "floor": TargetSpec("floor", "pass-through floor", floor_check, floor_launch, RESPONSES_MARKERS, 30.0),
+    "routed": TargetSpec("routed", "bridge, 50 routes", bridge_check, routed_launch, ANTHROPIC_MARKERS, 60.0),
 }

@@ -81,6 +81,23 @@ filters
 max_tool_calls
 queries
 
+# Routing file (routing/config_file.py): a pydantic model validator, and the model price the usage ledger reads.
+_._targets_exist
+price
+cached_input
+# Reloader counters: how many reloads took (or failed); the reload tests wait on them.
+_.reloads
+
+# Web search config: a pydantic field validator (YAML reads an unquoted `off` as false).
+_yaml_off
+
+# Message threads: the fixed field read by name (threads/rebuild.FIXED_FIELDS via getattr), a timestamp kept with
+# each thread (the issue asks for it; stored, never read back), and the memory store's counters read by tests.
+output_format
+updated
+_.evicted
+_.total_bytes
+
 # Team gateway: pydantic validator; ledger row fields written by `msgspec.structs.asdict`; Alembic reads a
 # migration's module globals and functions; the ledger backlog is read by tests and shown by the gauge.
 _._parse_json

@@ -45,6 +45,10 @@ class FakeUpstream:
         return self.server.url + "/v1"
 
     @property
+    def query(self) -> list[str]:
+        return [r.query for r in self.script.received]
+
+    @property
     def requests(self) -> list[dict[str, Any]]:
         return [r.body for r in self.script.received]
 

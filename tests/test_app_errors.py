@@ -122,11 +122,11 @@ async def test_upstream_failed_response_is_an_error(no_retry_client: httpx.Async
     _assert_envelope(await no_retry_client.post("/v1/messages", json=BODY), 500, "api_error")
 
 
-async def test_upstream_invalid_json_is_an_api_error(
+async def test_upstream_invalid_json_is_a_bad_gateway_api_error(
     no_retry_client: httpx.AsyncClient, upstream: FakeUpstream
 ) -> None:
     upstream.script.push(Reply(json_body=["not", "a", "response"]))
-    _assert_envelope(await no_retry_client.post("/v1/messages", json=BODY), 500, "api_error")
+    _assert_envelope(await no_retry_client.post("/v1/messages", json=BODY), 502, "api_error")
 
 
 async def test_connection_refused(app_factory: AppFactory, make_settings: Callable[..., Settings]) -> None:

@@ -14,7 +14,10 @@ import uvicorn
 from messages_bridge.config import Settings
 from messages_bridge.observability.logs import configure_logging
 from messages_bridge.observability.multiproc import prepare_metrics_dir, remove_metrics_dir
+from messages_bridge.routing.config_file import ConfigError, load_config
+from messages_bridge.routing.table import render
 from messages_bridge.team import cli as team_cli
+from messages_bridge.threads.setup import threads_problem
 
 logger = logging.getLogger("messages_bridge")
 MAX_HEADER_BYTES = 64 * 1024  # h11's limit on a request head; httptools (llhttp) has its own 80 KiB limit
@@ -51,13 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gateway", argument_default=None)
     for name, field in Settings.model_fields.items():
-        if name.startswith("openai_") or name == "api_keys":
+        if name.startswith("openai_") or name in ("api_keys", "threads_key", "redis_url"):
             continue  # secrets come from the environment only: a command line is visible to every local user
         flag = "--" + name.replace("_", "-")
         if field.annotation is bool:
             serve.add_argument(flag, action=argparse.BooleanOptionalAction, help=_flag_help(name))
         else:
             serve.add_argument(flag, help=_flag_help(name))
+    config = sub.add_parser("config", help="routing file tools").add_subparsers(dest="action", required=True)
+    check = config.add_parser("check", help="validate a routing file and print its routing table (secrets masked)")
+    check.add_argument("path", nargs="?", help="the file (default: BRIDGE_CONFIG)")
     team_cli.add_commands(sub)
     return parser
 
@@ -83,13 +89,37 @@ def check_deployment(settings: Settings) -> str | None:
     return None
 
 
+def check_config(path: str | None) -> int:
+    """`config check`: 0 and the table for a valid file; 2 and the reason (naming the field) otherwise."""
+    path = path or os.environ.get("BRIDGE_CONFIG")
+    if not path:
+        sys.stderr.write("messages-bridge: config check needs a PATH (or BRIDGE_CONFIG)\n")
+        return 2
+    try:
+        config, warnings = load_config(path)
+    except ConfigError as exc:
+        sys.stderr.write(f"messages-bridge: invalid routing file: {exc}\n")
+        return 2
+    for warning in warnings:
+        sys.stderr.write(f"messages-bridge: warning: {warning}\n")
+    sys.stdout.write(render(config, Settings()))
+    return 0
+
+
 def serve(settings: Settings) -> int:
     problem = check_deployment(settings)
     if problem is not None and not settings.demo and team_cli.keys_guard_the_gateway():
         problem = None  # named keys or JWTs: every request needs a credential, like BRIDGE_API_KEYS
+    problem = problem or threads_problem(settings)
     if problem is not None:
         sys.stderr.write(f"messages-bridge: {problem}\n")
         return 2
+    if settings.config is not None:
+        try:
+            load_config(settings.config)
+        except ConfigError as exc:
+            sys.stderr.write(f"messages-bridge: invalid routing file: {exc}\n")
+            return 2
     if settings.demo:
         sys.stderr.write(DEMO_BANNER)
     configure_logging(settings)
@@ -125,5 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in team_cli.COMMANDS:
         return team_cli.run(args)
+    if args.command == "config":
+        return check_config(args.path)
     export_flags(args)
     return serve(Settings())

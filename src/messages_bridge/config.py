@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
     )
+    config: str | None = Field(default=None, description="routing file (YAML): upstreams, model profiles, routes")
     host: str = Field(default="127.0.0.1", description="bind address")
     port: int = Field(default=8080, ge=0, le=65535, description="port")
     workers: int = Field(default=1, ge=1, description="uvicorn worker processes")
@@ -85,10 +86,23 @@ class Settings(BaseSettings):
     reject_sampling_on_new_api: bool = Field(
         default=True, description="400 for temperature/top_p/top_k with anthropic-version 2026-10-21"
     )
+    # Message threads (beta message-threads-2026-08-12): see README "Message threads".
+    threads: bool = Field(default=True, description="hold message threads; off answers 400 thread_unsupported_request")
+    redis_url: str | None = Field(default=None, description="Redis shared by workers and replicas (environment only)")
+    threads_key: SecretStr | None = Field(
+        default=None, description="comma-separated base64 32-byte keys encrypting threads in Redis (environment only)"
+    )
+    threads_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, description="bytes of threads held in memory")
+    threads_max_thread_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="bytes one thread may hold (larger ones are not kept)"
+    )
+    threads_idle_seconds: float = Field(
+        default=300.0, gt=0, le=1800, description="a thread expires this long after its last stored reply"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="log level")
     log_format: Literal["json", "console"] = Field(default="json", description="log format")
     log_content: bool = Field(default=False, description="log request/response bodies (secrets masked)")
-    # Web search (Anthropic's web_search server tool). The routing file's `web_search:` key will replace these.
+    # Web search (Anthropic's web_search server tool). A routing file's `web_search:` key overrides these.
     web_search_mode: Literal["upstream", "gateway", "off"] = Field(
         default="upstream", description="web_search through the upstream's hosted search, a gateway backend, or off"
     )
@@ -121,8 +135,8 @@ class Settings(BaseSettings):
 
     @property
     def demo(self) -> bool:
-        """No key and no base URL: serve from the built-in simulator."""
-        return self.openai_api_key is None and self.openai_base_url is None
+        """No routing file, no key and no base URL: serve from the built-in simulator."""
+        return self.config is None and self.openai_api_key is None and self.openai_base_url is None
 
     @property
     def upstream_base_url(self) -> str:
@@ -164,6 +178,7 @@ class Settings(BaseSettings):
                 reasoning=model.startswith(self.reasoning_models),
                 sampling=model.startswith(self.sampling_models),
                 disabled_effort=self.disabled_thinking_effort,
+                context_window=self.context_window,
                 web_search=self.web_search.resolve(hosted=self.hosted_search(model)),
             )
         return profile

@@ -10,6 +10,7 @@
     ├── RequestTooLargeError          413 request_too_large
     ├── RateLimitError                429 rate_limit_error
     ├── ApiError                      500 api_error
+    │   └── UpstreamProtocolError     502 api_error (the upstream's 2xx answer is not a valid Responses answer)
     ├── UpstreamTimeoutError          504 timeout_error
     └── OverloadedError               529 overloaded_error
 
@@ -36,11 +37,17 @@ class GatewayError(Exception):
 
     status_code: ClassVar[int] = 500
     error_type: ClassVar[str] = "api_error"
+    # Set by the upstream client on a failure before any answer (connect error, timeout): safe to fail over.
+    before_response: bool = False
 
-    def __init__(self, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, *, headers: Mapping[str, str] | None = None, details: Mapping[str, object] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.headers: dict[str, str] = dict(headers or {})
+        # `error.details` of the envelope (e.g. a message thread's `error_code`, which the SDKs recover by).
+        self.details: dict[str, object] | None = dict(details) if details else None
 
 
 class InvalidRequestError(GatewayError):
@@ -86,6 +93,12 @@ class RateLimitError(GatewayError):
 class ApiError(GatewayError):
     status_code = 500
     error_type = "api_error"
+
+
+class UpstreamProtocolError(ApiError):
+    """The upstream answered 2xx with something this gateway cannot translate faithfully (its fault, not ours)."""
+
+    status_code = 502
 
 
 class UpstreamTimeoutError(GatewayError):
@@ -234,9 +247,10 @@ def from_transport_error(exc: httpx.HTTPError) -> GatewayError:
     return ApiError("Upstream request failed")
 
 
-class _ErrorDetail(msgspec.Struct):
+class _ErrorDetail(msgspec.Struct, omit_defaults=True):
     type: str
     message: str
+    details: dict[str, object] | None = None
 
 
 class _ErrorEnvelope(msgspec.Struct, omit_defaults=True):
@@ -261,5 +275,5 @@ def validation_message(exc: msgspec.ValidationError, *, prefix: str = "") -> str
 
 def error_body(error: GatewayError, request_id: str | None) -> bytes:
     """The Anthropic error envelope `{"type":"error","error":{...},"request_id":...}` as JSON bytes."""
-    envelope = _ErrorEnvelope("error", _ErrorDetail(error.error_type, error.message), request_id)
+    envelope = _ErrorEnvelope("error", _ErrorDetail(error.error_type, error.message, error.details), request_id)
     return _ENCODER.encode(envelope)

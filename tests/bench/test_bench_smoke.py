@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_quick_benchmark_of_bridge_and_floor_runs_clean() -> None:
+def test_quick_benchmark_of_bridge_floor_and_routed_runs_clean() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--quick", "--targets", "bridge,floor", "--concurrency", "1,32"],
+        [sys.executable, "-m", "bench.run", "--quick", "--targets", "bridge,floor,routed", "--concurrency", "1,32"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -27,4 +27,4 @@ def test_quick_benchmark_of_bridge_and_floor_runs_clean() -> None:
     )
     assert run.returncode == 0, run.stderr[-4000:]
     assert "| non-stream | 32 | req/s |" in run.stdout and "| stream | 32 | req/s |" in run.stdout
-    assert "bridge/floor" in run.stdout
+    assert "bridge/floor" in run.stdout and "routed/bridge" in run.stdout

@@ -103,7 +103,7 @@ async def test_connection_reset_mid_body_is_an_api_error_never_retried(open_gate
         await gateway.released()
 
 
-async def test_invalid_json_from_upstream_is_an_api_error(open_gateway: Any) -> None:
+async def test_invalid_json_from_upstream_is_a_bad_gateway_api_error(open_gateway: Any) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         body = b'{"id": "resp_1", "output": [tru'
@@ -114,7 +114,7 @@ async def test_invalid_json_from_upstream_is_an_api_error(open_gateway: Any) -> 
 
     async with raw_upstream(handler) as upstream:
         gateway = await open_gateway(openai_base_url=upstream.base_url)
-        assert_error(await gateway.post(), 500, "api_error")
+        assert_error(await gateway.post(), 502, "api_error")
         assert upstream.opened == 1
         await gateway.released()
 

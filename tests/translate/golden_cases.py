@@ -1,12 +1,14 @@
 """Golden stream cases: upstream SSE (`<case>.responses.sse`) → Anthropic SSE (`<case>.anthropic.sse`).
 
-The upstream files are derived once from a final Response with the simulator's event deriver (plus hand-made
-failures), then committed; the expected files are the translator's output, reviewed by reading the diff.
-Regenerate after a deliberate change with `python -m tests.translate.golden_cases [--inputs]`.
+Most upstream files are derived once from a final Response with the simulator's event deriver (plus hand-made
+failures and the distortions other servers apply), then committed; the `vllm_*` ones are real recordings (see
+`fixtures/streams/README.md`) and are never regenerated. The expected files are the translator's output, reviewed
+by reading the diff. Regenerate after a deliberate change with `python -m tests.translate.golden_cases [--inputs]`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -26,7 +28,7 @@ USAGE = {"input_tokens": 1200, "input_tokens_details": {"cached_tokens": 1024, "
 
 def _response(output: list[JSON], status: str = "completed", **extra: Any) -> JSON:
     return {"id": "resp_68a1golden", "object": "response", "model": "gpt-5", "status": status, "output": output,
-            "usage": USAGE, "error": None, "incomplete_details": None, **extra}  # fmt: skip
+            "usage": USAGE, "error": None, "incomplete_details": None} | extra  # fmt: skip
 
 
 def _text(text: str, item_id: str = "msg_68a3") -> JSON:
@@ -42,6 +44,64 @@ def _call(name: str, arguments: str, n: int) -> JSON:
 def _reasoning(*summary: str) -> JSON:
     return {"id": "rs_68a2", "type": "reasoning", "summary": [{"type": "summary_text", "text": s} for s in summary],
             "encrypted_content": "gAAAAABoZ2VuY3J5cHRlZA=="}  # fmt: skip
+
+
+def _copilot(events: list[JSON]) -> list[JSON]:
+    """As GitHub Copilot streams: every event of an item with a different id, argument deltas encrypted."""
+    out: list[JSON] = []
+    for n, event in enumerate(json.loads(json.dumps(events))):
+        blob = hashlib.sha256(str(n).encode()).hexdigest()  # Copilot's ids are long opaque blobs
+        if "item_id" in event:
+            event["item_id"] = blob
+        if isinstance(event.get("item"), dict):
+            event["item"]["id"] = blob
+        if event["type"] == "response.function_call_arguments.delta":
+            event["delta"], event["obfuscation"] = blob[:12], "Zx"
+        out.append(event)
+    return out
+
+
+def _bad_item(item: object) -> list[JSON]:
+    start = {"type": "response.created", "response": {"id": "resp_68a1bad", "status": "in_progress", "output": []}}
+    return [start, {"type": "response.output_item.added", "output_index": 0, "item": item}]
+
+
+def _interleaved() -> list[JSON]:
+    """A text delta for output item 0 after item 1 began: items do not interleave in any known server."""
+    events = events_for(_response([_text("First."), _text("Second.", "msg_68a4")]), chunk=4)
+    second = next(n for n, e in enumerate(events) if e["type"] == "response.output_item.added" and e["output_index"])
+    late = {"type": "response.output_text.delta", "item_id": "msg_68a3", "output_index": 0, "content_index": 0,
+            "delta": "late"}  # fmt: skip
+    return [*events[: second + 2], late, *events[second + 2 :]]
+
+
+def _other_servers() -> dict[str, list[JSON]]:
+    """What servers other than OpenAI's send, and faulty answers: each must translate faithfully or fail loudly."""
+    weather = '{"location":"Paris"}'
+    plain = {"id": "rs_68a2", "type": "reasoning", "summary": [{"type": "summary_text", "text": "Plan the answer."}]}
+    raw = {"id": "rs_68a2", "type": "reasoning", "summary": [],
+           "content": [{"type": "reasoning_text", "text": "The user wants the weather. "},
+                       {"type": "reasoning_text", "text": "Call the tool."}]}  # fmt: skip
+    calls = [{**_call("get_weather", weather, 1), "call_id": ""}, _call("get_weather", weather, 2),
+             {**_call("get_weather", weather, 3), "call_id": "call_Qx2"}]  # fmt: skip
+    negative = {"input_tokens": -7, "input_tokens_details": {"cached_tokens": -3}, "output_tokens": -1,
+                "output_tokens_details": {"reasoning_tokens": -2}}  # fmt: skip
+    copilot = _response([_reasoning("**Checking**"), _text("Let me check."), _call("get_weather", weather, 1)])
+    unfinished = _response([_text("Hi.")], status="in_progress")
+    no_status = {k: v for k, v in _response([_text("Hi.")]).items() if k != "status"}
+    return {
+        "copilot_rotating_ids": _copilot(events_for(copilot, chunk=6)),
+        "reasoning_without_encrypted_content": events_for(_response([plain, _text("Sunny.")]), chunk=5),
+        "reasoning_text_parts": events_for(_response([raw, _call("get_weather", weather, 1)]), chunk=7),
+        "tool_ids_empty_and_duplicate": events_for(_response(calls), chunk=8),
+        "usage_negative": events_for(_response([_text("Hi.")], usage=negative), chunk=4),
+        "status_in_progress": events_for(unfinished, chunk=4),
+        "status_missing": events_for(no_status, chunk=4),
+        "item_not_an_object": _bad_item(42),
+        "function_call_without_call_id": _bad_item({"type": "function_call", "id": "fc_1", "name": "f"}),
+        "function_call_without_name": _bad_item({"type": "function_call", "id": "fc_1", "call_id": "c"}),
+        "interleaved_items": _interleaved(),
+    }
 
 
 def _cut_before_terminal(events: list[JSON], tail: JSON) -> list[JSON]:
@@ -99,13 +159,18 @@ def _inputs() -> dict[str, list[JSON]]:
         {"type": "error", "error": {"type": "server_error", "code": "server_is_overloaded",
                                     "message": "The server is overloaded.", "param": None}},
     )  # fmt: skip
-    return cases
+    return cases | _other_servers()
+
+
+THINKING = frozenset({"reasoning_text_tool", "copilot_rotating_ids", "reasoning_without_encrypted_content",
+                      "reasoning_text_parts", "vllm_gpt_oss_reasoning_text"})  # fmt: skip
+RECORDED = ("vllm_gpt_oss_reasoning_text", "vllm_gemma4_text_data_only", "vllm_gemma4_function_call_data_only")
 
 
 def translation_for(case: str) -> ReplyContext:
     """What the request side would have produced for each case."""
     names = {"mcp__files__read": "mcp__files.read"}
-    if case == "reasoning_text_tool":
+    if case in THINKING:
         return ReplyContext(tool_names=names, thinking_requested=True)
     if case == "stop_sequence_split":
         return ReplyContext(stop_sequences=("END_OF_ANSWER", "\n\nHuman:"))
@@ -113,7 +178,7 @@ def translation_for(case: str) -> ReplyContext:
 
 
 CASES = ("text", "text_tool", "parallel_tools", "reasoning_text_tool", "refusal", "incomplete", "failed_midstream",
-         "error_event", "stop_sequence_split")  # fmt: skip
+         "error_event", "stop_sequence_split", *_other_servers(), *RECORDED)  # fmt: skip
 
 
 def encode_upstream(events: list[JSON]) -> bytes:

@@ -10,9 +10,11 @@ import pytest
 from messages_bridge.demo.events import events_for
 from messages_bridge.errors import UpstreamTimeoutError
 from messages_bridge.protocol import anthropic_stream as o
+from messages_bridge.protocol import responses as r
 from messages_bridge.protocol import responses_stream as rs
 from messages_bridge.protocol.sse import ServerSentEvent
 from messages_bridge.translate.request import ReplyContext
+from messages_bridge.translate.response import to_anthropic_message
 from messages_bridge.translate.signatures import decode_signature
 from messages_bridge.translate.stream import StreamTranslator
 from tests.streamkit import Event, check_grammar, fold, parse_sse, to_wire, translate
@@ -196,3 +198,66 @@ def test_message_start_carries_the_input_estimate_and_the_requested_model() -> N
     start = to_wire(out)[0][1]["message"]
     assert start["model"] == "claude-opus-4-8" and start["usage"]["input_tokens"] == 4242 and start["id"] == "msg_1"
     assert json.dumps(start["content"]) == "[]"
+
+
+# ---- servers other than OpenAI's (fixtures/streams/README.md) ------------------------------------------------------
+
+
+def test_copilot_rotating_ids_keep_the_whole_answer() -> None:
+    """Every event with a different item id, argument deltas encrypted: nothing is lost, nothing garbled."""
+    upstream = parse_sse((FIXTURES / "copilot_rotating_ids.responses.sse").read_bytes())
+    ids = [p.get("item_id") or p.get("item", {}).get("id") for _, p in upstream]
+    assert len({i for i in ids if i}) == len([i for i in ids if i])  # really no id repeats
+    message = fold(parse_sse((FIXTURES / "copilot_rotating_ids.anthropic.sse").read_bytes()))
+    thinking, text, tool = message["content"]
+    assert thinking["thinking"] == "**Checking**" and decode_signature(thinking["signature"]) is not None
+    assert text == {"type": "text", "text": "Let me check."}
+    assert tool["input"] == {"location": "Paris"} and message["stop_reason"] == "tool_use"
+
+
+@pytest.mark.parametrize("case", ["vllm_gpt_oss_reasoning_text"])
+def test_recorded_stream_folds_to_the_translation_of_its_final_response(case: str) -> None:
+    """The real vLLM recording: raw `reasoning_text` is the thinking, streamed or not, though its ids change."""
+    streamed = fold(parse_sse((FIXTURES / f"{case}.anthropic.sse").read_bytes()))
+    final = r.RESPONSE_DECODER.decode((FIXTURES.parent / "responses" / f"{case}.responses.json").read_bytes())
+    plain = to_anthropic_message(final, translation_for(case), model="claude-sonnet-4-5")
+    assert streamed["content"] == json.loads(json.dumps(plain["content"]))
+    assert streamed["content"][0]["thinking"].startswith("The user: ") and streamed["content"][1]["text"] == "HELLO"
+    assert (streamed["stop_reason"], streamed["usage"]) == (plain["stop_reason"], plain["usage"])
+
+
+def test_text_deltas_numbered_one_by_one_stay_one_block() -> None:
+    """vLLM numbers every delta's content_index: only `content_part.added` starts a new part."""
+    text = {"id": "msg_1", "type": "message", "content": [{"type": "output_text", "text": "one two three"}]}
+    events = events_for(_response([text]), chunk=4)
+    deltas = [e for e in events if e["type"] == "response.output_text.delta"]
+    for n, event in enumerate(deltas):
+        event["content_index"] = n
+    assert fold(run(events))["content"] == [{"type": "text", "text": "one two three"}]
+
+
+def test_streamed_arguments_that_differ_from_the_final_ones_are_an_error() -> None:
+    events = events_for(_response([_call('{"command":"ls"}')]), chunk=4)
+    for event in events:
+        if event["type"] == "response.function_call_arguments.delta":
+            event["delta"] = event["delta"].upper()
+    wire = run(events)
+    assert wire[-1] == ("error", {"type": "error", "error": {"type": "api_error", "message":
+                        "The upstream's streamed tool arguments differ from its final ones"}})  # fmt: skip
+
+
+def test_an_item_announced_twice_is_one_item() -> None:
+    text = {"id": "msg_1", "type": "message", "content": [{"type": "output_text", "text": "hi"}]}
+    events = events_for(_response([text]))
+    added = next(e for e in events if e["type"] == "response.output_item.added")
+    again = [*events[:3], added, *events[3:]]
+    assert fold(run(again))["content"] == [{"type": "text", "text": "hi"}]
+
+
+def test_content_of_another_kind_for_an_item_is_an_error() -> None:
+    events = events_for(_response([_call('{"command":"ls"}')]))
+    text = {"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "delta": "hi"}
+    wire = run([*events[:3], text, *events[3:]])
+    assert wire[-1][0] == "error" and wire[-1][1]["error"]["message"] == (
+        "The upstream stream sent message content for a tool output item"
+    )

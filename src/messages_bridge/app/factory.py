@@ -28,14 +28,20 @@ from messages_bridge.errors import GatewayError
 from messages_bridge.observability.logs import Masker, settings_secrets
 from messages_bridge.observability.metrics import metrics_endpoint
 from messages_bridge.observability.middleware import RequestIdAlias, instrument
+from messages_bridge.routing.config_file import UpstreamConfig
+from messages_bridge.routing.loader import Reloader, RouterBuilder, config_secrets, install_reload_on_sighup
+from messages_bridge.routing.router import EnvRouter, FileRouter
 from messages_bridge.team.admin import ADMIN_ROUTES
-from messages_bridge.team.budget import PriceTable
+from messages_bridge.team.budget import LookupPriceTable, PriceLike, PriceTable, StaticPriceTable
 from messages_bridge.team.gate import Team
 from messages_bridge.team.middleware import TeamMiddleware
 from messages_bridge.team.settings import TeamSettings
+from messages_bridge.threads.service import ThreadService
+from messages_bridge.threads.setup import thread_service
 from messages_bridge.upstream.client import ResponsesClient, Timeouts, default_transport
 from messages_bridge.upstream.retry import RetryPolicy
 from messages_bridge.websearch.backend import SearchBackend, SearxngBackend
+from messages_bridge.websearch.config import WebSearchConfig
 
 _ID_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _VALID_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
@@ -60,11 +66,89 @@ def _transport(settings: Settings, transport: httpx.AsyncBaseTransport | None) -
     return default_transport(max_connections=settings.max_connections, keepalive=settings.upstream_keepalive)
 
 
-def _search_backend(settings: Settings) -> SearchBackend | None:
-    backend = settings.web_search.backend
-    if backend is None or settings.web_search.mode == "off":
+def _search_backend(config: WebSearchConfig) -> SearchBackend | None:
+    backend = config.backend
+    if backend is None or config.mode == "off":
         return None
     return SearxngBackend(backend.url, timeout=backend.timeout)
+
+
+@asynccontextmanager
+async def _routed(
+    app: Starlette,
+    settings: Settings,
+    transport: httpx.AsyncBaseTransport | None,
+    retry: RetryPolicy,
+    keys: tuple[bytes, ...],
+    lifecycle: Lifecycle,
+    threads: ThreadService,
+) -> AsyncIterator[None]:
+    """The lifespan with a routing file: its router, SIGHUP reloads, and every upstream transport closed at the end."""
+    assert settings.config is not None
+
+    def make_transport(upstream: UpstreamConfig) -> httpx.AsyncBaseTransport:
+        if transport is not None:
+            return transport
+        size = upstream.max_connections or settings.max_connections
+        return default_transport(max_connections=size, keepalive=settings.upstream_keepalive)
+
+    builder = RouterBuilder(settings, retry, make_transport)
+    router = builder.load(settings.config)
+    first = next(iter(router.upstreams.values())).clients[0]
+    scrub = Masker([*settings_secrets(settings), *config_secrets(router.config)])
+    search = _search_backend(router.web_search)
+    retired: list[SearchBackend] = []  # replaced by a reload; closed at shutdown (a request may still use one)
+    state = GatewayState(
+        settings=settings,
+        client=first,
+        keys=keys,
+        router=router,
+        scrub=scrub,
+        readiness=ReadinessProbe(first.ready),  # unused with a routing file: /readyz reports each upstream
+        lifecycle=lifecycle,
+        search_backend=search,
+        threads=threads,
+    )
+    app.state.gateway = state
+
+    def install(new: FileRouter) -> None:
+        scrub.add(config_secrets(new.config))  # before any request can reach the new keys
+        if new.web_search != state.router.web_search:
+            if state.search_backend is not None:
+                retired.append(state.search_backend)
+            state.search_backend = _search_backend(new.web_search)
+        state.router = new
+
+    def current() -> FileRouter:
+        assert isinstance(state.router, FileRouter)
+        return state.router
+
+    app.state.reloader = Reloader(settings.config, builder, current, install)
+    undo_reload = install_reload_on_sighup(app.state.reloader)
+    undo_signals = install_drain_on_signal(lifecycle)
+    try:
+        yield
+    finally:
+        lifecycle.begin_drain()
+        await lifecycle.wait_idle(settings.shutdown_grace)
+        undo_signals()
+        undo_reload()
+        await builder.aclose()
+        for backend in [*retired, state.search_backend]:
+            if backend is not None:
+                await backend.aclose()
+
+
+def _routing_price(app: Starlette) -> Callable[[str], PriceLike | None]:
+    """The price of an upstream model in the routing file in force (None without one, or without a price)."""
+
+    def lookup(model: str) -> PriceLike | None:
+        router = getattr(getattr(app.state, "gateway", None), "router", None)
+        config = router.config if isinstance(router, FileRouter) else None
+        profile = config.models.get(model) if config is not None else None
+        return profile.price if profile is not None else None
+
+    return lookup
 
 
 class GatewayApp(Starlette):
@@ -91,7 +175,7 @@ def create_app(
 
     `observability=False` leaves out the access log, metrics and tracing (to measure what they cost).
     `team` (default: from the environment) says where keys, ledger and counters live; `prices` replaces the
-    price table of `BRIDGE_PRICES`.
+    price table (default: the routing file's model prices, then `BRIDGE_PRICES`).
     """
     team_settings = team if team is not None else TeamSettings()
     lifecycle = Lifecycle(max_concurrency=settings.max_concurrency, grace=settings.shutdown_grace)
@@ -101,6 +185,29 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        """The team gateway (keys, limits, ledger) around the rest; closed last, after the drain."""
+        shared = tuple(k.get_secret_value() for k in settings.api_keys)
+        table = prices or LookupPriceTable(_routing_price(app), StaticPriceTable(team_settings.prices))
+        app.state.team = await Team.open(
+            team_settings, shared_keys=shared, upstream_url=settings.upstream_base_url, prices=table
+        )
+        try:
+            async with gateway_lifespan(app):
+                yield
+        finally:
+            await app.state.team.aclose()  # every finished request's ledger row is queued by now
+
+    @asynccontextmanager
+    async def gateway_lifespan(app: Starlette) -> AsyncIterator[None]:
+        keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
+        threads = thread_service(settings)
+        if settings.config is not None:
+            try:
+                async with _routed(app, settings, transport, retry, keys, lifecycle, threads):
+                    yield
+            finally:
+                await threads.aclose()
+            return
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         timeouts = Timeouts(connect=settings.connect_timeout, read=settings.read_timeout)
         client = ResponsesClient(
@@ -110,20 +217,17 @@ def create_app(
             timeouts=timeouts,
             retry=retry,
         )
-        keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
-        search = _search_backend(settings)
+        search = _search_backend(settings.web_search)
         app.state.gateway = GatewayState(
             settings=settings,
             client=client,
             keys=keys,
+            router=EnvRouter(settings, client),
             scrub=Masker(settings_secrets(settings)),
             readiness=ReadinessProbe(client.ready),
             lifecycle=lifecycle,
             search_backend=search,
-        )
-        shared = tuple(k.get_secret_value() for k in settings.api_keys)
-        app.state.team = await Team.open(
-            team_settings, shared_keys=shared, upstream_url=settings.upstream_base_url, prices=prices
+            threads=threads,
         )
         undo_signals = install_drain_on_signal(lifecycle)
         try:
@@ -136,7 +240,7 @@ def create_app(
             await client.aclose()
             if search is not None:
                 await search.aclose()
-            await app.state.team.aclose()  # after the drain: every finished request's ledger row is queued
+            await threads.aclose()
 
     middleware = [
         Middleware(AdmissionMiddleware, lifecycle=lifecycle),

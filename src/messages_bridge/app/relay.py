@@ -9,7 +9,7 @@ import msgspec
 
 from messages_bridge.errors import GatewayError, from_upstream_status
 from messages_bridge.observability.record import current
-from messages_bridge.observability.upstream import note_upstream_status, note_usage, upstream_call
+from messages_bridge.observability.upstream import note_upstream_error, note_upstream_status, note_usage, upstream_call
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.translate.headers import ratelimit_headers
 from messages_bridge.translate.request import Translation, UpstreamProfile, to_input_tokens_request
@@ -48,7 +48,11 @@ async def relay_message(
         except UpstreamHTTPError as exc:
             raise upstream_error(exc, req, context_window) from exc
     note_upstream_status(reply.status, reply.upstream_request_id)
-    message = to_anthropic_message(reply.response, t.reply, model=req.model, context_window=context_window)
+    try:
+        message = to_anthropic_message(reply.response, t.reply, model=req.model, context_window=context_window)
+    except GatewayError as exc:  # a failed, unfinished or malformed answer: the upstream's error, as when streamed
+        note_upstream_error(exc)
+        raise
     note_usage(message["usage"], message["stop_reason"])
     return message, client_ratelimit_headers(reply.headers)
 

@@ -11,6 +11,7 @@ shielded from that cancellation, so its connection is released.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -22,54 +23,70 @@ from asgi_correlation_id import correlation_id
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
+from messages_bridge.app.dispatch import Plan
 from messages_bridge.app.relay import client_ratelimit_headers, upstream_error
 from messages_bridge.app.state import GatewayState
 from messages_bridge.errors import ApiError, GatewayError
 from messages_bridge.observability.logs import Masker
 from messages_bridge.observability.record import RequestRecord, current
-from messages_bridge.observability.upstream import note_upstream_status, note_usage
+from messages_bridge.observability.upstream import note_upstream_error, note_upstream_status, note_usage
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import anthropic_stream as o
 from messages_bridge.protocol.anthropic_stream import PING_FRAME, encode_events
-from messages_bridge.translate.request import Translation
+from messages_bridge.routing.router import Target
 from messages_bridge.translate.stream import StreamTranslator
 from messages_bridge.translate.tokens import estimate_input_tokens
-from messages_bridge.upstream.client import UpstreamHTTPError, stream_events
+from messages_bridge.upstream.client import ResponsesClient, UpstreamHTTPError, stream_events
 
 _ENCODER = msgspec.json.Encoder()
 HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 QUEUE_WRITES = 64  # frames waiting for a slow client; the producer waits beyond that (bounded memory)
 DRAIN_SECONDS = 1.0  # after the terminal event, read the upstream's end so its connection can be reused
 _DRAINING: set[asyncio.Task[None]] = set()  # strong references to producers finishing a drain
+_errors_logger = logging.getLogger("messages_bridge.errors")  # where the app's handler logs a bug
 
 
-async def stream_message(state: GatewayState, req: a.MessagesRequest, t: Translation) -> Response:
-    """Open the upstream stream (errors raise → JSON), then answer `text/event-stream`."""
+async def stream_message(state: GatewayState, req: a.MessagesRequest, plan: Plan) -> Response:
+    """Open the upstream stream on the first target that answers (errors raise → JSON), then `text/event-stream`."""
     record = current()
     record.stream = True
-    record.upstream_model = t.body["model"]
     record.upstream_started = time.perf_counter()
     stack = AsyncExitStack()
-    try:
-        upstream = await stack.enter_async_context(
-            state.client.stream(_ENCODER.encode(t.body), request_id=correlation_id.get())
-        )
-    except UpstreamHTTPError as exc:
-        error = upstream_error(exc, req, state.settings.context_window)
-        _note_failure(record, error)
-        raise error from exc
-    except GatewayError as exc:
-        _note_failure(record, exc)
-        raise
+    request_id = correlation_id.get()
+
+    async def open_stream(target: Target, client: ResponsesClient) -> tuple[httpx.Response, Target]:
+        translation = plan.translation(req, target)
+        record.upstream_model = translation.body["model"]
+        try:
+            response = await stack.enter_async_context(
+                client.stream(_ENCODER.encode(translation.body), request_id=request_id)
+            )
+        except UpstreamHTTPError as exc:
+            error = upstream_error(exc, req, target.profile.context_window)
+            _note_failure(record, error)
+            raise error from exc
+        except GatewayError as exc:
+            _note_failure(record, exc)
+            raise
+        return response, target
+
+    upstream, target = await plan.run(open_stream)
+    record.upstream_done = None
     note_upstream_status(upstream.status_code, upstream.headers.get("x-request-id"))
-    translator = StreamTranslator(t.reply, model=req.model, input_tokens=estimate_input_tokens(req),
-                                  context_window=state.settings.context_window)  # fmt: skip
+    window = target.profile.context_window
+    translator = StreamTranslator(
+        plan.translation(req, target).reply,
+        model=req.model,
+        input_tokens=estimate_input_tokens(req),
+        context_window=window,
+    )
     relay = StreamRelay(
         upstream, translator, stack, ping_interval=state.settings.ping_interval, record=record, scrub=state.scrub
     )
     headers = {**HEADERS, **client_ratelimit_headers(upstream.headers)}
-    return StreamingResponse(relay.body(), media_type="text/event-stream", headers=headers,
-                             background=BackgroundTask(relay.close))  # fmt: skip
+    return StreamingResponse(
+        relay.body(), media_type="text/event-stream", headers=headers, background=BackgroundTask(relay.close)
+    )
 
 
 def prewarm_stream(message: a.Message) -> Response:
@@ -156,7 +173,9 @@ class StreamRelay:
             await self._pump()
         except GatewayError as exc:
             await self._put(translator.fail(exc))
-        except Exception:  # noqa: BLE001 - a bug must still end the stream with an error event, not a cut
+        except Exception as exc:  # noqa: BLE001 - a bug must still end the stream with an error event, not a cut
+            # Logged as the non-streaming path logs a bug: the type only (the message could hold content).
+            _errors_logger.error("unhandled exception", extra={"exception_type": type(exc).__name__})
             await self._put(translator.fail(ApiError("Internal server error")))
         self._note_end()
         await self._queue.put(None)
@@ -216,3 +235,4 @@ class StreamRelay:
             note_usage(translator.usage, translator.stop_reason)
         if translator.error is not None:
             record.error_type = translator.error.error_type
+            note_upstream_error(translator.error, record)

@@ -53,7 +53,7 @@ def _forced(req: a.MessagesRequest) -> bool:
 
 
 def off_reason(state: GatewayState) -> str:
-    if state.settings.web_search.mode == "off":
+    if state.router.web_search.mode == "off":
         return "web search is turned off on this gateway"
     return "this gateway's upstream has no hosted web search and no search backend is configured"
 
@@ -67,7 +67,7 @@ async def search_message(state: GatewayState, req: a.MessagesRequest, t: Transla
         message = unavailable_message(req, off_reason(state))
         record.web_search_errors += 1
         return _stream_static(message) if req.stream else message
-    config = state.settings.web_search
+    config = state.router.web_search
     runner = GatewaySearch(
         state.client,
         state.search_backend,

@@ -56,11 +56,10 @@ def _message_events(item: JSON, index: int, chunk: int) -> Iterator[JSON]:
 
 
 def _reasoning_events(item: JSON, index: int, chunk: int) -> Iterator[JSON]:
-    yield {
-        "type": "response.output_item.added",
-        "output_index": index,
-        "item": {**item, "summary": [], "encrypted_content": None},
-    }
+    added = {**item, "summary": [], "encrypted_content": None}
+    if "content" in item:
+        added["content"] = []
+    yield {"type": "response.output_item.added", "output_index": index, "item": added}
     for si, part in enumerate(item.get("summary") or []):
         base = {"item_id": item["id"], "output_index": index, "summary_index": si}
         yield {"type": "response.reasoning_summary_part.added", **base, "part": {"type": "summary_text", "text": ""}}
@@ -68,6 +67,13 @@ def _reasoning_events(item: JSON, index: int, chunk: int) -> Iterator[JSON]:
             yield {"type": "response.reasoning_summary_text.delta", **base, "delta": piece}
         yield {"type": "response.reasoning_summary_text.done", **base, "text": part["text"]}
         yield {"type": "response.reasoning_summary_part.done", **base, "part": part}
+    for ci, part in enumerate(item.get("content") or []):  # raw reasoning (`reasoning_text`), as LM Studio sends it
+        base = {"item_id": item["id"], "output_index": index, "content_index": ci}
+        yield {"type": "response.content_part.added", **base, "part": {"type": part["type"], "text": ""}}
+        for piece in _pieces(part["text"], chunk):
+            yield {"type": "response.reasoning_text.delta", **base, "delta": piece}
+        yield {"type": "response.reasoning_text.done", **base, "text": part["text"]}
+        yield {"type": "response.content_part.done", **base, "part": part}
     yield {"type": "response.output_item.done", "output_index": index, "item": item}
 
 
@@ -93,6 +99,7 @@ def _search_events(item: JSON, index: int, chunk: int) -> Iterator[JSON]:
     yield {"type": "response.output_item.done", "output_index": index, "item": item}
 
 
+_TERMINAL = {"completed": "response.completed", "incomplete": "response.incomplete", "failed": "response.failed"}
 _BY_TYPE = {"message": _message_events, "reasoning": _reasoning_events, "function_call": _call_events,
             "web_search_call": _search_events}  # fmt: skip
 
@@ -105,10 +112,8 @@ def events_for(response: JSON, *, chunk: int = 8) -> list[JSON]:
     ]
     for index, item in enumerate(response["output"]):
         events.extend(_BY_TYPE[item["type"]](item, index, chunk))
-    status = response["status"]
-    terminal = {"completed": "response.completed", "incomplete": "response.incomplete", "failed": "response.failed"}[
-        status
-    ]
+    # Any other status (or none) comes, as from a faulty server, in a `response.completed`.
+    terminal = _TERMINAL.get(str(response.get("status")), "response.completed")
     events.append({"type": terminal, "response": response})
     for number, event in enumerate(events):
         event["sequence_number"] = number

@@ -39,6 +39,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    query: str = ""
 
 
 @dataclass(slots=True)
@@ -92,7 +93,7 @@ def create_upstream_app(script: Script | None = None) -> Starlette:
     async def responses(request: Request) -> Response:
         body = json.loads(await request.body())
         if script is not None:
-            script.received.append(Received(request.url.path, dict(request.headers), body))
+            script.received.append(Received(request.url.path, dict(request.headers), body, request.url.query))
             if script.replies:
                 return await _play(script.replies.popleft())
         return _simulate(body)
@@ -100,7 +101,7 @@ def create_upstream_app(script: Script | None = None) -> Starlette:
     async def input_tokens(request: Request) -> Response:
         body = json.loads(await request.body())
         if script is not None:
-            script.received.append(Received(request.url.path, dict(request.headers), body))
+            script.received.append(Received(request.url.path, dict(request.headers), body, request.url.query))
             if script.replies:
                 return await _play(script.replies.popleft())
         return JSONResponse(count_input_tokens(body))

@@ -49,6 +49,7 @@ _SEARCH_WORDS = re.compile(r"\b(search|look up|latest|news)\b", re.IGNORECASE)
 SEARCH_RESULTS = 3
 _TOOL_WORDS = re.compile(r"\b(use|call|run|invoke|execute)\b", re.IGNORECASE)
 _BACKTICKS = re.compile(r"`([^`]+)`")
+_REPEAT = re.compile(r"\b(\d{1,3}) times\b", re.IGNORECASE)  # "call `step` 20 times": a multi-turn tool loop
 
 
 class SimulatorError(Exception):
@@ -141,12 +142,12 @@ def _last_text(items: list[JSON]) -> str:
     return ""
 
 
-def _dummy(schema: JSON, hint: str) -> Any:
+def _dummy(schema: JSON, hint: str, number: int) -> Any:
     kind = schema.get("type")
     if "enum" in schema:
         return schema["enum"][0]
     if kind in ("integer", "number"):
-        return 1
+        return number
     if kind == "boolean":
         return False
     if kind == "array":
@@ -156,14 +157,14 @@ def _dummy(schema: JSON, hint: str) -> Any:
     return hint
 
 
-def _arguments(tool: JSON, prompt: str) -> JSON:
+def _arguments(tool: JSON, prompt: str, number: int = 1) -> JSON:
     params = tool.get("parameters") or {}
     props: JSON = params.get("properties") or {}
     quoted = _BACKTICKS.search(prompt)
     hint = quoted.group(1) if quoted else "demo"
     args: JSON = {}
     for name in params.get("required") or list(props)[:1]:
-        args[name] = _dummy(props.get(name, {}), hint)
+        args[name] = _dummy(props.get(name, {}), hint, number)
     if "command" in props:
         args["command"] = hint
     if tool.get("name") == "web_search" and "query" in props:
@@ -183,6 +184,18 @@ def _pick_tool(request: JSON, prompt: str) -> JSON | None:
         first: JSON = named[0]
         return first
     return tools[0] if choice == "required" else None
+
+
+def _outputs_since_prompt(items: list[JSON]) -> list[str]:
+    """The tool outputs after the last user text (one per call of the loop that prompt asked for)."""
+    outputs: list[str] = []
+    for item in reversed(items):
+        if item.get("type") == "function_call_output":
+            output = item.get("output")
+            outputs.append(output if isinstance(output, str) else "[structured output]")
+        elif item.get("type", "message") == "message" and item.get("role") == "user":
+            break
+    return outputs[::-1]
 
 
 def _words(text: str) -> int:
@@ -248,7 +261,11 @@ def plan_output(request: JSON, response_id: str) -> tuple[list[JSON], bool]:
     last = items[-1] if items else {}
     if _wants_search(request, prompt, {"type": "message", **last}):
         return [*output, *_search_output(request, prompt, response_id)], False
-    tool = None if last.get("type") == "function_call_output" else _pick_tool(request, prompt)
+    repeat = _REPEAT.search(prompt)
+    results = _outputs_since_prompt(items)
+    wanted = int(repeat.group(1)) if repeat else 1
+    more = last.get("type") != "function_call_output" or len(results) < wanted
+    tool = _pick_tool(request, prompt) if more else None
     if tool is not None:
         call = {
             "id": "fc_" + _digest(response_id, "fc"),
@@ -257,10 +274,12 @@ def plan_output(request: JSON, response_id: str) -> tuple[list[JSON], bool]:
             "call_id": "call_" + _digest(response_id, "call"),
             "name": tool["name"],
         }
-        call["arguments"] = _json(_arguments(tool, prompt))
+        call["arguments"] = _json(_arguments(tool, prompt, len(results) + 1))
         output.append(call)
         return output, False
-    if last.get("type") == "function_call_output":
+    if repeat and len(results) > 1:
+        text = f"The tool returned {len(results)} results: " + ", ".join(r[:40] for r in results)
+    elif last.get("type") == "function_call_output":
         result = last.get("output")
         shown = result if isinstance(result, str) else "[structured output]"
         text = f"The tool returned: {shown[:200]}"

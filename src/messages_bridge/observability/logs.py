@@ -64,14 +64,37 @@ ACCESS_FIELDS = frozenset(
         "retries",
         "disconnected",
         "token_count_exact",
+        "upstream",
+        "target_position",
+        "fallbacks",
+        "key_index",
         "web_search_mode",
         "web_searches",
         "web_search_errors",
         "web_search_ms",
+        "thread",
+        "thread_error",
+        "thread_turns",
+        "thread_bytes",
+        "thread_stored",
     }
 )
 # Top-level `extra` keys; the access record travels as one `access` dict whose keys must be in ACCESS_FIELDS.
-ALLOWED_FIELDS = ("exception_type", "settings", "key", "outcome", "spent_usd", "budget_usd", "rows", "backlog")
+ALLOWED_FIELDS = (
+    "exception_type",
+    "settings",
+    "upstream",
+    "key_index",
+    "reason",
+    "bench_seconds",
+    "breaker",
+    "key",
+    "outcome",
+    "spent_usd",
+    "budget_usd",
+    "rows",
+    "backlog",
+)
 CONTENT_FIELDS = ("request_body", "response_body")
 # Loggers that would print URLs or connection chatter at INFO/DEBUG; their warnings still get through.
 _QUIET_LOGGERS = ("httpx", "httpcore", "hpack", "aiohttp", "uvicorn.access")
@@ -98,7 +121,13 @@ class Masker:
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets = tuple(sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True))
+        self._secrets: tuple[str, ...] = ()
+        self._escaped: re.Pattern[str] | None = None
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """More values to blank (the keys of a routing file, known once it is loaded)."""
+        self._secrets = tuple(sorted({*self._secrets, *(s for s in secrets if len(s) >= 4)}, key=len, reverse=True))
         spellings = "|".join("".join(_json_spellings(c) for c in secret) for secret in self._secrets)
         self._escaped = re.compile(spellings) if spellings else None
 
@@ -122,12 +151,15 @@ def _json_spellings(char: str) -> str:
 
 
 def settings_secrets(settings: Settings) -> list[str]:
-    """Every secret value a setting holds (the upstream key, the client keys, a password in the upstream URL)."""
+    """Every secret value a setting holds (the upstream key, the client keys, a password in the upstream URL, the
+    thread keys)."""
     values = [k.get_secret_value() for k in settings.api_keys]
     if settings.openai_api_key is not None:
         values.append(settings.openai_api_key.get_secret_value())
     if password := urlsplit(settings.upstream_base_url).password:
         values.append(password)
+    if settings.threads_key is not None:
+        values += [k.strip() for k in settings.threads_key.get_secret_value().split(",")]
     return values
 
 
@@ -164,7 +196,7 @@ class Formatter(logging.Formatter):
     def __init__(self, *, style: Literal["json", "console"], masker: Masker, content: bool = False) -> None:
         super().__init__()
         self._render = style
-        self._mask = masker
+        self._mask = self.masker = masker
         self._allowed = ALLOWED_FIELDS + CONTENT_FIELDS if content else ALLOWED_FIELDS
 
     def fields(self, record: logging.LogRecord) -> dict[str, object]:
@@ -267,6 +299,14 @@ def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> l
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     return handler
+
+
+def mask_secrets(values: Iterable[str]) -> None:
+    """Blank these values too in every installed handler's output (keys loaded after logging was set up)."""
+    for handler in logging.getLogger().handlers:
+        formatter = handler.formatter
+        if isinstance(handler, _Installed) and isinstance(formatter, Formatter):
+            formatter.masker.add(values)
 
 
 def log_startup(settings: Settings) -> None:

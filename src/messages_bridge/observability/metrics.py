@@ -54,12 +54,34 @@ TOKENS = Counter(
 )
 UPSTREAM_ERRORS = Counter(PREFIX + "upstream_errors_total", "Upstream failures by Anthropic error type", ["error_type"])
 RETRIES = Counter(PREFIX + "upstream_retries_total", "Upstream call retries")
+# Routing: the `upstream` label takes configured upstream names only ("default" without a routing file).
+UPSTREAM_ATTEMPTS = Counter(
+    PREFIX + "upstream_attempts_total",
+    "Upstream attempts by outcome: ok, key (failed over to another key), upstream (to another target), final",
+    ["upstream", "outcome"],
+)
+BREAKER_STATE = Gauge(
+    PREFIX + "upstream_circuit_state",
+    "Circuit breaker state per upstream: 0 closed, 1 half-open (probing), 2 open",
+    ["upstream"],
+    multiprocess_mode="livemax",
+)
+KEYS_BENCHED = Counter(
+    PREFIX + "upstream_keys_benched_total",
+    "Upstream keys benched, by key index (never the key) and reason",
+    ["upstream", "key_index", "reason"],
+)
 WEB_SEARCHES = Counter(PREFIX + "web_searches_total", "Web searches answered, by how they ran", ["mode"])
 WEB_SEARCH_ERRORS = Counter(PREFIX + "web_search_errors_total", "Web searches answered with an error block", ["mode"])
 WEB_SEARCH_BACKEND_SECONDS = Histogram(
     PREFIX + "web_search_backend_seconds", "Time one request spent in the search backend", buckets=_LATENCY_BUCKETS
 )
 DISCONNECTS = Counter(PREFIX + "client_disconnects_total", "Clients gone before the response ended", ["route"])
+THREADS = Counter(
+    PREFIX + "thread_requests_total",
+    "Message-thread requests: created / continued / replayed / rejected, and whether the reply was stored",
+    ["outcome", "stored"],
+)
 
 _TOKEN_KINDS = (
     ("input", "uncached"),
@@ -132,6 +154,8 @@ class Metrics:
             RETRIES.inc(record.retries)
         if record.disconnected:
             DISCONNECTS.labels(record.route).inc()
+        if record.thread is not None:
+            THREADS.labels(record.thread, str(bool(record.thread_stored)).lower()).inc()
         if record.input_tokens or record.output_tokens or record.cache_read_tokens or record.cache_creation_tokens:
             self._count_tokens(record, model)
         if record.web_search_mode is not None:
@@ -161,6 +185,31 @@ class Metrics:
         for child, value in zip(children, values, strict=True):
             if value:
                 child.inc(value)
+
+
+_ATTEMPT_CHILDREN: dict[tuple[str, str], Counter] = {}
+
+
+def note_attempt(upstream: str, outcome: str) -> None:
+    """One upstream attempt (children cached: names come from the routing file, outcomes are four)."""
+    child = _ATTEMPT_CHILDREN.get((upstream, outcome))
+    if child is None:
+        child = _ATTEMPT_CHILDREN[(upstream, outcome)] = UPSTREAM_ATTEMPTS.labels(upstream, outcome)
+    child.inc()
+
+
+_BREAKER_VALUES: dict[str, int] = {}
+
+
+def note_breaker(upstream: str, state_value: int) -> None:
+    """Set on change only (every attempt reports it; the gauge moves rarely)."""
+    if _BREAKER_VALUES.get(upstream) != state_value:
+        _BREAKER_VALUES[upstream] = state_value
+        BREAKER_STATE.labels(upstream).set(state_value)
+
+
+def note_benched(upstream: str, key_index: int, reason: str) -> None:
+    KEYS_BENCHED.labels(upstream, str(key_index), reason).inc()
 
 
 def exposition() -> tuple[bytes, str]:

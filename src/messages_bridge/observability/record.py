@@ -45,10 +45,20 @@ class RequestRecord:
     retries: int = 0
     disconnected: bool = False
     token_count_exact: bool | None = None
+    upstream: str | None = None  # the configured upstream name that answered (or failed last)
+    target_position: int | None = None  # its position in the route's targets (0: the first)
+    fallbacks: int = 0  # attempts given up before the last one (other keys or targets)
+    key_index: int | None = None  # which of the upstream's keys, by index (never the key)
     web_search_mode: str | None = None  # hosted, gateway or off, when the request offered web_search
     web_searches: int = 0
     web_search_errors: int = 0
     web_search_ms: float = 0.0  # time spent in the gateway's search backend
+    # Message threads: created / continued / replayed / rejected, the thread's size, whether the reply was stored.
+    thread: str | None = None
+    thread_error: str | None = None
+    thread_turns: int | None = None
+    thread_bytes: int | None = None
+    thread_stored: bool | None = None
 
 
 _CURRENT: ContextVar[RequestRecord | None] = ContextVar("messages_bridge_record", default=None)
@@ -108,8 +118,17 @@ def log_fields(record: RequestRecord, finished: float) -> dict[str, object]:
         "retries": record.retries,
         "disconnected": record.disconnected,
         "token_count_exact": record.token_count_exact,
+        "upstream": record.upstream,
+        "target_position": record.target_position,
+        "fallbacks": record.fallbacks,
+        "key_index": record.key_index,
         "web_search_mode": record.web_search_mode,
         "web_searches": record.web_searches,
         "web_search_errors": record.web_search_errors,
         "web_search_ms": round(record.web_search_ms, 2),
+        "thread": record.thread,
+        "thread_error": record.thread_error,
+        "thread_turns": record.thread_turns,
+        "thread_bytes": record.thread_bytes,
+        "thread_stored": record.thread_stored,
     }

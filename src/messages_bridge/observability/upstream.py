@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from messages_bridge.errors import GatewayError
+from messages_bridge.errors import GatewayError, UpstreamProtocolError
 from messages_bridge.observability.record import RequestRecord, current
 from messages_bridge.protocol import anthropic as a
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
+_logger = logging.getLogger("messages_bridge.upstream")
 
 
 def safe_id(value: str | None) -> str | None:
@@ -29,10 +31,21 @@ def upstream_call(upstream_model: str | None = None) -> Iterator[RequestRecord]:
     try:
         yield record
     except GatewayError as exc:
-        record.upstream_error_type = exc.error_type
+        note_upstream_error(exc, record)
         raise
     finally:
         record.upstream_done = time.perf_counter()
+
+
+def note_upstream_error(error: GatewayError, record: RequestRecord | None = None) -> None:
+    """An upstream call or answer that ended in `error`; an answer the gateway cannot translate is also logged.
+
+    The same for both paths (a JSON reply, a stream's in-band error). The reason logged is the gateway's own
+    wording of what was wrong (a missing field, an unfinished status), never upstream content.
+    """
+    (record or current()).upstream_error_type = error.error_type
+    if isinstance(error, UpstreamProtocolError):
+        _logger.warning("upstream answer rejected", extra={"reason": error.message})
 
 
 def note_upstream_status(status: int, upstream_request_id: str | None) -> None:

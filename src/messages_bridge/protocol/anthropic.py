@@ -235,6 +235,11 @@ class MessagesRequest(_ConversationRequest, kw_only=True):
     container: Raw | UnsetType = UNSET
     fallbacks: Raw | UnsetType = UNSET
 
+    @property
+    def threaded(self) -> bool:
+        """Whether the request names a message thread (absent or `null`: no); `threads/` reads the field itself."""
+        return not isinstance(self.thread, UnsetType) and bytes(self.thread) != b"null"
+
 
 class CountTokensRequest(_ConversationRequest, kw_only=True):
     """`POST /v1/messages/count_tokens` body."""

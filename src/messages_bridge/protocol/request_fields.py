@@ -84,7 +84,9 @@ REQUEST_FIELDS: Mapping[str, FieldRule] = {
     "tool_choice": FieldRule(_T, _T, "`tool_choice` and `parallel_tool_calls`"),
     "thinking": FieldRule(_T, _T, "`reasoning.effort` and `reasoning.summary`"),
     "output_config": FieldRule(_T, _T, "`effort` → `reasoning.effort`; `format` → `text.format` (JSON schema)"),
-    "thread": FieldRule(_T, None, "server-held conversation state, kept by the gateway"),
+    "thread": FieldRule(
+        _T, None, "held by the gateway (README, Message threads); on count_tokens, 400 thread_unsupported_request"
+    ),
     # generation
     "max_tokens": FieldRule(_T, None, "`max_output_tokens` (at least 16); 0 answers an empty message locally"),
     "stop_sequences": FieldRule(_T, None, "emulated: the text is cut at the first match"),

@@ -68,7 +68,7 @@ class SummaryTextPart(TypedDict):
 
 class ReasoningInputItem(TypedDict):
     type: Literal["reasoning"]
-    id: str
+    id: NotRequired[str]  # absent when the upstream gave its reasoning item no id
     summary: list[SummaryTextPart]
     encrypted_content: str
 
@@ -203,7 +203,7 @@ class MessageOutput(Struct, tag_field="type", tag="message", kw_only=True):
 class FunctionCallOutput(Struct, tag_field="type", tag="function_call", kw_only=True):
     call_id: str
     name: str
-    arguments: str
+    arguments: str = ""  # some servers omit it while the call is in progress
     id: str = ""
 
 
@@ -211,9 +211,17 @@ class SummaryText(Struct, kw_only=True):
     text: str
 
 
+class ReasoningContent(Struct, kw_only=True):
+    """A part of a reasoning item's `content`: `reasoning_text` (LM Studio, vLLM) carries the raw reasoning."""
+
+    type: str
+    text: str = ""
+
+
 class ReasoningOutput(Struct, tag_field="type", tag="reasoning", kw_only=True):
-    id: str
+    id: str = ""
     summary: list[SummaryText] = msgspec.field(default_factory=list)
+    content: list[ReasoningContent] | None = None
     encrypted_content: str | None = None
 
 
@@ -298,7 +306,10 @@ _ITEM_DECODERS: dict[str, msgspec.json.Decoder[OutputItem]] = {
 
 
 def decode_output_item(raw: Raw | bytes) -> OutputItem | str:
-    """Decode one output item; an item type without a decoder comes back as its type name."""
+    """Decode one output item; an item type without a decoder comes back as its type name.
+
+    Raises `msgspec.ValidationError` for an item that is not an object or lacks a required field.
+    """
     item_type = _ITEM_TYPE_DECODER.decode(raw).type
     decoder = _ITEM_DECODERS.get(item_type)
     return decoder.decode(raw) if decoder is not None else item_type

@@ -19,61 +19,87 @@ class ResponseCreated(Struct, kw_only=True):
     response: r.Response
 
 
+# Every event of an output item carries its `output_index` (-1 when a server omits it). Item ids (`item_id`,
+# `item.id`) are deliberately not decoded: GitHub Copilot gives each event of one item a different id, so only the
+# index identifies the item, as in OpenAI's own SDKs.
+
+
 class OutputItemAdded(Struct, kw_only=True):
-    output_index: int = 0
+    output_index: int = -1
     item: Raw
 
 
 class OutputItemDone(Struct, kw_only=True):
-    output_index: int = 0
+    output_index: int = -1
     item: Raw
 
 
-class PartType(Struct):
+class PartShape(Struct, kw_only=True):
+    """A content part as `content_part.added`/`.done` carry it (`done` has the part's full text)."""
+
     type: str
+    text: str = ""
+    refusal: str = ""
 
 
 class ContentPartAdded(Struct, kw_only=True):
-    item_id: str = ""
+    output_index: int = -1
     content_index: int = 0
-    part: PartType
+    part: PartShape
 
 
 class ContentPartDone(Struct, kw_only=True):
-    item_id: str = ""
+    output_index: int = -1
     content_index: int = 0
+    part: PartShape | None = None
 
 
 class TextDelta(Struct, kw_only=True):
     """`response.output_text.delta` (`RefusalDelta` has the same shape: a separate type, so handlers dispatch on it)."""
 
-    item_id: str = ""
+    output_index: int = -1
+    content_index: int = 0
+    delta: str
+
+
+class RefusalDelta(Struct, kw_only=True):
+    output_index: int = -1
     content_index: int = 0
     delta: str
 
 
 class RefusalDone(Struct, kw_only=True):
-    item_id: str = ""
+    output_index: int = -1
     refusal: str = ""
 
 
 class ArgumentsDelta(Struct, kw_only=True):
-    item_id: str = ""
+    output_index: int = -1
     delta: str
+    obfuscation: str | None = None  # never requested; GitHub Copilot sends it with encrypted deltas
 
 
 class ArgumentsDone(Struct, kw_only=True):
-    item_id: str = ""
+    output_index: int = -1
     arguments: str = ""
 
 
 class SummaryPartAdded(Struct, kw_only=True):
-    item_id: str = ""
+    output_index: int = -1
     summary_index: int = 0
 
 
 class SummaryTextDelta(Struct, kw_only=True):
-    item_id: str = ""
+    output_index: int = -1
+    summary_index: int = 0
+    delta: str
+
+
+class ReasoningTextDelta(Struct, kw_only=True):
+    """`response.reasoning_text.delta`: raw reasoning (LM Studio, vLLM), a `reasoning_text` content part."""
+
+    output_index: int = -1
+    content_index: int = 0
     delta: str
 
 
@@ -112,22 +138,30 @@ class StreamError(Struct, kw_only=True):
 class AnnotationAdded(Struct, kw_only=True):
     """`response.output_text.annotation.added`: arrives after the text it annotates."""
 
-    item_id: str = ""
+    output_index: int = -1
     content_index: int = 0
     annotation: r.Annotation
 
 
-class RefusalDelta(Struct, kw_only=True):
-    item_id: str = ""
-    content_index: int = 0
-    delta: str
-
-
 StreamEvent = (
-    ResponseCreated | OutputItemAdded | OutputItemDone | ContentPartAdded | ContentPartDone | TextDelta
-    | RefusalDelta | RefusalDone | ArgumentsDelta | ArgumentsDone | SummaryPartAdded | SummaryTextDelta
-    | ResponseCompleted | ResponseFailed | StreamError | AnnotationAdded
-)  # fmt: skip
+    ResponseCreated
+    | OutputItemAdded
+    | OutputItemDone
+    | ContentPartAdded
+    | ContentPartDone
+    | TextDelta
+    | RefusalDelta
+    | RefusalDone
+    | ArgumentsDelta
+    | ArgumentsDone
+    | SummaryPartAdded
+    | SummaryTextDelta
+    | ReasoningTextDelta
+    | ResponseCompleted
+    | ResponseFailed
+    | StreamError
+    | AnnotationAdded
+)
 
 DECODERS: dict[str, msgspec.json.Decoder[StreamEvent]] = {
     "response.created": msgspec.json.Decoder(ResponseCreated),
@@ -142,6 +176,7 @@ DECODERS: dict[str, msgspec.json.Decoder[StreamEvent]] = {
     "response.function_call_arguments.done": msgspec.json.Decoder(ArgumentsDone),
     "response.reasoning_summary_part.added": msgspec.json.Decoder(SummaryPartAdded),
     "response.reasoning_summary_text.delta": msgspec.json.Decoder(SummaryTextDelta),
+    "response.reasoning_text.delta": msgspec.json.Decoder(ReasoningTextDelta),
     "response.completed": msgspec.json.Decoder(ResponseCompleted),
     "response.incomplete": msgspec.json.Decoder(ResponseCompleted),
     "response.failed": msgspec.json.Decoder(ResponseFailed),

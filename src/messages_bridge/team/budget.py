@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -49,6 +49,31 @@ class StaticPriceTable:
 
     def price_for(self, upstream_model: str) -> Price | None:
         return self._prices.get(upstream_model)
+
+
+class PriceLike(Protocol):
+    @property
+    def input(self) -> float: ...
+
+    @property
+    def output(self) -> float: ...
+
+    @property
+    def cached_input(self) -> float | None: ...
+
+
+class LookupPriceTable:
+    """Prices looked up when asked (a routing file's model profiles, which a reload may replace), else `fallback`."""
+
+    def __init__(self, lookup: Callable[[str], PriceLike | None], fallback: PriceTable) -> None:
+        self._lookup = lookup
+        self._fallback = fallback
+
+    def price_for(self, upstream_model: str) -> Price | None:
+        found = self._lookup(upstream_model)
+        if found is None:
+            return self._fallback.price_for(upstream_model)
+        return Price(input=found.input, output=found.output, cached_input=found.cached_input)
 
 
 def period_start(period: Period, now: datetime) -> datetime:

@@ -245,7 +245,7 @@ class Team:
                 session_id=who.session_id,
                 agent_id=who.agent_id,
                 route=getattr(route, "path", None) or scope["path"][:64],
-                upstream=self.upstream if record.upstream_model else None,
+                upstream=record.upstream or (self.upstream if record.upstream_model else None),
                 model=record.model,
                 upstream_model=record.upstream_model,
                 stream=record.stream,

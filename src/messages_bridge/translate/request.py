@@ -46,6 +46,11 @@ class UpstreamProfile:
     reasoning: bool = True
     sampling: bool = False
     disabled_effort: str | None = "minimal"
+    # A capability profile (the routing file) lists the efforts the model has, lowest first; None passes the
+    # requested effort through (the prefix settings). `max_output_tokens` clamps `max_tokens` when set.
+    efforts: tuple[str, ...] | None = None
+    max_output_tokens: int | None = None
+    context_window: int = 400_000
     web_search: WebSearchMode = "off"  # how Anthropic's web_search tool is served for this model
 
 
@@ -72,6 +77,29 @@ class Translation:
     body: r.ResponsesRequest
     reply: ReplyContext
     ignored: list[str] = field(default_factory=list)
+
+
+EFFORT_ORDER = ("none", "minimal", "low", "medium", "high", "xhigh")
+
+
+def nearest_effort(requested: str, supported: tuple[str, ...]) -> str | None:
+    """The supported effort closest to `requested` (a tie goes to the higher); `max` is the highest there is.
+
+    `supported` is ordered lowest first (EFFORT_ORDER); an empty tuple means the model takes no reasoning.
+    """
+    if not supported:
+        return None
+    if requested == "max" or requested not in EFFORT_ORDER:
+        return supported[-1]
+    rank = EFFORT_ORDER.index(requested)
+    return min(reversed(supported), key=lambda e: abs(EFFORT_ORDER.index(e) - rank))
+
+
+def _no_thinking_effort(supported: tuple[str, ...]) -> str | None:
+    """No thinking: `none` where the model has it, else its lowest effort."""
+    if "none" in supported:
+        return "none"
+    return supported[0] if supported else None
 
 
 def effort_for_budget(budget_tokens: int) -> str:
@@ -170,7 +198,10 @@ def _reasoning_item(block: a.ThinkingBlock | a.RedactedThinkingBlock) -> r.Reaso
     summary: list[r.SummaryTextPart] = []
     if isinstance(block, a.ThinkingBlock) and block.thinking:
         summary = [{"type": "summary_text", "text": block.thinking}]
-    return {"type": "reasoning", "id": ref.id, "summary": summary, "encrypted_content": ref.ec}
+    item: r.ReasoningInputItem = {"type": "reasoning", "summary": summary, "encrypted_content": ref.ec}
+    if ref.id:
+        item["id"] = ref.id
+    return item
 
 
 def _add_assistant(builder: _InputBuilder, blocks: list[a.ContentBlock], where: str, notes: list[str]) -> set[str]:
@@ -297,7 +328,11 @@ def _reasoning(
         effort = effort or effort_for_budget(thinking.budget_tokens)
     elif thinking is None or isinstance(thinking, a.ThinkingDisabled | a.ThinkingBetweenTools):
         # No `thinking` means no extended thinking in Anthropic terms, so the same low effort as "disabled".
+        if profile.efforts is not None and not effort:
+            effort = _no_thinking_effort(profile.efforts)
         effort = effort or profile.disabled_effort
+    if effort and profile.efforts is not None:
+        effort = nearest_effort(effort, profile.efforts)
     if effort == "minimal" and _hosted_search(req, profile):
         effort = "low"  # the Responses API refuses hosted web_search with effort "minimal"
     if effort:
@@ -412,7 +447,8 @@ def to_responses_request(req: a.MessagesRequest, profile: UpstreamProfile, *, ap
     """Translate a `POST /v1/messages` body for `POST /responses`."""
     notes: list[str] = []
     body, requested, prefill = _base_body(req, profile, notes)
-    body["max_output_tokens"] = max(req.max_tokens, MIN_OUTPUT_TOKENS)
+    ceiling = profile.max_output_tokens
+    body["max_output_tokens"] = max(min(req.max_tokens, ceiling) if ceiling else req.max_tokens, MIN_OUTPUT_TOKENS)
     notes.extend(_sampling(req, body, profile, api_version))
     if req.metadata is not None and req.metadata.user_id:
         hashed = _hashed_user(req.metadata.user_id)

@@ -39,4 +39,4 @@ def decode_signature(signature: str) -> ReasoningRef | None:
         ref = _DECODER.decode(base64.urlsafe_b64decode(signature[len(PREFIX) :]))
     except (binascii.Error, ValueError, msgspec.DecodeError):
         return None
-    return ref if ref.id.startswith("rs_") and ref.ec else None
+    return ref if ref.ec else None  # the id is the upstream's data, of any shape (Copilot's are opaque blobs)

@@ -1,9 +1,18 @@
-"""Responses usage → Anthropic usage (shared by the non-streaming and the streaming translators)."""
+"""Responses usage → Anthropic usage (shared by the non-streaming and the streaming translators).
+
+Token counts come from the upstream, so they are clamped at zero: a negative count (a buggy or hostile server) is
+meaningless, would reach the client as a negative bill and would make Prometheus counters raise. The answer itself
+is still delivered; only the impossible number is replaced.
+"""
 
 from __future__ import annotations
 
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import responses as r
+
+
+def _count(value: int) -> int:
+    return value if value > 0 else 0
 
 
 def empty_usage(*, input_tokens: int = 0, output_tokens: int = 0) -> a.Usage:
@@ -21,15 +30,15 @@ def to_anthropic_usage(usage: r.ResponseUsage | None, *, service_tier: str | Non
     if usage is None:
         return empty_usage()
     details = usage.input_tokens_details
-    cached = details.cached_tokens if details else 0
-    written = details.cache_write_tokens if details else 0
+    cached = _count(details.cached_tokens) if details else 0
+    written = _count(details.cache_write_tokens) if details else 0
     out: a.Usage = {
-        "input_tokens": max(usage.input_tokens - cached - written, 0),
-        "output_tokens": usage.output_tokens,
+        "input_tokens": _count(usage.input_tokens - cached - written),
+        "output_tokens": _count(usage.output_tokens),
         "cache_creation_input_tokens": written,
         "cache_read_input_tokens": cached,
         "service_tier": "priority" if service_tier == "priority" else "standard",
     }
     if usage.output_tokens_details is not None:
-        out["output_tokens_details"] = {"thinking_tokens": usage.output_tokens_details.reasoning_tokens}
+        out["output_tokens_details"] = {"thinking_tokens": _count(usage.output_tokens_details.reasoning_tokens)}
     return out

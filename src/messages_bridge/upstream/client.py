@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import httpx
 import msgspec
 
-from messages_bridge.errors import ApiError, from_transport_error
+from messages_bridge.errors import UpstreamProtocolError, from_transport_error
 from messages_bridge.protocol import responses as r
 from messages_bridge.protocol.responses_stream import StreamEvent, decode_event
 from messages_bridge.protocol.sse import ServerSentEvent, SSEDecoder
@@ -73,16 +73,21 @@ class ResponsesClient:
         api_key: str | None,
         timeouts: Timeouts,
         retry: RetryPolicy = NO_RETRIES,
+        key_header: str = "authorization",
+        query: str = "",
+        headers: dict[str, str] | None = None,
     ) -> None:
+        """`key_header="api-key"` sends the key bare (Azure); `query` (e.g. `?api-version=…`) ends every URL."""
         self.transport = transport
         self._retry = retry
         self._base = base_url.rstrip("/")
+        self._query = query
         self._urls: dict[str, httpx.URL] = {}
         self._timeout = {"timeout": timeouts.extension()}
         self._probe_timeout = {"timeout": Timeouts(connect=5.0, read=5.0).extension()}
-        self._headers = {"content-type": "application/json", "accept": "application/json"}
+        self._headers = {**(headers or {}), "content-type": "application/json", "accept": "application/json"}
         if api_key:
-            self._headers["authorization"] = f"Bearer {api_key}"
+            self._headers[key_header] = f"Bearer {api_key}" if key_header == "authorization" else api_key
 
     def _request_headers(self, request_id: str | None) -> dict[str, str]:
         if request_id is None:
@@ -93,7 +98,7 @@ class ResponsesClient:
         """Parsed once per path: httpx's URL parsing is a measurable share of a request."""
         url = self._urls.get(path)
         if url is None:
-            url = self._urls[path] = httpx.URL(self._base + path)
+            url = self._urls[path] = httpx.URL(self._base + path + self._query)
         return url
 
     async def _send(self, path: str, body: bytes, request_id: str | None) -> httpx.Response:
@@ -104,7 +109,9 @@ class ResponsesClient:
         try:
             return await send_with_retries(self._retry, lambda: self.transport.handle_async_request(request))
         except httpx.HTTPError as exc:
-            raise from_transport_error(exc) from exc
+            error = from_transport_error(exc)
+            error.before_response = True  # nothing was answered: another upstream may take the request
+            raise error from exc
 
     async def _post(self, path: str, body: bytes, request_id: str | None) -> httpx.Response:
         reply = await self._send(path, body, request_id)
@@ -123,8 +130,8 @@ class ResponsesClient:
         reply = await self._post("/responses", body, request_id)
         try:
             response = r.RESPONSE_DECODER.decode(reply.content)
-        except ValueError as exc:
-            raise from_transport_error(httpx.DecodingError("invalid upstream JSON")) from exc
+        except msgspec.DecodeError as exc:
+            raise UpstreamProtocolError("The upstream answer is not a valid Responses API response") from exc
         return UpstreamReply(response, reply.headers.get("x-request-id"), reply.status_code, reply.headers)
 
     async def input_tokens(self, body: bytes, *, request_id: str | None) -> int | None:
@@ -136,9 +143,10 @@ class ResponsesClient:
                 return None
             raise
         try:
-            return r.INPUT_TOKENS_DECODER.decode(reply.content).input_tokens
+            counted = r.INPUT_TOKENS_DECODER.decode(reply.content).input_tokens
         except ValueError:
             return None
+        return counted if counted >= 0 else None  # a negative count is no count: the local estimate stands in
 
     @asynccontextmanager
     async def stream(self, body: bytes, *, request_id: str | None) -> AsyncIterator[httpx.Response]:
@@ -176,7 +184,7 @@ def _typed(frames: list[ServerSentEvent]) -> list[StreamEvent]:
         try:
             event = decode_event(sse)
         except msgspec.DecodeError as exc:
-            raise ApiError("The upstream sent a malformed stream event") from exc
+            raise UpstreamProtocolError("The upstream sent a malformed stream event") from exc
         if event is not None:
             events.append(event)
     return events

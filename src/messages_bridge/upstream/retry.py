@@ -15,6 +15,7 @@ is the right place for it. Every request has a retry count and a total time budg
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -47,6 +48,8 @@ class RetryPolicy:
 
 
 NO_RETRIES = RetryPolicy(max_retries=0)
+# When a request may try several upstreams, they share one retry budget: set once per request (failover).
+REQUEST_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("retry_deadline", default=None)
 
 
 def answer_delay(policy: RetryPolicy, attempt: int, response: httpx.Response) -> float | None:
@@ -81,6 +84,8 @@ async def send_with_retries(policy: RetryPolicy, call: Callable[[], Awaitable[ht
     connection goes back to the pool.
     """
     deadline = time.monotonic() + policy.budget
+    if (shared := REQUEST_DEADLINE.get()) is not None:
+        deadline = min(deadline, shared)
     attempt = 0
     while True:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from messages_bridge.translate.websearch import WebSearchMode
 
@@ -33,6 +33,12 @@ class WebSearchConfig(BaseModel):
     mode: Literal["upstream", "gateway", "off"] = "upstream"
     backend: BackendConfig | None = None
     time_budget: float = Field(default=60.0, gt=0, description="seconds a gateway-run search loop may take")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        """YAML 1.1 reads an unquoted `mode: off` as the boolean false; it means `off`."""
+        return "off" if value is False else value
 
     def resolve(self, *, hosted: bool) -> WebSearchMode:
         """How a model is served: `hosted` (upstream tool), `gateway` (backend loop) or `off`."""

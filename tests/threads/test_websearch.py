@@ -1,0 +1,59 @@
+"""A threaded turn answered by the gateway's own web search (a static stream, a live stream, or a Message) is
+stored like any reply: renamed, continued once, and its blocks are part of the rebuilt history."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from messages_bridge.threads.memory import MemoryThreadStore
+from tests.conftest import GATEWAY, FakeUpstream
+from tests.fake_searxng import SearxScript, create_searxng_app
+from tests.servers import ThreadedServer, serving
+from tests.streamkit import fold, parse_sse
+from tests.threads.helpers import BETA, error_code
+from tests.websearch.kit import subrequest
+
+
+@pytest.fixture
+def searx() -> Iterator[ThreadedServer]:
+    with serving(create_searxng_app(SearxScript(slow_seconds=3.0))) as server:
+        yield server
+
+
+def _answer(reply: httpx.Response, stream: bool) -> dict[str, Any]:
+    assert reply.status_code == 200, reply.text
+    return fold(parse_sse(reply.content)) if stream else reply.json()
+
+
+@pytest.mark.parametrize("mode", ["off", "gateway"])
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_web_search_answer_is_stored_and_continued(
+    upstream: FakeUpstream, make_settings: Any, app_factory: Any, searx: ThreadedServer, mode: str, stream: bool
+) -> None:
+    settings = {"web_search_mode": "off"} if mode == "off" else {"web_search_backend_url": searx.url}
+    app = await app_factory(make_settings(**settings))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY, headers=BETA) as http:
+        first = _answer(
+            await http.post("/v1/messages", json={**subrequest(stream=stream), "thread": {"type": "create"}}), stream
+        )
+        assert first["id"].startswith("msg_01")
+        assert [b["type"] for b in first["content"]][:2] == ["server_tool_use", "web_search_tool_result"]
+        store = app.state.gateway.threads.store
+        assert isinstance(store, MemoryThreadStore) and len(store) == 1
+        held = next(iter(store._heads.values())).thread
+        assert json.loads(bytes(held.messages[-1]))["content"] == first["content"]  # exactly as returned
+        body = {
+            "model": "claude-opus-4-8",
+            "max_tokens": 256,
+            "stream": stream,
+            "output_config": {"effort": "high"},
+            "messages": [{"role": "user", "content": "And the one before?"}],
+            "thread": {"type": "continue", "previous_message_id": first["id"]},
+        }
+        _answer(await http.post("/v1/messages", json=body), stream)
+        assert error_code(await http.post("/v1/messages", json={**body, "stream": False})) == "thread_already_continued"
