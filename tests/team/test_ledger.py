@@ -47,7 +47,7 @@ async def test_one_row_per_request_with_key_session_agent_tokens_cost_and_timing
     assert first["reasoning_tokens"] == 10 and first["cache_creation_input_tokens"] == 0
     assert round(first["cost_usd"], 7) == 0.0004275
     assert (
-        first["upstream"] == "127.0.0.1"
+        first["upstream"] == "default"
         and first["latency_ms"] > 0
         and first["day"] == first["time"].strftime("%Y-%m-%d")
     )

@@ -76,7 +76,7 @@ async def test_usage_report_by_every_grouping_as_json_and_csv(
     (day,) = json.loads(_usage(capsys, "--by", "day", "--json"))
     assert day["requests"] == 3 and len(day["day"]) == 10
     (up,) = json.loads(_usage(capsys, "--by", "upstream", "--json"))
-    assert up["upstream"] == "127.0.0.1"
+    assert up["upstream"] == "default"
     table = list(csv.DictReader(io.StringIO(_usage(capsys, "--by", "key", "--csv"))))
     assert table[0]["key"] == "alice" and table[0]["requests"] == "2"
     assert "alice" in _usage(capsys, "--by", "key")

@@ -188,9 +188,7 @@ def create_app(
         """The team gateway (keys, limits, ledger) around the rest; closed last, after the drain."""
         shared = tuple(k.get_secret_value() for k in settings.api_keys)
         table = prices or LookupPriceTable(_routing_price(app), StaticPriceTable(team_settings.prices))
-        app.state.team = await Team.open(
-            team_settings, shared_keys=shared, upstream_url=settings.upstream_base_url, prices=table
-        )
+        app.state.team = await Team.open(team_settings, shared_keys=shared, prices=table)
         try:
             async with gateway_lifespan(app):
                 yield

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlparse
 
 from asgi_correlation_id import correlation_id
 from prometheus_client import Counter
@@ -101,7 +100,6 @@ class Team:
         counters: Counters,
         prices: PriceTable,
         shared_keys: tuple[str, ...],
-        upstream: str,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -117,7 +115,6 @@ class Team:
             flush_interval=settings.ledger_flush_interval,
             retry_interval=settings.ledger_retry_interval,
         )
-        self.upstream = upstream
         self._requests: dict[tuple[str, int], Counter] = {}
         self._series: dict[str, list[Counter]] = {}
 
@@ -127,7 +124,6 @@ class Team:
         settings: TeamSettings,
         *,
         shared_keys: tuple[str, ...] = (),
-        upstream_url: str = "",
         prices: PriceTable | None = None,
     ) -> Team:
         """Migrate the schema, load the keys, start the ledger writer."""
@@ -146,7 +142,6 @@ class Team:
             counters=counters,
             prices=prices or StaticPriceTable(settings.prices),
             shared_keys=shared_keys,
-            upstream=urlparse(upstream_url).hostname or "default",
         )
         await team.keyring.reload()
         await team.writer.start()
@@ -245,7 +240,7 @@ class Team:
                 session_id=who.session_id,
                 agent_id=who.agent_id,
                 route=getattr(route, "path", None) or scope["path"][:64],
-                upstream=record.upstream or (self.upstream if record.upstream_model else None),
+                upstream=record.upstream,
                 model=record.model,
                 upstream_model=record.upstream_model,
                 stream=record.stream,
