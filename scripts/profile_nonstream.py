@@ -21,12 +21,15 @@ import msgspec
 
 from messages_bridge.app.factory import create_app
 from messages_bridge.config import Settings
-from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import responses as r
+from messages_bridge.protocol.request_fields import MESSAGES
 from messages_bridge.translate.request import to_responses_request
 from messages_bridge.translate.response import to_anthropic_message
+from messages_bridge.translate.tools import tool_set
 
-DEFAULT_CAPTURE = Path(__file__).resolve().parents[1] / "tests/fixtures/captures/messages_main_after_read_tool_result.json"
+DEFAULT_CAPTURE = (
+    Path(__file__).resolve().parents[1] / "tests/fixtures/captures/messages_main_after_read_tool_result.json"
+)
 CANNED = json.dumps(
     {
         "id": "resp_0123456789",
@@ -77,8 +80,8 @@ def _pure(body: bytes, n: int) -> float:
     encoder = msgspec.json.Encoder()
     started = time.perf_counter()
     for _ in range(n):
-        req = a.MESSAGES_DECODER.decode(body)
-        t = to_responses_request(req, settings.profile(req.model), api_version="2023-06-01")
+        req = MESSAGES.decode(body).request
+        t = to_responses_request(req, tool_set(req.tools), settings.profile(req.model), api_version="2023-06-01")
         encoder.encode(t.body)
         encoder.encode(to_anthropic_message(r.RESPONSE_DECODER.decode(CANNED), t.reply, model=req.model))
     return (time.perf_counter() - started) / n

@@ -98,6 +98,9 @@ updated
 _.evicted
 _.total_bytes
 
+# asyncio calls a protocol's data_received (serving/protocol.py overrides uvicorn's).
+_.data_received
+
 # Team gateway: pydantic validator; ledger row fields written by `msgspec.structs.asdict`; Alembic reads a
 # migration's module globals and functions; the ledger backlog is read by tests and shown by the gauge.
 _._parse_json

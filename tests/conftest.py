@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from messages_bridge.app.factory import create_app
 from messages_bridge.config import Settings
 from messages_bridge.demo.server import Script, create_upstream_app
+from messages_bridge.serving.options import uvicorn_options
 from tests.servers import ThreadedServer, serving
 from tests.upstream_schema import assert_valid_count, assert_valid_create
 
@@ -110,6 +111,8 @@ async def client(
 
 @pytest.fixture
 def gateway_server(make_settings: Callable[..., Settings]) -> Iterator[ThreadedServer]:
-    """The gateway served by uvicorn on 127.0.0.1 (for the official SDKs and Claude Code)."""
-    with serving(create_app(make_settings())) as server:
+    """The gateway served by uvicorn on 127.0.0.1 (for the official SDKs and Claude Code), with the production
+    connection protocol and its limits."""
+    settings = make_settings()
+    with serving(create_app(settings), **uvicorn_options(settings, open_files=None)) as server:
         yield server

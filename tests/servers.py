@@ -22,13 +22,13 @@ def free_port() -> int:
 class ThreadedServer:
     """uvicorn serving `app` on 127.0.0.1 in a background thread (its own event loop)."""
 
-    def __init__(self, app: Any, *, port: int | None = None) -> None:
+    def __init__(self, app: Any, *, port: int | None = None, **options: Any) -> None:
         self.port = port or free_port()
         # A cloud-like keep-alive (uvicorn's 5 s default is unusually short): under the soak test's load the
         # gateway's event loop can lag past 5 s, and the server then closes idle connections the gateway is
         # about to reuse. The gateway drops idle upstream connections after BRIDGE_UPSTREAM_KEEPALIVE (4 s).
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="auto",
-                                timeout_graceful_shutdown=2, timeout_keep_alive=75)  # fmt: skip
+                                timeout_graceful_shutdown=2, timeout_keep_alive=75, **options)  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -53,8 +53,9 @@ class ThreadedServer:
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[ThreadedServer]:
-    server = ThreadedServer(app)
+def serving(app: Any, **options: Any) -> Iterator[ThreadedServer]:
+    """`app` on 127.0.0.1; `options` go to `uvicorn.Config` (the gateway's own: `serving.options.uvicorn_options`)."""
+    server = ThreadedServer(app, **options)
     server.start()
     try:
         yield server

@@ -12,6 +12,7 @@ from messages_bridge.config import Settings
 from messages_bridge.demo.server import Reply
 from messages_bridge.protocol import request_fields as fields
 from messages_bridge.translate.tokens import IMAGE_TOKENS, estimate_input_tokens
+from messages_bridge.translate.tools import tool_set
 from tests.conftest import GATEWAY, FakeUpstream
 
 AppFactory = Callable[[Settings], Any]
@@ -74,15 +75,20 @@ async def test_count_tokens_falls_back_to_the_estimate(
     upstream.script.push(Reply(status=status, json_body={"error": {"message": "Not found", "code": None}}))
     reply = await client.post("/v1/messages/count_tokens", json=COUNT)
     assert reply.status_code == 200, reply.text
-    expected = estimate_input_tokens(fields.COUNT_TOKENS.decode(httpx.Request("POST", "/", json=COUNT).content).request)
+    expected = _estimate(COUNT)
     assert reply.json() == {"input_tokens": expected}
     assert expected > IMAGE_TOKENS  # the image, the system prompt, the text and the tool all count
+
+
+def _estimate(body: dict[str, Any]) -> int:
+    req = fields.COUNT_TOKENS.decode(httpx.Request("POST", "/", json=body).content).request
+    return estimate_input_tokens(req, tool_set(req.tools))
 
 
 def test_estimate_counts_every_part() -> None:
     def estimate(**changes: Any) -> int:
         body = {**COUNT, **changes}
-        return estimate_input_tokens(fields.COUNT_TOKENS.decode(httpx.Request("POST", "/", json=body).content).request)
+        return _estimate(body)
 
     full = estimate()
     assert estimate(system=None) < full

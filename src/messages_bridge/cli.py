@@ -16,11 +16,11 @@ from messages_bridge.observability.logs import configure_logging
 from messages_bridge.observability.multiproc import prepare_metrics_dir, remove_metrics_dir
 from messages_bridge.routing.config_file import ConfigError, load_config
 from messages_bridge.routing.table import render
+from messages_bridge.serving.options import raise_open_file_limit, uvicorn_options
 from messages_bridge.team import cli as team_cli
 from messages_bridge.threads.setup import threads_problem
 
 logger = logging.getLogger("messages_bridge")
-MAX_HEADER_BYTES = 64 * 1024  # h11's limit on a request head; httptools (llhttp) has its own 80 KiB limit
 FINAL_SHUTDOWN_WAIT = 2
 
 DEMO_BANNER = """
@@ -133,6 +133,7 @@ def serve(settings: Settings) -> int:
 
 
 def _run(settings: Settings) -> None:
+    open_files = raise_open_file_limit()  # before the workers start: they inherit it
     uvicorn.run(
         "messages_bridge.app.asgi:app",
         factory=False,
@@ -144,10 +145,10 @@ def _run(settings: Settings) -> None:
         # uvicorn's default log config prints exception messages; ours (observability/logs.py) prints types only.
         log_config=None,
         loop="auto",
-        http="auto",
         # The app drains first (see app/lifecycle.py), so uvicorn's own wait only flushes what is left.
         timeout_graceful_shutdown=FINAL_SHUTDOWN_WAIT,
-        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        # Head/body limits and timeouts, the connection cap (serving/protocol.py): enforced before the app.
+        **uvicorn_options(settings, open_files=open_files),
     )
 
 

@@ -76,6 +76,23 @@ class Settings(BaseSettings):
     upstream_keepalive: float = Field(
         default=4.0, gt=0, description="seconds an idle upstream connection is kept; keep below the upstream's own"
     )
+    max_upstream_body_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="largest upstream JSON body held (decoded); 502 api_error above"
+    )
+    max_upstream_event_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="largest upstream stream event held (decoded); api_error above"
+    )
+    # Client connections (enforced by the HTTP protocol, before a request reaches the app): see serving/.
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024, description="request head size limit (431 above)")
+    max_headers: int = Field(default=128, ge=8, description="request header count limit (431 above)")
+    header_timeout: float = Field(default=10.0, gt=0, description="seconds to receive a request head (408 after)")
+    body_timeout: float = Field(
+        default=30.0, gt=0, description="seconds a request body may stall, plus its min-rate allowance (408 after)"
+    )
+    min_body_rate: int = Field(default=1024, ge=1, description="bytes per second a request body must average")
+    max_client_connections: int = Field(
+        default=4096, ge=1, description="open client connections per worker; beyond it 503 and close"
+    )
     ping_interval: float = Field(default=10.0, gt=0, description="seconds of upstream silence before a stream ping")
     # Reliability: upstream retries before the first byte, admission control, graceful shutdown.
     max_retries: int = Field(default=2, ge=0, le=10, description="upstream retries before the first byte")

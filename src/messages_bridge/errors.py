@@ -10,7 +10,7 @@
     ├── RequestTooLargeError          413 request_too_large
     ├── RateLimitError                429 rate_limit_error
     ├── ApiError                      500 api_error
-    │   └── UpstreamProtocolError     502 api_error (the upstream's 2xx answer is not a valid Responses answer)
+    │   └── UpstreamProtocolError     502 api_error (the upstream's answer is unusable: invalid, oversized, redirect…)
     ├── UpstreamTimeoutError          504 timeout_error
     └── OverloadedError               529 overloaded_error
 
@@ -96,7 +96,8 @@ class ApiError(GatewayError):
 
 
 class UpstreamProtocolError(ApiError):
-    """The upstream answered 2xx with something this gateway cannot translate faithfully (its fault, not ours)."""
+    """An upstream answer this gateway cannot use (its fault, not ours), reported as a proxy does (502): a 2xx that
+    cannot be translated faithfully, a redirect, a body or event over its limit, an encoding it did not ask for."""
 
     status_code = 502
 
@@ -205,6 +206,8 @@ def from_upstream_status(
     context_window: int = 0,
 ) -> GatewayError:
     """Map a non-2xx upstream HTTP answer to the Anthropic error the client sees."""
+    if status < 400:
+        return redirect_error(status)
     message, code = _parse_upstream_body(body)
     error_class = _BY_STATUS.get(status, ApiError if status >= 500 else InvalidRequestError)
     if code == "server_is_overloaded" or (code == "slow_down" and status >= 500):
@@ -221,6 +224,15 @@ def from_upstream_status(
     elif error_class in (RateLimitError, OverloadedError) and (after := retry_after_header(headers, now=time.time())):
         out_headers["retry-after"] = after
     return error_class(text, headers=out_headers)
+
+
+def redirect_error(status: int) -> UpstreamProtocolError:
+    """A 3xx from the upstream: the gateway never follows redirects (the target could be anything)."""
+    message = (
+        f"The upstream answered with a redirect (HTTP {status}), which the gateway does not follow; "
+        "check OPENAI_BASE_URL"
+    )
+    return UpstreamProtocolError(message, headers={"x-should-retry": "false"})
 
 
 def from_stream_error(

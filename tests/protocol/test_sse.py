@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from messages_bridge.errors import OverloadedError
 from messages_bridge.protocol import anthropic_stream as o
-from messages_bridge.protocol.sse import ServerSentEvent, SSEDecoder, frame
+from messages_bridge.protocol.sse import EventTooLargeError, ServerSentEvent, SSEDecoder, frame
 from tests.streamkit import chunked
 
 
@@ -97,3 +100,81 @@ def test_error_event_is_the_error_envelope_without_a_request_id() -> None:
     event = o.ErrorEvent(o.ErrorDetail(error.error_type, error.message))
     expected = b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
     assert o.encode_event(event) == frame(b"error", expected)
+
+
+# --- limits: linear cost, one bounded event --------------------------------------------------------------------------
+
+
+def test_a_line_in_many_chunks_grows_one_buffer_in_place() -> None:
+    """Linear cost, structurally: each chunk without a line end is appended to the same buffer (the line so far is
+    never copied again), and the line is copied out once, when it ends."""
+    decoder = SSEDecoder()
+    chunks = [bytes([97 + i % 26]) * 1000 for i in range(2000)]
+    assert decoder.feed(b"event: big\ndata: ") == []
+    buffer = decoder._partial
+    for count, chunk in enumerate(chunks, 1):
+        assert decoder.feed(chunk) == []
+        assert decoder._partial is buffer and len(buffer) == len(b"data: ") + 1000 * count
+    assert decoder.feed(b"\n\n") == [ServerSentEvent("big", b"".join(chunks))]
+    assert decoder._partial == b""
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=5000), max_size=12), st.sampled_from(["line", "lines"]))
+def test_an_event_over_the_limit_raises_whatever_the_chunking(cuts: list[int], shape: str) -> None:
+    limit = 4096
+    body = b"a" * (limit + 1) if shape == "line" else b"\ndata: ".join([b"a" * 99] * (limit // 100 + 1))
+    data = b"event: x\ndata: " + body + b"\n\n"
+    decoder = SSEDecoder(max_event_bytes=limit)
+    with pytest.raises(EventTooLargeError):
+        for chunk in chunked(data, cuts):
+            decoder.feed(chunk)
+    assert decoder._partial == b"" and decoder._data == []  # nothing of the oversized event is kept
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=5000), max_size=12))
+def test_events_under_the_limit_pass_whatever_the_chunking(cuts: list[int]) -> None:
+    limit = 4096
+    data = b"event: x\ndata: " + b"a" * (limit - 16) + b"\n\n" + b"data: " + b"b" * (limit - 16) + b"\n\n"
+    decoder = SSEDecoder(max_event_bytes=limit)
+    events = [e for chunk in chunked(data, cuts) for e in decoder.feed(chunk)] + decoder.finish()
+    assert [len(e.data) for e in events] == [limit - 16, limit - 16]
+
+
+RSS_SCRIPT = """
+import gc, os
+from messages_bridge.protocol.sse import EventTooLargeError, SSEDecoder
+
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+chunk = b"a" * 65536
+base = peak = rss()
+for _ in range(3):
+    decoder = SSEDecoder(max_event_bytes=LIMIT)
+    decoder.feed(b"event: x\\ndata: ")
+    try:
+        for _ in range(2 * LIMIT // len(chunk)):
+            decoder.feed(chunk)
+            peak = max(peak, rss())
+    except EventTooLargeError:
+        pass
+    else:
+        raise SystemExit("the limit was not enforced")
+    del decoder
+    gc.collect()
+print(rss() - base, peak - base)
+"""
+
+
+def test_an_oversized_line_costs_the_limit_once_and_memory_goes_back() -> None:
+    """In a fresh process, three 64 MiB lines against a 32 MiB limit: the resident set peaks near the limit (not at
+    the line's size, nor twice the limit) and is back near where it started afterwards (RSS in bytes, /proc)."""
+    limit = 32 * 1024 * 1024
+    script = RSS_SCRIPT.replace("LIMIT", str(limit))
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    after, peak = (int(n) for n in run.stdout.split())
+    assert limit // 2 < peak < limit * 3 // 2, peak  # the buffer up to the limit (measured), never the whole line
+    assert after < 8 * 1024 * 1024, after

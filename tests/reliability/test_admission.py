@@ -114,12 +114,12 @@ async def test_first_signal_drains_and_hands_over_when_idle_second_stops_at_once
     lifecycle = Lifecycle(max_concurrency=10, grace=5.0)
     undo = install_drain_on_signal(lifecycle)
     try:
-        lifecycle.inflight = 1
+        lifecycle.enter()
         os.kill(os.getpid(), signal.SIGTERM)
         await wait_until(lambda: lifecycle.draining)
         await asyncio.sleep(0.2)
         assert calls == []  # a request is still in flight: the server keeps running
-        lifecycle.inflight = 0
+        lifecycle.leave()
         await wait_until(lambda: calls == [signal.SIGTERM], within=1.0)
         os.kill(os.getpid(), signal.SIGTERM)
         await wait_until(lambda: len(calls) == 2, within=1.0)
@@ -135,7 +135,8 @@ async def test_signal_hand_over_happens_after_the_grace_period_even_if_busy() ->
     lifecycle = Lifecycle(max_concurrency=10, grace=0.3)
     undo = install_drain_on_signal(lifecycle)
     try:
-        lifecycle.inflight = 3
+        for _ in range(3):
+            lifecycle.enter()
         os.kill(os.getpid(), signal.SIGTERM)
         await asyncio.sleep(0.1)
         assert lifecycle.draining and calls == []
@@ -143,3 +144,19 @@ async def test_signal_hand_over_happens_after_the_grace_period_even_if_busy() ->
     finally:
         undo()
         signal.signal(signal.SIGTERM, previous)
+
+
+async def test_wait_idle_wakes_when_the_last_request_leaves_and_gives_up_after_its_time() -> None:
+    lifecycle = Lifecycle(max_concurrency=10, grace=5.0)
+    assert await lifecycle.wait_idle(0)  # nothing in flight: idle at once
+    lifecycle.enter()
+    lifecycle.enter()
+    assert not await lifecycle.wait_idle(0.05)
+    waiter = asyncio.create_task(lifecycle.wait_idle(5.0))
+    lifecycle.leave()
+    await asyncio.sleep(0)
+    assert not waiter.done()  # one request is still in flight
+    lifecycle.leave()
+    for _ in range(3):  # a few loop turns, no clock: a poll would still be asleep
+        await asyncio.sleep(0)
+    assert waiter.done() and waiter.result() is True

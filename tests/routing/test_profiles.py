@@ -13,6 +13,7 @@ from messages_bridge.protocol import anthropic as a
 from messages_bridge.routing.config_file import ModelProfile
 from messages_bridge.routing.router import build_profile
 from messages_bridge.translate.request import nearest_effort, to_responses_request
+from messages_bridge.translate.tools import tool_set
 
 SETTINGS = Settings(openai_api_key="sk-x")
 GPT5 = ("minimal", "low", "medium", "high")
@@ -26,7 +27,9 @@ def request(**fields: Any) -> a.MessagesRequest:
 
 
 def body_for(profile: ModelProfile | None, model: str = "gpt-5", **fields: Any) -> dict[str, Any]:
-    translated = to_responses_request(request(**fields), build_profile(model, profile, SETTINGS), api_version="")
+    req = request(**fields)
+    profile_for = build_profile(model, profile, SETTINGS)
+    translated = to_responses_request(req, tool_set(req.tools), profile_for, api_version="")
     return dict(translated.body)
 
 

@@ -23,6 +23,7 @@ from messages_bridge.protocol import request_fields as fields
 from messages_bridge.protocol import responses as r
 from messages_bridge.translate.request import NEW_API_VERSION, to_responses_request
 from messages_bridge.translate.response import to_anthropic_message
+from messages_bridge.translate.tools import tool_set
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 UPDATE = os.environ.get("UPDATE_GOLDENS") == "1"
@@ -53,7 +54,7 @@ def _check(actual: Any, expected_path: Path) -> None:
 def _translate_request(raw: bytes, case: str) -> Any:
     req = decode_request(raw, fields.MESSAGES)
     version = NEW_API_VERSION if case in NEW_API_CASES else "2023-06-01"
-    return to_responses_request(req, SETTINGS.profile(req.model), api_version=version)
+    return to_responses_request(req, tool_set(req.tools), SETTINGS.profile(req.model), api_version=version)
 
 
 @pytest.mark.parametrize("case", _cases("requests", ".anthropic.json"))

@@ -10,6 +10,7 @@ from messages_bridge.config import Settings
 from messages_bridge.protocol import request_fields as fields
 from messages_bridge.translate.request import to_responses_request
 from messages_bridge.translate.signatures import decode_signature, encode_signature
+from messages_bridge.translate.tools import tool_set
 
 SETTINGS = Settings(openai_api_key="sk-test", openai_base_url="http://127.0.0.1:9/v1")
 COPILOT_ID = "oxX2a9" * 70  # Copilot's reasoning ids are long opaque blobs, not `rs_…`
@@ -24,7 +25,8 @@ def _replayed(signature: str) -> list[dict[str, object]]:
     ]
     body = {"model": "claude-sonnet-4-5", "max_tokens": 64, "thinking": {"type": "adaptive"}, "messages": turns}
     req = decode_request(msgspec.json.encode(body), fields.MESSAGES)
-    items = to_responses_request(req, SETTINGS.profile(req.model), api_version="2023-06-01").body["input"]
+    translation = to_responses_request(req, tool_set(req.tools), SETTINGS.profile(req.model), api_version="2023-06-01")
+    items = translation.body["input"]
     return [dict(i) for i in items if i["type"] == "reasoning"]
 
 

@@ -12,6 +12,7 @@ from messages_bridge.config import Settings
 from messages_bridge.protocol import request_fields as fields
 from messages_bridge.translate.request import to_responses_request
 from messages_bridge.translate.tool_ids import ToolIds, minted_id
+from messages_bridge.translate.tools import tool_set
 
 ANTHROPIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SETTINGS = Settings(openai_api_key="sk-test", openai_base_url="http://127.0.0.1:9/v1")
@@ -50,6 +51,7 @@ def test_a_minted_id_is_the_call_id_of_both_halves_on_the_next_turn() -> None:
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": minted, "content": "18C"}]},
     ]}  # fmt: skip
     req = decode_request(msgspec.json.encode(body), fields.MESSAGES)
-    items = to_responses_request(req, SETTINGS.profile(req.model), api_version="2023-06-01").body["input"]
+    translation = to_responses_request(req, tool_set(req.tools), SETTINGS.profile(req.model), api_version="2023-06-01")
+    items = translation.body["input"]
     assert [i.get("call_id") for i in items if i.get("type") in ("function_call", "function_call_output")] == [
         minted, minted]  # fmt: skip

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
+import tracemalloc
+from pathlib import Path
 
 import msgspec
 import pytest
 
 from messages_bridge.errors import InvalidRequestError
+from messages_bridge.translate import request
 from messages_bridge.translate import tools as t
 
 TOOLS = [
@@ -43,27 +47,67 @@ def test_invalid_arrays_are_rejected_every_time_and_never_cached() -> None:
     for _ in range(2):
         with pytest.raises(InvalidRequestError, match=r"^tools\[1\]: Object missing required field `name`"):
             t.tool_set(bad)
-    assert bytes(bad) not in t._TOOL_SETS
+    assert t.digest(bad) not in t._TOOL_SETS
 
 
-def test_cache_is_bounded() -> None:
-    for i in range(t.TOOL_SET_CACHE + 5):
-        t.tool_set(_raw([{"name": f"tool_{i}"}]))
-    assert len(t._TOOL_SETS) == t.TOOL_SET_CACHE
+def test_cache_is_keyed_by_a_digest_and_bounded_in_bytes() -> None:
+    schema = {"type": "object", "description": "d" * 100_000}  # ~100 KB per array: 4 MiB hold about 40
+    for i in range(60):
+        t.tool_set(_raw([{"name": f"tool_{i}", "input_schema": schema}]))
+    assert all(len(key) == 32 for key in t._TOOL_SETS)  # never the array's bytes
+    assert t._TOOL_SETS.currsize <= t.TOOL_CACHE_BYTES
+    assert 30 <= len(t._TOOL_SETS) < 60
+    assert t.digest(_raw([{"name": "tool_59", "input_schema": schema}])) in t._TOOL_SETS  # least recent go first
+    assert t.digest(_raw([{"name": "tool_0", "input_schema": schema}])) not in t._TOOL_SETS
 
 
-def test_one_request_asking_again_skips_the_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
-    raw = _raw([{"name": "only_once"}])
-    lookups: list[msgspec.Raw] = []
-    real = t._lookup
+def test_an_array_too_big_to_keep_is_translated_but_not_cached() -> None:
+    raw = _raw([{"name": "huge", "input_schema": {"type": "object", "description": "d" * t.TOOL_SET_MAX_BYTES}}])
+    assert t.tool_set(raw).count == 1
+    assert t.digest(raw) not in t._TOOL_SETS
 
-    def counting(r: msgspec.Raw) -> t.ToolSet:
-        lookups.append(r)
-        return real(r)
 
-    monkeypatch.setattr(t, "_lookup", counting)
-    first = t.tool_set(raw)
-    assert t.tool_set(raw) is first and t.tool_set(raw) is first
-    assert len(lookups) == 1
-    equal_but_new = _raw([{"name": "only_once"}])
-    assert t.tool_set(equal_but_new) is first and len(lookups) == 2  # a new object is looked up (and found)
+def test_a_tool_set_holds_nothing_decoded_from_the_body() -> None:
+    search = {"type": "web_search_20250305", "name": "web_search", "user_location": {"type": "approximate"}}
+    body = msgspec.json.encode({"tools": [{"name": "f", "input_schema": {"type": "object"}}, search]})
+    unreferenced = sys.getrefcount(body)
+    raw = msgspec.json.decode(body, type=dict[str, msgspec.Raw])["tools"]  # references `body`, like a request
+    assert sys.getrefcount(body) == unreferenced + 1
+    tools = t.tool_set(raw)
+    assert tools.count == 2 and tools.web_search is not None
+    assert isinstance(tools.web_search.user_location, msgspec.Raw)
+    del raw
+    assert sys.getrefcount(body) == unreferenced  # the set (kept in the cache) holds no part of the body
+
+
+def test_one_request_translates_its_tools_once() -> None:
+    """Only the routes call `tool_set`; everything after them is handed the result."""
+    src = Path(t.__file__).parents[1]
+    callers = sorted(
+        str(path.relative_to(src)) for path in src.rglob("*.py") if "tool_set(" in path.read_text(encoding="utf-8")
+    )
+    assert callers == ["app/routes.py", "translate/tools.py"]
+    routes = (src / "app" / "routes.py").read_text(encoding="utf-8")
+    assert routes.count("tool_set(req.tools)") == 2  # one per route that decodes a conversation
+
+
+def test_a_kept_set_weighs_what_it_holds() -> None:
+    """The web_search tool keeps no reference to the array's bytes (300 KB of an ignored field here)."""
+    search = {"type": "web_search_20250305", "name": "web_search", "user_location": {"type": "approximate"}}
+    raw = _raw([{"name": "f", "cache_control": {"note": "n" * 300_000}}, search])
+    tracemalloc.start()
+    try:
+        tools = t.tool_set(raw)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert tools.web_search is not None and tools.count == 2
+    assert held < 64 * 1024 and tools.held_bytes() < 64 * 1024  # bytes: the set, not the 300 KB array
+
+
+def test_name_mapping_and_user_hashing_keep_nothing_across_requests() -> None:
+    """Keyed by client strings of any length, a cache of them would grow with what clients send: none is kept."""
+    assert not hasattr(t.upstream_name, "cache_info")
+    assert not hasattr(request._hashed_user, "cache_info")
+    long_name = "n." * 500_000
+    assert len(t.upstream_name(long_name)) <= t.MAX_NAME

@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from messages_bridge.config import Settings
 from messages_bridge.protocol import request_fields as fields
 from messages_bridge.translate.request import Translation, to_responses_request
+from messages_bridge.translate.tools import tool_set
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "websearch"
 HOSTED = Settings(openai_api_key=SecretStr("sk-test"), openai_base_url="http://127.0.0.1:9/v1", web_search_hosted=True)
@@ -28,7 +29,7 @@ def subrequest(**changes: Any) -> dict[str, Any]:
 
 def translate(body: dict[str, Any], settings: Settings = HOSTED) -> Translation:
     req = fields.MESSAGES.decode(json.dumps(body).encode()).request
-    return to_responses_request(req, settings.profile(req.model), api_version="2023-06-01")
+    return to_responses_request(req, tool_set(req.tools), settings.profile(req.model), api_version="2023-06-01")
 
 
 def recorded(name: str) -> dict[str, Any]:

@@ -41,11 +41,11 @@ class AdmissionMiddleware:
         if lifecycle.inflight >= lifecycle.max_concurrency:
             await _refuse(scope, send, "Overloaded: too many concurrent requests on this gateway", SATURATED_RETRY)
             return
-        lifecycle.inflight += 1
+        lifecycle.enter()
         try:
             await _cancel_on_disconnect(self.app, scope, receive, send)
         finally:
-            lifecycle.inflight -= 1
+            lifecycle.leave()
 
 
 async def _refuse(scope: Scope, send: Send, message: str, retry_after: str) -> None:

@@ -14,6 +14,7 @@ from messages_bridge.routing.failover import with_failover
 from messages_bridge.routing.router import RequestFacts, Router, Target
 from messages_bridge.translate.request import Translation, UpstreamProfile, to_responses_request
 from messages_bridge.translate.tokens import estimate_input_tokens
+from messages_bridge.translate.tools import ToolSet
 from messages_bridge.upstream.client import ResponsesClient
 
 T = TypeVar("T")
@@ -36,6 +37,7 @@ def conversation_key(req: a.MessagesRequest | a.CountTokensRequest, headers: Map
 @dataclass(slots=True)
 class Plan:
     targets: tuple[Target, ...]
+    tools: ToolSet  # the request's tool array, translated once for every target
     conversation: str | None
     budget: float
     api_version: str = ""
@@ -47,7 +49,7 @@ class Plan:
         for known, translation in self._translations:
             if known is profile:
                 return translation
-        translation = to_responses_request(req, profile, api_version=self.api_version)
+        translation = to_responses_request(req, self.tools, profile, api_version=self.api_version)
         self._translations.append((profile, translation))
         return translation
 
@@ -65,16 +67,17 @@ def plan_for(
     router: Router,
     request: Request,
     req: a.MessagesRequest | a.CountTokensRequest,
+    tools: ToolSet,
     headers: Mapping[str, str],
     *,
     budget: float,
     api_version: str = "",
 ) -> Plan:
     """Resolve the model (404 `not_found_error` when nothing takes it) into a plan."""
-    facts = RequestFacts(thinking=_thinking(req), estimate=lambda: estimate_input_tokens(req))
+    facts = RequestFacts(thinking=_thinking(req), estimate=lambda: estimate_input_tokens(req, tools))
     if router.conditional:
         facts.headers = request.headers
     targets = router.resolve(req.model, facts)
     multi_key = any(target.upstream.keys.size > 1 for target in targets)
     conversation = conversation_key(req, headers) if multi_key else None
-    return Plan(targets, conversation, budget, api_version)
+    return Plan(targets, tools, conversation, budget, api_version)

@@ -6,6 +6,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from asgi_correlation_id import CorrelationIdMiddleware
@@ -157,7 +158,9 @@ class GatewayApp(Starlette):
     So even an unhandled-exception 500 carries the `request-id` header and is counted by the access log.
     """
 
-    outer: Callable[[ASGIApp], ASGIApp] = staticmethod(lambda app: app)
+    def __init__(self, *, outer: Callable[[ASGIApp], ASGIApp], **starlette: Any) -> None:
+        self.outer = outer
+        super().__init__(**starlette)
 
     def build_middleware_stack(self) -> ASGIApp:
         return self.outer(super().build_middleware_stack())
@@ -214,6 +217,7 @@ def create_app(
             api_key=key,
             timeouts=timeouts,
             retry=retry,
+            max_body_bytes=settings.max_upstream_body_bytes,
         )
         search = _search_backend(settings.web_search)
         app.state.gateway = GatewayState(
@@ -262,9 +266,8 @@ def create_app(
         ClientDisconnect: on_client_disconnect,
         Exception: on_unexpected,
     }
-    app = GatewayApp(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
+    app = GatewayApp(outer=outer, routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
     # Starlette would answer `/v1/messages/` with a redirect built from the client's `Host` header (an open
     # redirect for whoever controls that header); the Anthropic API has no such aliases, so it is a plain 404.
     app.router.redirect_slashes = False
-    app.outer = outer
     return app

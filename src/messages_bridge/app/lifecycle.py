@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 DRAIN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-_POLL = 0.05
 
 
 class Lifecycle:
@@ -29,17 +27,30 @@ class Lifecycle:
         self.grace = grace
         self.inflight = 0
         self.draining = False
+        self._idle = asyncio.Event()  # set while nothing is in flight
+        self._idle.set()
+
+    def enter(self) -> None:
+        """An upstream request starts (admitted)."""
+        self.inflight += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        """An upstream request ended, however it ended."""
+        self.inflight -= 1
+        if self.inflight == 0:
+            self._idle.set()
 
     def begin_drain(self) -> None:
         self.draining = True
 
     async def wait_idle(self, within: float) -> bool:
         """Wait until no upstream request is in flight; False when `within` seconds ran out first."""
-        deadline = time.monotonic() + within
-        while self.inflight > 0:
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(_POLL)
+        try:
+            async with asyncio.timeout(within):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
         return True
 
 

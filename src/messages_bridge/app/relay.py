@@ -15,6 +15,7 @@ from messages_bridge.translate.headers import ratelimit_headers
 from messages_bridge.translate.request import Translation, UpstreamProfile, to_input_tokens_request
 from messages_bridge.translate.response import to_anthropic_message
 from messages_bridge.translate.tokens import estimate_input_tokens
+from messages_bridge.translate.tools import ToolSet
 from messages_bridge.translate.usage import empty_usage
 from messages_bridge.upstream.client import ResponsesClient, UpstreamHTTPError
 
@@ -22,12 +23,13 @@ _ENCODER = msgspec.json.Encoder()
 
 
 def upstream_error(
-    exc: UpstreamHTTPError, req: a.MessagesRequest | a.CountTokensRequest, context_window: int
+    exc: UpstreamHTTPError, req: a.MessagesRequest | a.CountTokensRequest, tools: ToolSet, context_window: int
 ) -> GatewayError:
     """Map an upstream HTTP failure; the token estimate is computed only on this (rare) path."""
     note_upstream_status(exc.status, exc.headers.get("x-request-id"))
+    estimated = estimate_input_tokens(req, tools)
     error = from_upstream_status(
-        exc.status, exc.body, exc.headers, estimated_tokens=estimate_input_tokens(req), context_window=context_window
+        exc.status, exc.body, exc.headers, estimated_tokens=estimated, context_window=context_window
     )
     error.headers.update(client_ratelimit_headers(exc.headers))
     return error
@@ -46,7 +48,7 @@ async def relay_message(
         try:
             reply = await client.create(_ENCODER.encode(t.body), request_id=request_id)
         except UpstreamHTTPError as exc:
-            raise upstream_error(exc, req, context_window) from exc
+            raise upstream_error(exc, req, t.tools, context_window) from exc
     note_upstream_status(reply.status, reply.upstream_request_id)
     try:
         message = to_anthropic_message(reply.response, t.reply, model=req.model, context_window=context_window)
@@ -57,9 +59,9 @@ async def relay_message(
     return message, client_ratelimit_headers(reply.headers)
 
 
-def empty_message(req: a.MessagesRequest) -> a.Message:
+def empty_message(req: a.MessagesRequest, tools: ToolSet) -> a.Message:
     """`max_tokens: 0` (Anthropic's cache pre-warm): no generation, the estimated input usage."""
-    usage = empty_usage(input_tokens=estimate_input_tokens(req))
+    usage = empty_usage(input_tokens=estimate_input_tokens(req, tools))
     return {
         "id": "msg_prewarm",
         "type": "message",
@@ -75,19 +77,20 @@ def empty_message(req: a.MessagesRequest) -> a.Message:
 async def relay_count_tokens(
     client: ResponsesClient,
     req: a.CountTokensRequest,
+    tools: ToolSet,
     profile: UpstreamProfile,
     *,
     request_id: str | None,
     context_window: int,
 ) -> tuple[int, bool]:
     """(input tokens, exact?): the upstream's count, or the local estimate when it cannot count."""
-    body = _ENCODER.encode(to_input_tokens_request(req, profile))
+    body = _ENCODER.encode(to_input_tokens_request(req, tools, profile))
     with upstream_call(profile.model):
         try:
             counted = await client.input_tokens(body, request_id=request_id)
         except UpstreamHTTPError as exc:
-            raise upstream_error(exc, req, context_window) from exc
+            raise upstream_error(exc, req, tools, context_window) from exc
     current().token_count_exact = counted is not None
     if counted is None:
-        return estimate_input_tokens(req), False
+        return estimate_input_tokens(req, tools), False
     return counted, True

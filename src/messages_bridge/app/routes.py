@@ -31,6 +31,7 @@ from messages_bridge.threads.errors import ThreadUnsupportedRequestError
 from messages_bridge.threads.rebuild import may_thread, read_view
 from messages_bridge.threads.service import ThreadTurn
 from messages_bridge.translate.tokens import estimate_input_tokens
+from messages_bridge.translate.tools import tool_set
 from messages_bridge.upstream.client import ResponsesClient
 
 _ENCODER = msgspec.json.Encoder()
@@ -96,24 +97,26 @@ async def create_message(request: Request) -> Response:
 async def _answer(
     request: Request, state: GatewayState, headers: dict[str, str], req: a.MessagesRequest, turn: ThreadTurn | None
 ) -> Response:
-    describe(req, current())
+    tools = tool_set(req.tools)  # decoded and translated once for the whole request (400 when invalid)
+    describe(req, tools, current())
     version = headers.get("anthropic-version", DEFAULT_VERSION)
     settings = state.settings
     api_version = version if settings.reject_sampling_on_new_api else DEFAULT_VERSION
-    plan = plan_for(state.router, request, req, headers, budget=settings.retry_budget, api_version=api_version)
+    budget = settings.retry_budget
+    plan = plan_for(state.router, request, req, tools, headers, budget=budget, api_version=api_version)
     translation = plan.translation(req, plan.targets[0])  # validates the request before anything else happens
     if translation.ignored:  # names and JSON paths only, never values
         _translate_log.debug("left out, no upstream equivalent: %s", ", ".join(translation.ignored))
     team = team_of(request)
     upstream_model = translation.body["model"]
-    estimate = lambda: estimate_input_tokens(req)  # noqa: E731 - computed only for keys with tpm or budget
+    estimate = lambda: estimate_input_tokens(req, tools)  # noqa: E731 - computed only for keys with tpm or budget
     await team.admit(
         request, model=req.model, upstream_model=upstream_model, estimate=estimate, limited=req.max_tokens != 0
     )
     if req.max_tokens == 0:
         if turn is not None:
             await turn.abandon()  # a pre-warm produces no reply to continue from
-        prewarm = empty_message(req)
+        prewarm = empty_message(req, tools)
         return prewarm_stream(prewarm) if req.stream else json_response(prewarm)
     if translation.reply.web_search is not None:
         current().web_search_mode = translation.reply.web_search_mode
@@ -149,15 +152,17 @@ async def count_tokens(request: Request) -> Response:
     if may_thread(body) and read_view(body).thread is not None:  # not a count_tokens field: ignoring it miscounts
         raise ThreadUnsupportedRequestError("count_tokens does not take `thread`: send the full conversation")
     req = decode_request(body, fields.COUNT_TOKENS)
-    describe(req, current())
-    plan = plan_for(state.router, request, req, headers, budget=state.settings.retry_budget)
+    tools = tool_set(req.tools)
+    describe(req, tools, current())
+    plan = plan_for(state.router, request, req, tools, headers, budget=state.settings.retry_budget)
     first = plan.targets[0].profile.model
     await team_of(request).admit(request, model=req.model, upstream_model=first, estimate=int, limited=False)
     request_id = correlation_id.get()
 
     async def call(target: Target, client: ResponsesClient) -> tuple[int, bool]:
         window = target.profile.context_window
-        return await relay_count_tokens(client, req, target.profile, request_id=request_id, context_window=window)
+        profile = target.profile
+        return await relay_count_tokens(client, req, tools, profile, request_id=request_id, context_window=window)
 
     tokens, _ = await plan.run(call)
     return json_response({"input_tokens": tokens})

@@ -62,7 +62,7 @@ async def stream_message(state: GatewayState, req: a.MessagesRequest, plan: Plan
                 client.stream(_ENCODER.encode(translation.body), request_id=request_id)
             )
         except UpstreamHTTPError as exc:
-            error = upstream_error(exc, req, target.profile.context_window)
+            error = upstream_error(exc, req, plan.tools, target.profile.context_window)
             _note_failure(record, error)
             raise error from exc
         except GatewayError as exc:
@@ -77,12 +77,13 @@ async def stream_message(state: GatewayState, req: a.MessagesRequest, plan: Plan
     translator = StreamTranslator(
         plan.translation(req, target).reply,
         model=req.model,
-        input_tokens=estimate_input_tokens(req),
+        input_tokens=estimate_input_tokens(req, plan.tools),
         context_window=window,
     )
     relay = StreamRelay(
-        upstream, translator, stack, ping_interval=state.settings.ping_interval, record=record, scrub=state.scrub
-    )
+        upstream, translator, stack, ping_interval=state.settings.ping_interval, record=record, scrub=state.scrub,
+        max_event_bytes=state.settings.max_upstream_event_bytes,
+    )  # fmt: skip
     headers = {**HEADERS, **client_ratelimit_headers(upstream.headers)}
     return StreamingResponse(
         relay.body(), media_type="text/event-stream", headers=headers, background=BackgroundTask(relay.close)
@@ -107,14 +108,15 @@ class StreamRelay:
     """One stream: a producer (upstream → translator → frames) and the response body (frames or pings)."""
 
     def __init__(self, upstream: httpx.Response, translator: StreamTranslator, stack: AsyncExitStack, *,
-                 ping_interval: float, record: RequestRecord, scrub: Masker) -> None:  # fmt: skip
+                 ping_interval: float, record: RequestRecord, scrub: Masker,
+                 max_event_bytes: int) -> None:  # fmt: skip
         self._scrub = scrub
         self._translator = translator
         self._stack = stack
         self._ping = ping_interval
         self._record = record
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_WRITES)
-        self._events = stream_events(upstream)
+        self._events = stream_events(upstream, max_event_bytes=max_event_bytes)
         self._producer: asyncio.Task[None] | None = None
         self._draining = False
         self._ended = False  # the producer is past its last frame: it releases the upstream itself

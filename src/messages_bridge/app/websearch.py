@@ -29,6 +29,7 @@ from messages_bridge.protocol.anthropic_stream import PING_FRAME, encode_events
 from messages_bridge.translate.blocks import BlockEvents
 from messages_bridge.translate.request import Translation
 from messages_bridge.translate.tokens import estimate_input_tokens
+from messages_bridge.translate.tools import ToolSet
 from messages_bridge.translate.usage import empty_usage
 from messages_bridge.translate.websearch import error, server_id, server_tool_use
 from messages_bridge.upstream.client import UpstreamHTTPError
@@ -64,7 +65,7 @@ async def search_message(state: GatewayState, req: a.MessagesRequest, t: Transla
     record.upstream_model = t.body["model"]
     record.web_search_mode = t.reply.web_search_mode
     if t.reply.web_search_mode != "gateway":
-        message = unavailable_message(req, off_reason(state))
+        message = unavailable_message(req, t.tools, off_reason(state))
         record.web_search_errors += 1
         return _stream_static(message) if req.stream else message
     config = state.router.web_search
@@ -82,7 +83,7 @@ async def search_message(state: GatewayState, req: a.MessagesRequest, t: Transla
     try:
         message = await runner.run(t.body, t.reply, model=req.model)
     except UpstreamHTTPError as exc:
-        raise upstream_error(exc, req, state.settings.context_window) from exc
+        raise upstream_error(exc, req, t.tools, state.settings.context_window) from exc
     finally:
         _note(record, runner)
     note_usage(message["usage"], message["stop_reason"])
@@ -97,11 +98,11 @@ def _note(record: RequestRecord, runner: GatewaySearch) -> None:
     record.web_search_ms += stats.backend_seconds * 1000
 
 
-def unavailable_message(req: a.MessagesRequest, reason: str) -> a.Message:
+def unavailable_message(req: a.MessagesRequest, tools: ToolSet, reason: str) -> a.Message:
     """An in-band `unavailable` answer: the search block, its error, and a text saying why."""
     block_id = server_id("off_" + secrets.token_hex(12))
     text = f"Web search is unavailable: {reason}."
-    usage = empty_usage(input_tokens=estimate_input_tokens(req))
+    usage = empty_usage(input_tokens=estimate_input_tokens(req, tools))
     usage["server_tool_use"] = {"web_search_requests": 0}
     return {
         "id": "msg_" + secrets.token_hex(12),
@@ -155,7 +156,7 @@ async def _stream_loop(
                 event.error.message = state.scrub(event.error.message)
         await queue.put(encode_events(events))
 
-    streamed = StreamedSearch(runner, send, estimate_input_tokens(req))
+    streamed = StreamedSearch(runner, send, estimate_input_tokens(req, t.tools))
 
     async def fail(exc: GatewayError) -> None:
         record.error_type = exc.error_type
@@ -169,7 +170,7 @@ async def _stream_loop(
             if streamed.usage is not None:
                 note_usage(streamed.usage, streamed.stop_reason)
         except UpstreamHTTPError as exc:
-            await fail(upstream_error(exc, req, state.settings.context_window))
+            await fail(upstream_error(exc, req, t.tools, state.settings.context_window))
         except GatewayError as exc:
             await fail(exc)
         except Exception:  # noqa: BLE001 - a bug must still end the stream with an error event
@@ -184,8 +185,9 @@ async def _stream_loop(
     waiter.cancel()
     if task.done() and not started.is_set() and (exc := task.exception()) is not None:
         raise exc
-    return StreamingResponse(_body(queue, task, state.settings.ping_interval, record),
-                             media_type="text/event-stream", headers=HEADERS)  # fmt: skip
+    return StreamingResponse(
+        _body(queue, task, state.settings.ping_interval, record), media_type="text/event-stream", headers=HEADERS
+    )
 
 
 async def _body(

@@ -43,8 +43,12 @@ def _message_events(item: JSON, index: int, chunk: int) -> Iterator[JSON]:
             sent += len(piece)
             while annotations and annotations[0][1].get("end_index", 0) <= sent:
                 number, annotation = annotations.pop(0)
-                yield {"type": "response.output_text.annotation.added", **base, "annotation_index": number,
-                       "annotation": annotation}  # fmt: skip
+                yield {
+                    "type": "response.output_text.annotation.added",
+                    **base,
+                    "annotation_index": number,
+                    "annotation": annotation,
+                }
         done = (
             {"type": "response.output_text.done", **base, "text": text}
             if kind == "output_text"
@@ -100,8 +104,12 @@ def _search_events(item: JSON, index: int, chunk: int) -> Iterator[JSON]:
 
 
 _TERMINAL = {"completed": "response.completed", "incomplete": "response.incomplete", "failed": "response.failed"}
-_BY_TYPE = {"message": _message_events, "reasoning": _reasoning_events, "function_call": _call_events,
-            "web_search_call": _search_events}  # fmt: skip
+_BY_TYPE = {
+    "message": _message_events,
+    "reasoning": _reasoning_events,
+    "function_call": _call_events,
+    "web_search_call": _search_events,
+}
 
 
 def events_for(response: JSON, *, chunk: int = 8) -> list[JSON]:

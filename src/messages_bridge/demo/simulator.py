@@ -86,8 +86,9 @@ def _check_search(request: JSON) -> None:
     if _search_tool(request) is None:
         return
     if (request.get("reasoning") or {}).get("effort") == "minimal":
-        raise SimulatorError(400, "The following tools cannot be used with reasoning.effort 'minimal': web_search.",
-                             param="tools")  # fmt: skip
+        raise SimulatorError(
+            400, "The following tools cannot be used with reasoning.effort 'minimal': web_search.", param="tools"
+        )
 
 
 def _check_search_item(item: JSON, index: int) -> None:
@@ -231,20 +232,36 @@ def _search_output(request: JSON, prompt: str, response_id: str) -> list[JSON]:
     action: JSON = {"type": "search", "query": query}
     if SOURCES_INCLUDE in (request.get("include") or []):
         action["sources"] = [{"type": "url", "url": u} for u in urls]
-    call = {"id": "ws_" + _digest(response_id, "ws"), "type": "web_search_call", "status": "completed",
-            "action": action}  # fmt: skip
+    call = {
+        "id": "ws_" + _digest(response_id, "ws"),
+        "type": "web_search_call",
+        "status": "completed",
+        "action": action,
+    }
     text = f"Here is what I found about {query}."
     annotations = []
     for n, url in enumerate(urls[:2], start=1):
         cited = f"{url}?utm_source=openai"
         link = f" ([{domains[0]}]({cited}))"
-        start = len(text)
-        text += f" Finding {n} comes from page {n}." + link
-        annotations.append({"type": "url_citation", "start_index": start + len(f" Finding {n} comes from page {n}."),
-                            "end_index": len(text), "url": cited, "title": f"Result {n} about {slug}"})  # fmt: skip
-    message = {"id": "msg_" + _digest(response_id, "msg"), "type": "message", "status": "completed",
-               "role": "assistant",
-               "content": [{"type": "output_text", "text": text, "annotations": annotations}]}  # fmt: skip
+        text += f" Finding {n} comes from page {n}."
+        start = len(text)  # the citation is the link after the sentence
+        text += link
+        title = f"Result {n} about {slug}"
+        annotation = {
+            "type": "url_citation",
+            "start_index": start,
+            "end_index": len(text),
+            "url": cited,
+            "title": title,
+        }
+        annotations.append(annotation)
+    message = {
+        "id": "msg_" + _digest(response_id, "msg"),
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": annotations}],
+    }
     return [call, message]
 
 

@@ -29,57 +29,15 @@ from asgi_correlation_id import correlation_id
 from pydantic import SecretStr
 
 from messages_bridge.config import Settings
+from messages_bridge.observability.record import ACCESS_FIELDS
 
 MASK = "***"
 ACCESS_LOGGER = "messages_bridge.access"
 CONTENT_LOGGER = "messages_bridge.content"
 
-ACCESS_FIELDS = frozenset(
-    {
-        "route",
-        "status",
-        "model",
-        "upstream_model",
-        "stream",
-        "messages",
-        "blocks",
-        "tools",
-        "bytes_in",
-        "bytes_out",
-        "stop_reason",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_creation_tokens",
-        "reasoning_tokens",
-        "upstream_status",
-        "upstream_request_id",
-        "upstream_error_type",
-        "total_ms",
-        "upstream_ms",
-        "upstream_ttfb_ms",
-        "ttfb_ms",
-        "first_token_ms",
-        "error_type",
-        "retries",
-        "disconnected",
-        "token_count_exact",
-        "upstream",
-        "target_position",
-        "fallbacks",
-        "key_index",
-        "web_search_mode",
-        "web_searches",
-        "web_search_errors",
-        "web_search_ms",
-        "thread",
-        "thread_error",
-        "thread_turns",
-        "thread_bytes",
-        "thread_stored",
-    }
-)
-# Top-level `extra` keys; the access record travels as one `access` dict whose keys must be in ACCESS_FIELDS.
+# The access record travels as one `access` dict whose keys must be in ACCESS_FIELDS (observability/record.py).
+_ACCESS_ALLOWED = frozenset(ACCESS_FIELDS)
+# Top-level `extra` keys.
 ALLOWED_FIELDS = (
     "exception_type",
     "settings",
@@ -212,7 +170,7 @@ class Formatter(logging.Formatter):
         access = attrs.get("access")
         if isinstance(access, dict):
             for key, value in access.items():
-                if key in ACCESS_FIELDS:
+                if key in _ACCESS_ALLOWED:
                     out[key] = self._mask(value) if isinstance(value, str) else value
         for key in self._allowed:
             if key in attrs:

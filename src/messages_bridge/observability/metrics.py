@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import lru_cache
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -98,18 +99,13 @@ def model_label_for(settings: Settings) -> Callable[[str | None], str]:
     Client-chosen names never become label values, so a client cannot grow the series count.
     """
     keys = frozenset(settings.model_map)
-    cache: dict[str, str] = {}
 
+    @lru_cache(maxsize=1024)  # keys are record.model, cut to 100 characters by the access log's shape
     def label(model: str | None) -> str:
         if model is None:
             return NO_MODEL
-        if (hit := cache.get(model)) is not None:
-            return hit
         lowered = model.lower()
-        value = model if model in keys else next((f for f in FAMILIES if f in lowered), OTHER_MODEL)
-        if len(cache) < 1024:
-            cache[model] = value
-        return value
+        return model if model in keys else next((f for f in FAMILIES if f in lowered), OTHER_MODEL)
 
     return label
 

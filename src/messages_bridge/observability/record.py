@@ -87,6 +87,54 @@ def _ms(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else round((end - start) * 1000, 2)
 
 
+# The access record's fields, in printed order: the one list. `log_fields` builds exactly these, the formatter
+# prints no others (observability/logs.py), and README.md lists them; tests/observability/test_access_fields.py
+# keeps the three equal.
+ACCESS_FIELDS = (
+    "route",
+    "status",
+    "model",
+    "upstream_model",
+    "stream",
+    "messages",
+    "blocks",
+    "tools",
+    "bytes_in",
+    "bytes_out",
+    "stop_reason",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_creation_tokens",
+    "reasoning_tokens",
+    "upstream_status",
+    "upstream_request_id",
+    "upstream_error_type",
+    "total_ms",
+    "upstream_ms",
+    "upstream_ttfb_ms",
+    "ttfb_ms",
+    "first_token_ms",
+    "error_type",
+    "retries",
+    "disconnected",
+    "token_count_exact",
+    "upstream",
+    "target_position",
+    "fallbacks",
+    "key_index",
+    "web_search_mode",
+    "web_searches",
+    "web_search_errors",
+    "web_search_ms",
+    "thread",
+    "thread_error",
+    "thread_turns",
+    "thread_bytes",
+    "thread_stored",
+)
+
+
 def log_fields(record: RequestRecord, finished: float) -> dict[str, object]:
     """The access-log fields of a finished request: names, counts, sizes, usage and timings (milliseconds)."""
     return {

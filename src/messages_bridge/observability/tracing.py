@@ -11,6 +11,7 @@ import importlib
 import logging
 import os
 import time
+from functools import cache
 from typing import Any
 
 from asgi_correlation_id import correlation_id
@@ -19,7 +20,6 @@ from starlette.types import Scope
 from messages_bridge.observability.record import RequestRecord
 
 logger = logging.getLogger("messages_bridge.tracing")
-_TRACING: list[Tracing | None] = []
 
 
 def _epoch_ns(perf: float) -> int:
@@ -73,18 +73,16 @@ class Tracing:
         child.end(end_time=_epoch_ns(end))
 
 
+@cache  # set up once per process: a tracer provider is global to OpenTelemetry
 def setup_tracing() -> Tracing | None:
-    """The process's tracing, or None when not configured or not installed (set up once per process)."""
-    if _TRACING:
-        return _TRACING[0]
-    tracing: Tracing | None = None
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        try:
-            tracing = _build()
-        except ImportError:
-            logger.warning("OTEL_EXPORTER_OTLP_ENDPOINT is set but the otel extra is not installed: tracing is off")
-    _TRACING.append(tracing)
-    return tracing
+    """The process's tracing, or None when not configured or not installed."""
+    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return None
+    try:
+        return _build()
+    except ImportError:
+        logger.warning("OTEL_EXPORTER_OTLP_ENDPOINT is set but the otel extra is not installed: tracing is off")
+        return None
 
 
 def _build() -> Tracing:

@@ -125,7 +125,9 @@ class ErrorEvent(_Event, tag="error"):
 
 
 _EVENTS = (MessageStart, ContentBlockStart, ContentBlockDelta, ContentBlockStop, MessageDelta, MessageStop, ErrorEvent)
-StreamEvent = MessageStart | ContentBlockStart | ContentBlockDelta | ContentBlockStop | MessageDelta | MessageStop | ErrorEvent  # fmt: skip  # noqa: E501
+StreamEvent = (
+    MessageStart | ContentBlockStart | ContentBlockDelta | ContentBlockStop | MessageDelta | MessageStop | ErrorEvent
+)
 
 for _cls in _EVENTS:
     _cls.FRAME = b"event: " + str(_cls.__struct_config__.tag).encode() + b"\ndata: "

@@ -94,9 +94,13 @@ class WebSearchCallItem(TypedDict):
 
 
 InputItem = (
-    InputMessageItem | AssistantMessageItem | FunctionCallItem | FunctionCallOutputItem | ReasoningInputItem
+    InputMessageItem
+    | AssistantMessageItem
+    | FunctionCallItem
+    | FunctionCallOutputItem
+    | ReasoningInputItem
     | WebSearchCallItem
-)  # fmt: skip
+)
 
 
 class FunctionTool(TypedDict):

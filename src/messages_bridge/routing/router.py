@@ -262,6 +262,7 @@ def build_upstream(
             key_header="api-key" if azure else "authorization",
             query=f"?{query}" if query else "",
             headers=config.headers,
+            max_body_bytes=settings.max_upstream_body_bytes,
         )
         for key in keys
     )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Literal
 
 import msgspec
@@ -17,7 +16,7 @@ from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import responses as r
 from messages_bridge.translate.content import block_type, text_part, tool_result_output, user_parts
 from messages_bridge.translate.signatures import decode_signature
-from messages_bridge.translate.tools import ToolSet, is_strict_schema, to_tool_choice, tool_set, upstream_name
+from messages_bridge.translate.tools import ToolSet, is_strict_schema, to_tool_choice, upstream_name
 from messages_bridge.translate.websearch import (
     FUNCTION_TOOL,
     WebSearchMode,
@@ -76,6 +75,7 @@ class Translation:
 
     body: r.ResponsesRequest
     reply: ReplyContext
+    tools: ToolSet  # the request's tool array as translated once (the token estimate needs its size)
     ignored: list[str] = field(default_factory=list)
 
 
@@ -118,7 +118,6 @@ def _short_id(value: str) -> str:
     return value[:47] + "_" + hashlib.sha256(value.encode()).hexdigest()[:16]
 
 
-@lru_cache(maxsize=1024)  # one SHA-256 per conversation, not per request
 def _hashed_user(user_id: str) -> str:
     """Never forward the raw end-user id (Claude Code packs device and session ids into it)."""
     return "mb_" + hashlib.sha256(user_id.encode()).hexdigest()[:40]
@@ -315,7 +314,7 @@ def _instructions(system: str | list[a.TextBlock] | None) -> str | None:
 
 
 def _reasoning(
-    req: a.CountTokensRequest | a.MessagesRequest, profile: UpstreamProfile
+    req: a.CountTokensRequest | a.MessagesRequest, profile: UpstreamProfile, tools: ToolSet
 ) -> tuple[r.ReasoningParam | None, bool]:
     """The `reasoning` parameter, and whether the client asked for thinking blocks."""
     thinking = req.thinking
@@ -333,17 +332,13 @@ def _reasoning(
         effort = effort or profile.disabled_effort
     if effort and profile.efforts is not None:
         effort = nearest_effort(effort, profile.efforts)
-    if effort == "minimal" and _hosted_search(req, profile):
+    if effort == "minimal" and profile.web_search == "hosted" and tools.web_search is not None:
         effort = "low"  # the Responses API refuses hosted web_search with effort "minimal"
     if effort:
         param["effort"] = effort
     if requested and thinking is not None and getattr(thinking, "display", None) != "omitted":
         param["summary"] = "auto"
     return (param or None), requested
-
-
-def _hosted_search(req: a.CountTokensRequest | a.MessagesRequest, profile: UpstreamProfile) -> bool:
-    return profile.web_search == "hosted" and tool_set(req.tools).web_search is not None
 
 
 def _with_tool(tools: msgspec.Raw, tool: object) -> msgspec.Raw:
@@ -354,8 +349,9 @@ def _with_tool(tools: msgspec.Raw, tool: object) -> msgspec.Raw:
     return msgspec.Raw(bytes(tools)[:-1] + b"," + encoded + b"]")
 
 
-def _add_tools(body: r.ResponsesRequest, req: a.CountTokensRequest | a.MessagesRequest, profile: UpstreamProfile,
-               tools: ToolSet) -> None:  # fmt: skip
+def _add_tools(
+    body: r.ResponsesRequest, req: a.CountTokensRequest | a.MessagesRequest, tools: ToolSet, profile: UpstreamProfile
+) -> None:
     """Tools and tool_choice; Anthropic's web_search becomes the hosted tool or the gateway's function."""
     search = tools.web_search
     mode = profile.web_search if search is not None else "off"
@@ -368,7 +364,7 @@ def _add_tools(body: r.ResponsesRequest, req: a.CountTokensRequest | a.MessagesR
         body["tools"] = upstream
     choice, parallel = to_tool_choice(req.tool_choice)
     if search is not None and isinstance(req.tool_choice, a.ToolChoiceTool) and req.tool_choice.name == search.name:
-        choice = _search_choice(mode, only=len(tools.tools) == 1)
+        choice = _search_choice(mode, only=tools.count == 1)
     if choice is not None and "tools" in body:
         body["tool_choice"] = choice
     if parallel is not None and "tools" in body:
@@ -422,20 +418,20 @@ def _sampling(
 
 
 def _base_body(
-    req: a.CountTokensRequest | a.MessagesRequest, profile: UpstreamProfile, notes: list[str]
+    req: a.CountTokensRequest | a.MessagesRequest, tools: ToolSet, profile: UpstreamProfile, notes: list[str]
 ) -> tuple[r.ResponsesRequest, bool, str]:
     items, prefill = _translate_messages(req.messages, profile, notes)
     body: r.ResponsesRequest = {"model": profile.model, "input": items, "store": False, "include": []}
     if (instructions := _instructions(req.system)) is not None:
         body["instructions"] = instructions
-    reasoning, requested = _reasoning(req, profile)
+    reasoning, requested = _reasoning(req, profile, tools)
     if reasoning is not None:
         body["reasoning"] = reasoning
     if profile.reasoning:
         # Stateless (store:false) replay of reasoning needs the encrypted content; non-reasoning models reject it.
         body["include"] = ["reasoning.encrypted_content"]
-    if (tools := tool_set(req.tools)).tools:
-        _add_tools(body, req, profile, tools)
+    if tools.count:
+        _add_tools(body, req, tools, profile)
     if (text := _text_format(req.output_config)) is not None:
         body["text"] = text
     if req.speed == "fast":
@@ -443,10 +439,12 @@ def _base_body(
     return body, requested, prefill
 
 
-def to_responses_request(req: a.MessagesRequest, profile: UpstreamProfile, *, api_version: str) -> Translation:
-    """Translate a `POST /v1/messages` body for `POST /responses`."""
+def to_responses_request(
+    req: a.MessagesRequest, tools: ToolSet, profile: UpstreamProfile, *, api_version: str
+) -> Translation:
+    """Translate a `POST /v1/messages` body (its tool array already translated: `tool_set`) for `POST /responses`."""
     notes: list[str] = []
-    body, requested, prefill = _base_body(req, profile, notes)
+    body, requested, prefill = _base_body(req, tools, profile, notes)
     ceiling = profile.max_output_tokens
     body["max_output_tokens"] = max(min(req.max_tokens, ceiling) if ceiling else req.max_tokens, MIN_OUTPUT_TOKENS)
     notes.extend(_sampling(req, body, profile, api_version))
@@ -460,18 +458,17 @@ def to_responses_request(req: a.MessagesRequest, profile: UpstreamProfile, *, ap
         body["stream"] = True
         body["stream_options"] = {"include_obfuscation": False}
     stops = tuple(s for s in req.stop_sequences or () if s)
-    tools = tool_set(req.tools)
     search = WebSearchOptions.from_tool(tools.web_search) if tools.web_search is not None else None
     mode = profile.web_search if search is not None else "off"
     reply = ReplyContext(tools.names, stops, requested, prefill, search, mode)
-    return Translation(body, reply, notes)
+    return Translation(body, reply, tools, notes)
 
 
 _COUNT_KEYS = ("model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "reasoning", "text")
 _ENCODER = msgspec.json.Encoder()
 
 
-def to_input_tokens_request(req: a.CountTokensRequest, profile: UpstreamProfile) -> dict[str, object]:
+def to_input_tokens_request(req: a.CountTokensRequest, tools: ToolSet, profile: UpstreamProfile) -> dict[str, object]:
     """Translate a `count_tokens` body for `POST /responses/input_tokens` (same mapping, fewer fields)."""
-    body, _, _ = _base_body(req, profile, [])
+    body, _, _ = _base_body(req, tools, profile, [])
     return {k: v for k, v in body.items() if k in _COUNT_KEYS}

@@ -184,9 +184,8 @@ def stop_details(refusal: str | None) -> a.StopDetails:
 def failure_of(response: r.Response, *, estimated_tokens: int = 0, context_window: int = 0) -> GatewayError | None:
     """A failed (or cancelled) response is an error, never a message (context sizes word an overflow)."""
     if response.status in ("failed", "cancelled"):
-        error = response.error
-        return from_stream_error(error.code if error else None, error.message if error else None,
-                                 estimated_tokens=estimated_tokens, context_window=context_window)  # fmt: skip
+        code, message = (response.error.code, response.error.message) if response.error else (None, None)
+        return from_stream_error(code, message, estimated_tokens=estimated_tokens, context_window=context_window)
     return None
 
 

@@ -7,7 +7,7 @@ PDF page estimate. It exists so `count_tokens` and `message_start` usage are nev
 from __future__ import annotations
 
 from messages_bridge.protocol import anthropic as a
-from messages_bridge.translate.tools import tool_set
+from messages_bridge.translate.tools import ToolSet
 
 CHARS_PER_TOKEN = 4
 IMAGE_TOKENS = 1600  # Anthropic's cost of a ~1.2 megapixel image ((w*h)/750)
@@ -43,8 +43,8 @@ def _block_chars(block: a.ContentBlock) -> tuple[int, int]:
             return 16, 0
 
 
-def estimate_input_tokens(req: a.CountTokensRequest | a.MessagesRequest) -> int:
-    """Estimated input tokens of system, messages, tool definitions and images."""
+def estimate_input_tokens(req: a.CountTokensRequest | a.MessagesRequest, tools: ToolSet) -> int:
+    """Estimated input tokens of system, messages, tool definitions (`tools`, the request's) and images."""
     chars, fixed = 0, 0
     if isinstance(req.system, str):
         chars += len(req.system)
@@ -59,5 +59,5 @@ def estimate_input_tokens(req: a.CountTokensRequest | a.MessagesRequest) -> int:
             c, t = _block_chars(block)
             chars += c
             fixed += t
-    chars += tool_set(req.tools).chars
+    chars += tools.chars
     return chars // CHARS_PER_TOKEN + fixed

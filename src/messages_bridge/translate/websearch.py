@@ -171,8 +171,13 @@ def fallback_title(url: str) -> str:
 def result(url: str, title: str, *, excerpt: str = "", page_age: str | None = None) -> a.WebSearchResult:
     title = title.strip() or fallback_title(url)
     ref = ResultRef(u=url, t=title, s=excerpt)
-    return {"type": "web_search_result", "url": url, "title": title, "encrypted_content": _mint(CONTENT_PREFIX, ref),
-            "page_age": page_age}  # fmt: skip
+    return {
+        "type": "web_search_result",
+        "url": url,
+        "title": title,
+        "encrypted_content": _mint(CONTENT_PREFIX, ref),
+        "page_age": page_age,
+    }
 
 
 def error(code: ErrorCode) -> a.WebSearchError:
@@ -182,13 +187,22 @@ def error(code: ErrorCode) -> a.WebSearchError:
 def citation(url: str, title: str, cited_text: str) -> a.WebSearchCitation:
     title = title.strip() or fallback_title(url)
     cited = cited_text[:MAX_CITED_CHARS]
-    return {"type": "web_search_result_location", "url": url, "title": title, "cited_text": cited,
-            "encrypted_index": _mint(INDEX_PREFIX, ResultRef(u=url, t=title))}  # fmt: skip
+    return {
+        "type": "web_search_result_location",
+        "url": url,
+        "title": title,
+        "cited_text": cited,
+        "encrypted_index": _mint(INDEX_PREFIX, ResultRef(u=url, t=title)),
+    }
 
 
 def server_tool_use(block_id: str, query: str | None) -> a.ServerToolUseOut:
-    return {"type": "server_tool_use", "id": block_id, "name": "web_search",
-            "input": {"query": query} if query is not None else {}}  # fmt: skip
+    return {
+        "type": "server_tool_use",
+        "id": block_id,
+        "name": "web_search",
+        "input": {"query": query} if query is not None else {},
+    }
 
 
 def url_key(url: str) -> str:
@@ -310,8 +324,13 @@ def history_items(use: a.ServerToolUseBlock, block: a.WebSearchToolResultBlock, 
         return [{"type": "message", "role": "assistant", "content": text}]
     if hosted and ws_id is not None:
         sources: list[r.UrlSourceParam] = [{"type": "url", "url": c.url} for c in content if c.url]
-        return [{"type": "web_search_call", "id": ws_id, "status": "completed",
-                 "action": {"type": "search", "query": query, "sources": sources}}]  # fmt: skip
+        call: r.WebSearchCallItem = {
+            "type": "web_search_call",
+            "id": ws_id,
+            "status": "completed",
+            "action": {"type": "search", "query": query, "sources": sources},
+        }
+        return [call]
     lines = [f'Searched the web for "{query}".']
     for n, item in enumerate(content, start=1):
         ref = read_token(item.encrypted_content)

@@ -80,7 +80,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections, limit_per_host=self._max_connections, keepalive_timeout=self._keepalive
             )
-            # No Accept-Encoding: the upstream's bytes are relayed as they come, never decompressed twice.
+            # Bodies come out raw (no auto-decompression, no automatic Accept-Encoding): the client asks for identity
+            # and decodes whatever comes anyway with a size cap (upstream/content.py). httpx's own decoding of the
+            # `httpx.Response` built below (`aread`, `aiter_bytes`) has no cap: only `aiter_raw` is used on it.
             self._session = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False, skip_auto_headers=("Accept-Encoding", "User-Agent")
             )
@@ -100,12 +102,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._session_for_loop()
         headers = [(k.decode(), v.decode()) for k, v in request.headers.raw if k.lower() not in _SKIP_HEADERS]
-        body = request.content
+        url, body, timeout = str(request.url), request.content, self._timeout(request)
         with _mapped_errors(request, connecting=True):
             response = await session.request(
-                request.method, str(request.url), data=body, headers=headers, timeout=self._timeout(request),
-                allow_redirects=False,
-            )  # fmt: skip
+                request.method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            )
         self.open_responses += 1
         raw_headers = [(k, v) for k, v in response.raw_headers]
         return httpx.Response(

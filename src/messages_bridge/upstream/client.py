@@ -18,12 +18,15 @@ import msgspec
 from messages_bridge.errors import UpstreamProtocolError, from_transport_error
 from messages_bridge.protocol import responses as r
 from messages_bridge.protocol.responses_stream import StreamEvent, decode_event
-from messages_bridge.protocol.sse import ServerSentEvent, SSEDecoder
+from messages_bridge.protocol.sse import DEFAULT_MAX_EVENT_BYTES, EventTooLargeError, ServerSentEvent, SSEDecoder
 from messages_bridge.upstream.aiohttp_transport import AiohttpTransport
+from messages_bridge.upstream.body import Pacer, error_body, raw_body, read_body
+from messages_bridge.upstream.content import check_encoding
 from messages_bridge.upstream.retry import NO_RETRIES, RetryPolicy, send_with_retries
 
 REQUEST_ID_HEADER = "x-client-request-id"
 EVENTS_PER_SLICE = 16
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
 class UpstreamHTTPError(Exception):
@@ -76,16 +79,24 @@ class ResponsesClient:
         key_header: str = "authorization",
         query: str = "",
         headers: dict[str, str] | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         """`key_header="api-key"` sends the key bare (Azure); `query` (e.g. `?api-version=…`) ends every URL."""
         self.transport = transport
+        self._max_body = max_body_bytes  # the largest (decoded) JSON answer held
         self._retry = retry
         self._base = base_url.rstrip("/")
         self._query = query
         self._urls: dict[str, httpx.URL] = {}
         self._timeout = {"timeout": timeouts.extension()}
         self._probe_timeout = {"timeout": Timeouts(connect=5.0, read=5.0).extension()}
-        self._headers = {**(headers or {}), "content-type": "application/json", "accept": "application/json"}
+        # identity: a compressed answer could inflate far past what was sent (see upstream/content.py).
+        self._headers = {
+            **(headers or {}),
+            "content-type": "application/json",
+            "accept": "application/json",
+            "accept-encoding": "identity",
+        }
         if api_key:
             self._headers[key_header] = f"Bearer {api_key}" if key_header == "authorization" else api_key
 
@@ -113,23 +124,21 @@ class ResponsesClient:
             error.before_response = True  # nothing was answered: another upstream may take the request
             raise error from exc
 
-    async def _post(self, path: str, body: bytes, request_id: str | None) -> httpx.Response:
+    async def _post(self, path: str, body: bytes, request_id: str | None) -> tuple[httpx.Response, bytearray]:
+        """The upstream's 2xx answer and its (decoded, size-checked) body; a non-2xx raises `UpstreamHTTPError`."""
         reply = await self._send(path, body, request_id)
         try:
-            await reply.aread()
-        except httpx.HTTPError as exc:
-            raise from_transport_error(exc) from exc
+            if reply.status_code >= 300:
+                raise UpstreamHTTPError(reply.status_code, await error_body(reply), reply.headers)
+            return reply, await read_body(reply, self._max_body)
         finally:
             await reply.aclose()
-        if reply.status_code >= 300:
-            raise UpstreamHTTPError(reply.status_code, reply.content, reply.headers)
-        return reply
 
     async def create(self, body: bytes, *, request_id: str | None) -> UpstreamReply:
         """A non-streaming `Response`; raises `UpstreamHTTPError` or a `GatewayError`."""
-        reply = await self._post("/responses", body, request_id)
+        reply, content = await self._post("/responses", body, request_id)
         try:
-            response = r.RESPONSE_DECODER.decode(reply.content)
+            response = r.RESPONSE_DECODER.decode(content)
         except msgspec.DecodeError as exc:
             raise UpstreamProtocolError("The upstream answer is not a valid Responses API response") from exc
         return UpstreamReply(response, reply.headers.get("x-request-id"), reply.status_code, reply.headers)
@@ -137,13 +146,13 @@ class ResponsesClient:
     async def input_tokens(self, body: bytes, *, request_id: str | None) -> int | None:
         """The upstream's input-token count, or None when it has no such endpoint (404/405)."""
         try:
-            reply = await self._post("/responses/input_tokens", body, request_id)
+            _, content = await self._post("/responses/input_tokens", body, request_id)
         except UpstreamHTTPError as exc:
             if exc.status in (404, 405):
                 return None
             raise
         try:
-            counted = r.INPUT_TOKENS_DECODER.decode(reply.content).input_tokens
+            counted = r.INPUT_TOKENS_DECODER.decode(content).input_tokens
         except ValueError:
             return None
         return counted if counted >= 0 else None  # a negative count is no count: the local estimate stands in
@@ -154,11 +163,8 @@ class ResponsesClient:
         response = await self._send("/responses", body, request_id)
         try:
             if response.status_code >= 300:
-                try:
-                    content = await response.aread()
-                except httpx.HTTPError:
-                    content = b""
-                raise UpstreamHTTPError(response.status_code, content, response.headers)
+                raise UpstreamHTTPError(response.status_code, await error_body(response), response.headers)
+            check_encoding(response.headers.get("content-encoding"))
             yield response
         finally:
             await response.aclose()
@@ -190,21 +196,32 @@ def _typed(frames: list[ServerSentEvent]) -> list[StreamEvent]:
     return events
 
 
-async def stream_events(response: httpx.Response) -> AsyncIterator[list[StreamEvent]]:
+async def stream_events(
+    response: httpx.Response, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+) -> AsyncIterator[list[StreamEvent]]:
     """The typed events of an open upstream stream, one list per network read (one wake-up per read, not per event).
 
-    Transport failures mid-stream (read timeout, reset) come out as the mapped `GatewayError`.
+    Transport failures mid-stream (read timeout, reset) come out as the mapped `GatewayError`; an event larger
+    than `max_event_bytes` (decoded) as `UpstreamProtocolError`.
     """
-    decoder = SSEDecoder()
+    chunks, content = raw_body(response)
+    decoder = SSEDecoder(max_event_bytes)
+    pacer = Pacer()
     try:
-        async for chunk in response.aiter_bytes():
-            frames = decoder.feed(chunk)
-            # A long read is handed on in slices, so its first events are translated (and its first token sent)
-            # before the rest of it is decoded.
-            for start in range(0, len(frames), EVENTS_PER_SLICE):
-                if events := _typed(frames[start : start + EVENTS_PER_SLICE]):
-                    yield events
+        async for raw in chunks:
+            for chunk in content.feed(raw):
+                await pacer.step(len(chunk))
+                frames = decoder.feed(chunk)
+                # A long read is handed on in slices, so its first events are translated (and its first token
+                # sent) before the rest of it is decoded.
+                for start in range(0, len(frames), EVENTS_PER_SLICE):
+                    if events := _typed(frames[start : start + EVENTS_PER_SLICE]):
+                        yield events
+        frames = [frame for chunk in content.flush() for frame in decoder.feed(chunk)]
+        frames += decoder.finish()
     except httpx.HTTPError as exc:
         raise from_transport_error(exc) from exc
-    if events := _typed(decoder.finish()):
+    except EventTooLargeError as exc:
+        raise UpstreamProtocolError(f"The upstream sent a stream event larger than {exc.limit} bytes") from exc
+    if events := _typed(frames):
         yield events

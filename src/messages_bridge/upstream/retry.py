@@ -23,9 +23,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from messages_bridge.errors import never_retry
+from messages_bridge.errors import GatewayError, never_retry
 from messages_bridge.observability import record
 from messages_bridge.protocol.headers import retry_after
+from messages_bridge.upstream.body import error_body
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 # Failures before the request reached the upstream at all: retrying them cannot duplicate work.
@@ -70,8 +71,8 @@ async def _code_forbids_retry(response: httpx.Response) -> bool:
     A body that fails to arrive is a failure after the request was sent, and those are never retried.
     """
     try:
-        body = await response.aread()
-    except httpx.HTTPError:
+        body = await error_body(response)  # bounded and decoded: an error body can be a compression bomb too
+    except GatewayError:
         await response.aclose()
         raise
     return never_retry(body)

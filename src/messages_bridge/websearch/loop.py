@@ -237,13 +237,18 @@ def as_input(response: r.Response) -> list[r.InputItem]:
         item = r.decode_output_item(raw)
         if isinstance(item, r.ReasoningOutput) and item.encrypted_content:
             summary: list[r.SummaryTextPart] = [{"type": "summary_text", "text": s.text} for s in item.summary]
-            items.append({"type": "reasoning", "id": item.id, "summary": summary,
-                          "encrypted_content": item.encrypted_content})  # fmt: skip
+            content = item.encrypted_content
+            items.append({"type": "reasoning", "id": item.id, "summary": summary, "encrypted_content": content})
         elif isinstance(item, r.MessageOutput):
             text = "".join(p.text for p in item.content if isinstance(p, r.OutputText))
             if text:
                 items.append({"type": "message", "role": "assistant", "content": text})
         elif isinstance(item, r.FunctionCallOutput):
-            items.append({"type": "function_call", "call_id": item.call_id, "name": item.name,
-                          "arguments": item.arguments})  # fmt: skip
+            call: r.FunctionCallItem = {
+                "type": "function_call",
+                "call_id": item.call_id,
+                "name": item.name,
+                "arguments": item.arguments,
+            }
+            items.append(call)
     return items

@@ -67,8 +67,8 @@ class StreamedSearch:
                 return  # the error event went out
             self._usage.append(translator.usage or empty_usage())
             # No completed response without an error: a stop sequence ended the answer.
-            if completed is None or search.finished(step.outputs, client_calls=step.client_calls,
-                                                    stop_reason=translator.stop_reason):  # fmt: skip
+            stop = translator.stop_reason
+            if completed is None or search.finished(step.outputs, client_calls=step.client_calls, stop_reason=stop):
                 await self.send(self._end(translator))
                 return
             body["input"] = [*body["input"], *as_input(completed), *step.outputs]
