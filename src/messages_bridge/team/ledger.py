@@ -153,6 +153,7 @@ class LedgerWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._closed = False
+        self._writing = asyncio.Lock()
         self._spooled = 0
         self._db_down = False
         self._replayed_at = 0.0
@@ -192,9 +193,11 @@ class LedgerWriter:
         self._closed = True
 
     async def flush(self) -> None:
-        """Write what is queued now and replay the spool (tests and reports call this)."""
+        """Write what is queued now (after any batch being written) and replay the spool (tests, reports)."""
         while self._queue:
             await self._flush_once()
+        async with self._writing:  # a batch the loop took before this call is in the database once this returns
+            pass
         await self._replay()
 
     async def _run(self) -> None:
@@ -209,6 +212,10 @@ class LedgerWriter:
                 await self._replay()
 
     async def _flush_once(self) -> None:
+        async with self._writing:
+            await self._write_batch()
+
+    async def _write_batch(self) -> None:
         batch = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
         if not batch:
             return
