@@ -59,12 +59,13 @@ def test_the_sdk_reads_each_limits_429_headers(
         assert over.value.response.headers["x-should-retry"] == "false", "larger than the limit itself: never fits"
 
         upstream.script.push(Reply(json_body=canary_reply(), hang=1.5))
+        seen = len(upstream.script.received)
         busy = anthropic.Anthropic(base_url=server.url, api_key=secrets["busy"], max_retries=0)
         first = threading.Thread(
             target=busy.messages.create, kwargs={"model": "claude-sonnet-5", "max_tokens": 16, "messages": ASK}
         )
         first.start()
-        _wait_until(lambda: bool(upstream.script.received))
+        _wait_until(lambda: len(upstream.script.received) > seen)  # the slow call holds the key's one slot
         with pytest.raises(anthropic.RateLimitError) as concurrent:
             busy.messages.create(model="claude-sonnet-5", max_tokens=16, messages=ASK)
         assert concurrent.value.response.headers["retry-after"] == "1"
