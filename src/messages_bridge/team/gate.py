@@ -185,6 +185,12 @@ class Team:
         conn.scope.setdefault("state", {})[_TICKET] = ticket
         return ticket
 
+    def _priced(self, ticket: Ticket, record: RequestRecord) -> Ticket:
+        """The price of the model that answered (a failover may have moved to another than the first target's)."""
+        if record.upstream_model and not ticket.settled:
+            ticket.price = self.limiter.prices.price_for(record.upstream_model)
+        return ticket
+
     @staticmethod
     def decorate(conn: HTTPConnection, response: Response) -> Response:
         """The key's `anthropic-ratelimit-*` headers on a successful answer (they replace the upstream's)."""
@@ -199,7 +205,7 @@ class Team:
         """Debit the request's real usage now (a non-streaming answer, before it is sent); else `finish` does."""
         ticket = conn.scope.get("state", {}).get(_TICKET)
         if isinstance(ticket, Ticket):
-            await self.limiter.settle(ticket, _usage(record))
+            await self.limiter.settle(self._priced(ticket, record), _usage(record))
 
     async def finish(self, scope: Scope, record: RequestRecord, status: int, started_at: datetime) -> None:
         """After the response: settle the ticket, count the key's metrics, queue the ledger row."""
@@ -209,7 +215,7 @@ class Team:
         usage = _usage(record)
         cost = 0
         if isinstance(ticket, Ticket):
-            cost = await self.limiter.settle(ticket, usage)
+            cost = await self.limiter.settle(self._priced(ticket, record), usage)
         elif record.upstream_model:
             price = self.limiter.prices.price_for(record.upstream_model)
             cost = (
