@@ -181,6 +181,7 @@ def test_a_non_loopback_bind_is_allowed_once_named_keys_guard_the_gateway(
 
     monkeypatch.setenv("BRIDGE_DATA_DIR", str(tmp_path))
     monkeypatch.setattr("messages_bridge.cli._run", lambda settings: None)  # not actually serving
+    monkeypatch.setattr("messages_bridge.cli.configure_logging", lambda settings: None)  # leave logging alone
     settings = Settings(host="0.0.0.0", openai_api_key="sk-x")
     assert serve(settings) == 2 and "refusing" in capsys.readouterr().err
     _cli(capsys, "keys", "create", "alice")
