@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -19,6 +20,18 @@ from tests.upstream_schema import assert_valid_count, assert_valid_create
 pytest_plugins = ["tests.services"]
 
 GATEWAY = "http://gateway.test"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _bridge_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every gateway of the suite (in-process or child process) keeps its SQLite ledger in a temp dir."""
+    previous = os.environ.get("BRIDGE_DATA_DIR")
+    os.environ["BRIDGE_DATA_DIR"] = str(tmp_path_factory.mktemp("bridge-data"))
+    yield
+    if previous is None:
+        os.environ.pop("BRIDGE_DATA_DIR", None)
+    else:
+        os.environ["BRIDGE_DATA_DIR"] = previous
 
 
 class FakeUpstream:

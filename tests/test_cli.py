@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,13 +21,15 @@ KEY: dict[str, Any] = {"openai_api_key": "sk-upstream"}
 
 
 @pytest.fixture(autouse=True)
-def _clean_env() -> Iterator[None]:
+def _clean_env(tmp_path: Path) -> Iterator[None]:
     """Settings read the environment: every test starts from none of ours and leaves none behind
-    (main() exports its flags into os.environ, which monkeypatch would not undo)."""
+    (main() exports its flags into os.environ, which monkeypatch would not undo). Only the data directory is
+    set, to a temp dir, so no test writes a ledger into the user's home."""
     saved = dict(os.environ)
     for name in list(os.environ):
         if name.startswith(("BRIDGE_", "OPENAI_")):
             del os.environ[name]
+    os.environ["BRIDGE_DATA_DIR"] = str(tmp_path / "data")
     yield
     os.environ.clear()
     os.environ.update(saved)
@@ -61,6 +64,7 @@ def test_main_refuses_before_serving(capsys: pytest.CaptureFixture[str]) -> None
 def test_serve_in_demo_mode_prints_the_banner_and_answers() -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "OPENAI_"))}
+    env["BRIDGE_DATA_DIR"] = os.environ["BRIDGE_DATA_DIR"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "messages_bridge", "serve", "--port", str(port)],
         env=env,

@@ -61,7 +61,8 @@ def test_the_layout_names_every_module() -> None:
 
 def test_the_layout_parser_sees_every_package() -> None:
     packages = {p.name + "/" for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
-    assert packages == {k for k in _layout_entries() if k.endswith("/")}
+    # Nested entries (`team/migrations/`) name the modules of a subfolder; only top-level packages are compared.
+    assert packages == {k for k in _layout_entries() if k.endswith("/") and k.count("/") == 1}
 
 
 def _mapping_rows() -> dict[str, tuple[str, str]]:

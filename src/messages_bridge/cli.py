@@ -17,6 +17,7 @@ from messages_bridge.observability.multiproc import prepare_metrics_dir, remove_
 from messages_bridge.routing.config_file import ConfigError, load_config
 from messages_bridge.routing.table import render
 from messages_bridge.serving.options import raise_open_file_limit, uvicorn_options
+from messages_bridge.team import cli as team_cli
 from messages_bridge.threads.setup import threads_problem
 
 logger = logging.getLogger("messages_bridge")
@@ -63,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="routing file tools").add_subparsers(dest="action", required=True)
     check = config.add_parser("check", help="validate a routing file and print its routing table (secrets masked)")
     check.add_argument("path", nargs="?", help="the file (default: BRIDGE_CONFIG)")
+    team_cli.add_commands(sub)
     return parser
 
 
@@ -105,7 +107,10 @@ def check_config(path: str | None) -> int:
 
 
 def serve(settings: Settings) -> int:
-    problem = check_deployment(settings) or threads_problem(settings)
+    problem = check_deployment(settings)
+    if problem is not None and not settings.demo and team_cli.keys_guard_the_gateway():
+        problem = None  # named keys or JWTs: every request needs a credential, like BRIDGE_API_KEYS
+    problem = problem or threads_problem(settings)
     if problem is not None:
         sys.stderr.write(f"messages-bridge: {problem}\n")
         return 2
@@ -118,6 +123,7 @@ def serve(settings: Settings) -> int:
     if settings.demo:
         sys.stderr.write(DEMO_BANNER)
     configure_logging(settings)
+    team_cli.migrate()  # once, before the workers start
     metrics_dir = prepare_metrics_dir(settings.workers)
     try:
         _run(settings)
@@ -148,6 +154,8 @@ def _run(settings: Settings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in team_cli.COMMANDS:
+        return team_cli.run(args)
     if args.command == "config":
         return check_config(args.path)
     export_flags(args)

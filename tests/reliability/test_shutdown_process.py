@@ -60,6 +60,7 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "OPENAI_"))}
         env |= {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": f"{upstream.url}/v1", "BRIDGE_MAX_RETRIES": "0"}
+        env["BRIDGE_DATA_DIR"] = str(tmp_path / "data")
         log = (tmp_path / "gateway.log").open("wb")
         cmd = [sys.executable, "-m", "messages_bridge", "serve", "--port", str(port), "--shutdown-grace", "10"]
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

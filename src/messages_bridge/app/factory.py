@@ -32,6 +32,11 @@ from messages_bridge.observability.middleware import RequestIdAlias, instrument
 from messages_bridge.routing.config_file import UpstreamConfig
 from messages_bridge.routing.loader import Reloader, RouterBuilder, config_secrets, install_reload_on_sighup
 from messages_bridge.routing.router import EnvRouter, FileRouter
+from messages_bridge.team.admin import ADMIN_ROUTES
+from messages_bridge.team.budget import LookupPriceTable, PriceLike, PriceTable, StaticPriceTable
+from messages_bridge.team.gate import Team
+from messages_bridge.team.middleware import TeamMiddleware
+from messages_bridge.team.settings import TeamSettings
 from messages_bridge.threads.service import ThreadService
 from messages_bridge.threads.setup import thread_service
 from messages_bridge.upstream.client import ResponsesClient, Timeouts, default_transport
@@ -135,6 +140,18 @@ async def _routed(
                 await backend.aclose()
 
 
+def _routing_price(app: Starlette) -> Callable[[str], PriceLike | None]:
+    """The price of an upstream model in the routing file in force (None without one, or without a price)."""
+
+    def lookup(model: str) -> PriceLike | None:
+        router = getattr(getattr(app.state, "gateway", None), "router", None)
+        config = router.config if isinstance(router, FileRouter) else None
+        profile = config.models.get(model) if config is not None else None
+        return profile.price if profile is not None else None
+
+    return lookup
+
+
 class GatewayApp(Starlette):
     """Starlette with `outer` wrapped around its whole stack, outside `ServerErrorMiddleware`.
 
@@ -150,12 +167,20 @@ class GatewayApp(Starlette):
 
 
 def create_app(
-    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None, observability: bool = True
+    settings: Settings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    observability: bool = True,
+    team: TeamSettings | None = None,
+    prices: PriceTable | None = None,
 ) -> Starlette:
     """The gateway; `transport` replaces the network to the upstream (tests), demo mode uses the simulator.
 
     `observability=False` leaves out the access log, metrics and tracing (to measure what they cost).
+    `team` (default: from the environment) says where keys, ledger and counters live; `prices` replaces the
+    price table (default: the routing file's model prices, then `BRIDGE_PRICES`).
     """
+    team_settings = team if team is not None else TeamSettings()
     lifecycle = Lifecycle(max_concurrency=settings.max_concurrency, grace=settings.shutdown_grace)
     retry = RetryPolicy(
         max_retries=settings.max_retries, max_wait=settings.max_retry_wait, budget=settings.retry_budget
@@ -163,6 +188,18 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        """The team gateway (keys, limits, ledger) around the rest; closed last, after the drain."""
+        shared = tuple(k.get_secret_value() for k in settings.api_keys)
+        table = prices or LookupPriceTable(_routing_price(app), StaticPriceTable(team_settings.prices))
+        app.state.team = await Team.open(team_settings, shared_keys=shared, prices=table)
+        try:
+            async with gateway_lifespan(app):
+                yield
+        finally:
+            await app.state.team.aclose()  # every finished request's ledger row is queued by now
+
+    @asynccontextmanager
+    async def gateway_lifespan(app: Starlette) -> AsyncIterator[None]:
         keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
         threads = thread_service(settings)
         if settings.config is not None:
@@ -209,6 +246,7 @@ def create_app(
 
     middleware = [
         Middleware(AdmissionMiddleware, lifecycle=lifecycle),
+        Middleware(TeamMiddleware),
     ]
 
     def outer(app: ASGIApp) -> ASGIApp:
@@ -219,7 +257,9 @@ def create_app(
         )
         return RequestIdAlias(correlated)
 
-    routes = [*ROUTES, Route("/metrics", metrics_endpoint, methods=["GET"])] if observability else ROUTES
+    routes = [*ROUTES, *ADMIN_ROUTES]
+    if observability:
+        routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
     handlers = {
         GatewayError: on_gateway_error,
         HTTPException: on_http_exception,

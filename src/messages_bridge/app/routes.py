@@ -11,7 +11,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from messages_bridge.app.auth import check_key
 from messages_bridge.app.body import check_content_type, decode_json, decode_request, read_body
 from messages_bridge.app.dispatch import plan_for
 from messages_bridge.app.relay import empty_message, relay_count_tokens, relay_message
@@ -26,9 +25,12 @@ from messages_bridge.observability.shape import describe
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import request_fields as fields
 from messages_bridge.routing.router import FileRouter, Target
+from messages_bridge.team.gate import team_of
+from messages_bridge.team.identity import identity_of
 from messages_bridge.threads.errors import ThreadUnsupportedRequestError
 from messages_bridge.threads.rebuild import may_thread, read_view
 from messages_bridge.threads.service import ThreadTurn
+from messages_bridge.translate.tokens import estimate_input_tokens
 from messages_bridge.translate.tools import tool_set
 from messages_bridge.upstream.client import ResponsesClient
 
@@ -55,7 +57,7 @@ def _headers(request: Request) -> dict[str, str]:
 async def _body(request: Request, headers: dict[str, str]) -> bytes:
     """Authenticate, check the content type, read the body (with the size limit)."""
     state = gateway(request)
-    check_key(headers, state.keys)
+    await team_of(request).authenticate(request, headers)
     check_content_type(headers)
     return await read_body(request, state.settings.max_body_bytes)
 
@@ -72,7 +74,9 @@ async def create_message(request: Request) -> Response:
         req = None  # a continue's new messages alone may not decode (tool changes); its rebuilt request will
     if req is not None and not req.threaded:
         return await _answer(request, state, headers, req, None)
-    turn = await open_turn(state, body, headers)  # a thread's rejection is answered here, before any upstream call
+    turn = await open_turn(
+        state, body, headers, identity_of(request)
+    )  # a thread's rejection is answered here, before any upstream call
     if turn is None:
         return await _answer(request, state, headers, req or decode_request(body, fields.MESSAGES), None)
     try:
@@ -103,6 +107,12 @@ async def _answer(
     translation = plan.translation(req, plan.targets[0])  # validates the request before anything else happens
     if translation.ignored:  # names and JSON paths only, never values
         _translate_log.debug("left out, no upstream equivalent: %s", ", ".join(translation.ignored))
+    team = team_of(request)
+    upstream_model = translation.body["model"]
+    estimate = lambda: estimate_input_tokens(req, tools)  # noqa: E731 - computed only for keys with tpm or budget
+    await team.admit(
+        request, model=req.model, upstream_model=upstream_model, estimate=estimate, limited=req.max_tokens != 0
+    )
     if req.max_tokens == 0:
         if turn is not None:
             await turn.abandon()  # a pre-warm produces no reply to continue from
@@ -120,7 +130,7 @@ async def _answer(
             return answer if isinstance(answer, Response) else json_response(answer)
     if req.stream:
         response = await stream_message(state, req, plan)
-        return capture_stream(turn, response) if turn is not None else response
+        return team.decorate(request, capture_stream(turn, response) if turn is not None else response)
     request_id = correlation_id.get()
 
     async def call(target: Target, client: ResponsesClient) -> tuple[a.Message, dict[str, str]]:
@@ -131,7 +141,8 @@ async def _answer(
     message, limits = await plan.run(call)
     if turn is not None:
         message = await complete_message(turn, message)
-    return json_response(message, headers=limits)
+    await team.settle(request, current())  # before answering: the client's next request sees this usage
+    return team.decorate(request, json_response(message, headers=limits))
 
 
 async def count_tokens(request: Request) -> Response:
@@ -144,6 +155,8 @@ async def count_tokens(request: Request) -> Response:
     tools = tool_set(req.tools)
     describe(req, tools, current())
     plan = plan_for(state.router, request, req, tools, headers, budget=state.settings.retry_budget)
+    first = plan.targets[0].profile.model
+    await team_of(request).admit(request, model=req.model, upstream_model=first, estimate=int, limited=False)
     request_id = correlation_id.get()
 
     async def call(target: Target, client: ResponsesClient) -> tuple[int, bool]:
@@ -196,7 +209,7 @@ def page(items: list[tuple[str, str]], *, limit: int, after_id: str | None, befo
 
 async def list_models(request: Request) -> Response:
     state = gateway(request)
-    check_key(request.headers, state.keys)
+    await team_of(request).authenticate(request, request.headers)
     query = request.query_params
     body = page(
         state.router.listed(),
@@ -209,7 +222,7 @@ async def list_models(request: Request) -> Response:
 
 async def get_model(request: Request) -> Response:
     state = gateway(request)
-    check_key(request.headers, state.keys)
+    await team_of(request).authenticate(request, request.headers)
     model_id = request.path_params["model_id"]
     router = state.router
     if not router.accepts(model_id):

@@ -38,11 +38,25 @@ CONTENT_LOGGER = "messages_bridge.content"
 # The access record travels as one `access` dict whose keys must be in ACCESS_FIELDS (observability/record.py).
 _ACCESS_ALLOWED = frozenset(ACCESS_FIELDS)
 # Top-level `extra` keys.
-ALLOWED_FIELDS = ("exception_type", "settings", "upstream", "key_index", "reason", "bench_seconds", "breaker")
+ALLOWED_FIELDS = (
+    "exception_type",
+    "settings",
+    "upstream",
+    "key_index",
+    "reason",
+    "bench_seconds",
+    "breaker",
+    "key",
+    "outcome",
+    "spent_usd",
+    "budget_usd",
+    "rows",
+    "backlog",
+)
 CONTENT_FIELDS = ("request_body", "response_body")
 # Loggers that would print URLs or connection chatter at INFO/DEBUG; their warnings still get through.
 _QUIET_LOGGERS = ("httpx", "httpcore", "hpack", "aiohttp", "uvicorn.access")
-_KEY_LIKE = re.compile(r"(?i)\b(bearer\s+)[^\s\"',]+|\bsk-[A-Za-z0-9_\-]{6,}")
+_KEY_LIKE = re.compile(r"(?i)\b(bearer\s+)[^\s\"',]+|\b(?:sk|mbk)[-_][A-Za-z0-9_\-]{6,}")
 _SECRET_NAME = re.compile(r"(?i)key|secret|token|password|authorization|cookie")
 _URL_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _MAX_MESSAGE = 2048

@@ -70,6 +70,11 @@ def current() -> RequestRecord:
     return record if record is not None else RequestRecord()
 
 
+def bound() -> RequestRecord | None:
+    """The record bound to this request, or None when no access log binds one."""
+    return _CURRENT.get()
+
+
 def bind(record: RequestRecord) -> Token[RequestRecord | None]:
     return _CURRENT.set(record)
 

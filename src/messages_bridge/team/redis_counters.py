@@ -1,0 +1,181 @@
+"""The counters in Redis, shared by every worker and replica: one Lua script per admission, one pipeline after.
+
+Keys carry the key name in a hash tag (`mb:{name}:…`) so one key's counters sit in one Redis Cluster slot.
+A failed call opens a short circuit (`COOL_DOWN` seconds) so a dead Redis costs no timeout per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from messages_bridge.team.counters import (
+    LEASE_SECONDS,
+    RESERVATION_TTL,
+    WINDOW,
+    Ask,
+    CountersUnavailable,
+    Settlement,
+    Verdict,
+)
+
+SOCKET_TIMEOUT = 0.5
+COOL_DOWN = 1.0
+
+# KEYS: requests zset, tokens hash (minute -> tokens), leases zset, spent, reserved.
+_ADMIT = """
+local now = tonumber(ARGV[1])
+local rpm = tonumber(ARGV[2])
+local tpm = tonumber(ARGV[3])
+local tokens = tonumber(ARGV[4])
+local maxc = tonumber(ARGV[5])
+local lease = ARGV[6]
+local budget = tonumber(ARGV[7])
+local reserve = tonumber(ARGV[8])
+local window = tonumber(ARGV[9])
+local lease_ttl = tonumber(ARGV[10])
+local reservation_ttl = tonumber(ARGV[11])
+local refused = ''
+local retry = 0
+local spent = 0
+if budget >= 0 then
+  spent = (tonumber(redis.call('GET', KEYS[4])) or 0) + (tonumber(redis.call('GET', KEYS[5])) or 0)
+  if spent >= budget then refused = 'budget' end
+end
+local used_req = 0
+if rpm > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+  used_req = redis.call('ZCARD', KEYS[1])
+  if refused == '' and used_req >= rpm then
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    refused = 'requests'
+    retry = tonumber(oldest[2]) + window - now
+  end
+end
+local bucket = math.floor(now / window)
+local used_tok = 0
+if tpm > 0 then
+  local vals = redis.call('HMGET', KEYS[2], tostring(bucket), tostring(bucket - 1))
+  local cur = tonumber(vals[1]) or 0
+  local prev = tonumber(vals[2]) or 0
+  used_tok = math.max(0, math.floor(prev * (1 - (now - bucket * window) / window) + cur))
+  if refused == '' and used_tok + tokens > tpm then
+    refused = 'tokens'
+    retry = (bucket + 1) * window - now
+  end
+end
+local used_conc = 0
+if maxc > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  used_conc = redis.call('ZCARD', KEYS[3])
+  if refused == '' and used_conc >= maxc then
+    refused = 'concurrency'
+    retry = 1000
+  end
+end
+if refused == '' then
+  if rpm > 0 then
+    redis.call('ZADD', KEYS[1], now, lease)
+    redis.call('PEXPIRE', KEYS[1], window)
+  end
+  if tpm > 0 then
+    redis.call('HINCRBY', KEYS[2], tostring(bucket), tokens)
+    redis.call('HDEL', KEYS[2], tostring(bucket - 2))
+    redis.call('PEXPIRE', KEYS[2], 2 * window)
+  end
+  if maxc > 0 then
+    redis.call('ZADD', KEYS[3], now + lease_ttl, lease)
+    redis.call('PEXPIRE', KEYS[3], lease_ttl)
+  end
+  if budget >= 0 and reserve > 0 then
+    redis.call('INCRBY', KEYS[5], reserve)
+    redis.call('EXPIRE', KEYS[5], reservation_ttl)
+  end
+end
+return {refused, used_req, used_tok, used_conc, spent, retry}
+"""
+
+
+def _keys(key: str, period: str) -> list[str]:
+    base = "mb:{" + key + "}:"
+    return [base + "rpm", base + "tpm", base + "conc", base + "spent:" + period, base + "reserved:" + period]
+
+
+class RedisCounters:
+    def __init__(self, url: str) -> None:
+        # No `socket_timeout`: redis-py enforces it with `asyncio.wait_for` (a task per send); one
+        # `asyncio.timeout` around each call bounds it as well for a fraction of the cost.
+        self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=SOCKET_TIMEOUT, retry_on_timeout=False)
+        self._script = self._redis.register_script(_ADMIT)
+        self._down_until = 0.0
+
+    def _check_circuit(self) -> None:
+        if time.monotonic() < self._down_until:
+            raise CountersUnavailable("redis marked down")
+
+    def _trip(self, exc: Exception) -> CountersUnavailable:
+        self._down_until = time.monotonic() + COOL_DOWN
+        return CountersUnavailable(type(exc).__name__)
+
+    async def admit(self, ask: Ask) -> Verdict:
+        self._check_circuit()
+        args: list[str | int] = [
+            int(time.time() * 1000),
+            ask.rpm or 0,
+            ask.tpm or 0,
+            ask.tokens,
+            ask.concurrency or 0,
+            ask.lease,
+            -1 if ask.budget is None else ask.budget,
+            ask.reserve,
+            int(WINDOW * 1000),
+            int(LEASE_SECONDS * 1000),
+            RESERVATION_TTL,
+        ]
+        try:
+            async with asyncio.timeout(SOCKET_TIMEOUT):
+                reply = await self._script(keys=_keys(ask.key, ask.period), args=args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise self._trip(exc) from exc
+        refused, used_req, used_tok, _, spent, retry = reply
+        name = refused.decode() if isinstance(refused, bytes) else str(refused)
+        return Verdict(
+            refused=name or None,
+            requests_used=int(used_req),
+            tokens_used=int(used_tok),
+            spent=int(spent),
+            retry_after=float(retry) / 1000,
+        )
+
+    async def settle(self, s: Settlement) -> int:
+        self._check_circuit()
+        _, tpm_key, conc_key, spent_key, reserved_key = _keys(s.key, s.period)
+        pipe = self._redis.pipeline(transaction=False)
+        if s.tpm and s.tokens_delta:
+            pipe.hincrby(tpm_key, str(int(time.time() // WINDOW)), s.tokens_delta)
+        if s.concurrency:
+            pipe.zrem(conc_key, s.lease)
+        if s.budget and s.reserved:
+            pipe.decrby(reserved_key, s.reserved)
+        pipe.incrby(spent_key, s.cost)
+        pipe.expire(spent_key, s.period_ttl)
+        try:
+            async with asyncio.timeout(SOCKET_TIMEOUT):
+                replies = await pipe.execute()
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise self._trip(exc) from exc
+        return int(replies[-2])
+
+    async def seed_spend(self, key: str, period: str, spent: int, ttl: int) -> None:
+        self._check_circuit()
+        try:
+            async with asyncio.timeout(SOCKET_TIMEOUT):
+                await self._redis.set(_keys(key, period)[3], spent, nx=True, ex=ttl)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise self._trip(exc) from exc
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
