@@ -111,3 +111,32 @@ def test_name_mapping_and_user_hashing_keep_nothing_across_requests() -> None:
     assert not hasattr(request._hashed_user, "cache_info")
     long_name = "n." * 500_000
     assert len(t.upstream_name(long_name)) <= t.MAX_NAME
+
+
+def test_a_repeat_of_the_last_array_finds_its_set_without_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = t.tool_set(_raw(TOOLS))
+    hashed: list[bytes] = []
+    real = t.digest
+
+    def counted(raw: msgspec.Raw) -> bytes:
+        hashed.append(bytes(raw))
+        return real(raw)
+
+    monkeypatch.setattr(t, "digest", counted)
+    assert t.tool_set(_raw(TOOLS)) is first
+    assert hashed == []  # the same bytes as last time: the remembered key
+    other = [{**TOOLS[0], "name": "Bas_"}, TOOLS[1]]  # same length, other bytes
+    assert len(json.dumps(other)) == len(json.dumps(TOOLS))
+    second = t.tool_set(_raw(other))
+    assert second is not first and json.loads(bytes(second.upstream))[0]["name"] == "Bas_"
+    assert t.tool_set(_raw(TOOLS)) is first  # alternating arrays each get their own set
+    assert len(hashed) == 2
+
+
+def test_the_remembered_array_follows_evictions_and_stays_bounded() -> None:
+    first = t.tool_set(_raw(TOOLS))
+    t._TOOL_SETS.clear()  # evicted while remembered: translated again, never a stale or missing set
+    again = t.tool_set(_raw(TOOLS))
+    assert again == first and t.digest(_raw(TOOLS)) in t._TOOL_SETS
+    t.tool_set(_raw([{"name": "huge", "input_schema": {"description": "d" * t.TOOL_SET_MAX_BYTES}}]))
+    assert t._LAST.array == bytes(_raw(TOOLS))  # an array too big to cache is not remembered

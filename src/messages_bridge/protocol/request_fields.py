@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar, get_args
 
 import msgspec
 from msgspec import UNSET, Raw
@@ -119,11 +119,15 @@ REQUEST_FIELDS: Mapping[str, FieldRule] = {
 }
 
 
+_REFUSED: dict[Endpoint, tuple[tuple[str, FieldRule], ...]] = {
+    endpoint: tuple((name, rule) for name, rule in REQUEST_FIELDS.items() if rule.on(endpoint) is Decision.REFUSED)
+    for endpoint in get_args(Endpoint)
+}  # per endpoint, once: every request checks them
+
+
 def refusal(req: a.MessagesRequest | a.CountTokensRequest, endpoint: Endpoint) -> str | None:
     """The error message for the first refused field that asks for something, or None."""
-    for name, rule in REQUEST_FIELDS.items():
-        if rule.on(endpoint) is not Decision.REFUSED:
-            continue
+    for name, rule in _REFUSED[endpoint]:
         raw = getattr(req, name, UNSET)
         if raw is not UNSET and not rule.inert(msgspec.json.decode(raw)):
             return f"{name}: {rule.why}"

@@ -11,14 +11,15 @@ import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import jwt
+from typing import TYPE_CHECKING, Any
 
 from messages_bridge.errors import AuthenticationError, PermissionDeniedError
 from messages_bridge.team.identity import Identity
 from messages_bridge.team.keys import Limits
 from messages_bridge.team.settings import TeamSettings
+
+if TYPE_CHECKING:
+    import jwt
 
 _JWT_SHAPE = re.compile(r"^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]{0,127}$")
@@ -47,8 +48,10 @@ class JwtVerifier:
         self._policy_claim = settings.jwt_policy_claim
         self._default_policy = settings.jwt_default_policy
         self._policies = dict(policies)
+        import jwt  # with `cryptography`, ~10 MiB resident: loaded only when tokens are configured
+
         self._static = _static_key(settings.jwt_public_key) if settings.jwt_public_key else None
-        self._jwks = (
+        self._jwks: jwt.PyJWKClient | None = (
             jwt.PyJWKClient(
                 settings.jwt_jwks_url,
                 cache_keys=True,
@@ -73,6 +76,8 @@ class JwtVerifier:
         return identity
 
     def _decode(self, token: str) -> dict[str, Any]:
+        import jwt
+
         try:
             key: Any = self._static
             if self._jwks is not None:

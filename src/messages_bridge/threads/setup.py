@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from messages_bridge.config import Settings
-from messages_bridge.threads.crypto import ThreadsKeyError, parse_keys
 from messages_bridge.threads.memory import MemoryThreadStore
 from messages_bridge.threads.service import ThreadService
 from messages_bridge.threads.store import LEASE_SECONDS, Limits, ThreadStore
@@ -34,6 +33,8 @@ def threads_problem(settings: Settings) -> str | None:
     with a spurious `thread_not_found`: that configuration is refused, not pinned.
     """
     if settings.threads and shared(settings):
+        from messages_bridge.threads.crypto import ThreadsKeyError, parse_keys  # loads `cryptography`: only when used
+
         assert settings.threads_key is not None
         try:
             parse_keys(settings.threads_key.get_secret_value())
