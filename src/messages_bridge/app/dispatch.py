@@ -18,10 +18,11 @@ from messages_bridge.translate.tools import ToolSet
 from messages_bridge.upstream.client import ResponsesClient
 
 T = TypeVar("T")
+_THINKING_ON = (a.ThinkingEnabled, a.ThinkingAdaptive)  # a tuple: `A | B` would build a new union per call
 
 
 def _thinking(req: a.MessagesRequest | a.CountTokensRequest) -> bool:
-    return isinstance(req.thinking, a.ThinkingEnabled | a.ThinkingAdaptive)
+    return isinstance(req.thinking, _THINKING_ON)
 
 
 def conversation_key(req: a.MessagesRequest | a.CountTokensRequest, headers: Mapping[str, str]) -> str | None:
