@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 from messages_bridge.demo.server import Reply
 from messages_bridge.errors import OverloadedError
+from messages_bridge.observability.record import RequestRecord
 from messages_bridge.team.budget import StaticPriceTable
 from messages_bridge.team.counters import Ask, CountersUnavailable, Settlement, Verdict
 from messages_bridge.team.identity import Identity
@@ -141,3 +145,29 @@ async def test_an_unreachable_counter_store_fails_open_by_default_and_closed_whe
     closed = Limiter(_DownCounters(), StaticPriceTable(), fail_open=False)
     with pytest.raises(OverloadedError):
         await closed.admit(alice, upstream_model="gpt-5", estimate=10)
+
+
+async def test_a_cancelled_request_still_settles_its_owed_debit_and_is_ledgered(
+    open_team: Open, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client disconnect cancels the handler; `finish` runs inside that cancellation and must not be stopped."""
+    gw, secret = await _keyed(open_team, max_concurrency=1)
+    identity = await gw.team.keyring.authenticate(secret)
+    ticket = await gw.team.limiter.admit(identity, upstream_model="gpt-5", estimate=10)
+    assert ticket.owed
+    counters = gw.team.limiter.counters
+    real_settle = counters.settle
+
+    async def suspending_settle(settlement: Settlement) -> int:
+        await anyio.lowlevel.checkpoint()  # a store that answers later (Redis): a cancellation would land here
+        return await real_settle(settlement)
+
+    monkeypatch.setattr(counters, "settle", suspending_settle)
+    scope: dict[str, Any] = {"state": {"identity": identity, "team_ticket": ticket}, "headers": [], "path": "/v1/x"}
+    with anyio.CancelScope() as cancelled:
+        cancelled.cancel()
+        await gw.team.finish(scope, RequestRecord(), 499, datetime.now(UTC))
+    assert ticket.settled  # the debit was made (and the lease let go, below)
+    again = await gw.team.limiter.admit(identity, upstream_model="gpt-5", estimate=10)  # the lease was released
+    assert again.owed
+    assert [row["status"] for row in await gw.rows()] == [499]

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+import anyio
 from asgi_correlation_id import correlation_id
 from prometheus_client import Counter
 from sqlalchemy import Engine
@@ -215,7 +216,12 @@ class Team:
         usage = _usage(record)
         cost = 0
         if isinstance(ticket, Ticket):
-            cost = await self.limiter.settle(self._priced(ticket, record), usage)
+            priced = self._priced(ticket, record)
+            if ticket.owed:  # the one await here: shielded, a disconnect cancels the handler, not the debit and row
+                with anyio.CancelScope(shield=True):
+                    cost = await self.limiter.settle(priced, usage)
+            else:
+                cost = await self.limiter.settle(priced, usage)  # nothing owed: returns without awaiting
         elif record.upstream_model:
             price = self.limiter.prices.price_for(record.upstream_model)
             cost = (

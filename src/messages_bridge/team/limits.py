@@ -68,6 +68,11 @@ class Ticket:
     headers: dict[str, str] = field(default_factory=dict)
     settled: bool = False
 
+    @property
+    def owed(self) -> bool:
+        """A debit still to make on the counters: settling awaits the store (else it returns without awaiting)."""
+        return self.ask is not None and not self.settled
+
 
 def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from messages_bridge.observability.record import RequestRecord, bind, bound, unbind
@@ -48,8 +47,9 @@ class TeamMiddleware:
                 unbind(token)
             if status == 500 and record.disconnected:
                 status = 499
-            with anyio.CancelScope(shield=True):  # a disconnect cancels the handler; the row is still written
-                await team.finish(scope, record, status, started_at)
+            # Not shielded here (~4 µs a request): `finish` awaits only an owed debit, which it shields itself, so a
+            # disconnect that cancels the handler cannot stop the row.
+            await team.finish(scope, record, status, started_at)
 
 
 def _team_of(scope: Scope) -> Team | None:
