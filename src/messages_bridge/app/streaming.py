@@ -27,12 +27,12 @@ from starlette.types import Receive, Scope, Send
 
 from messages_bridge.app.background import spawn
 from messages_bridge.app.dispatch import Plan
-from messages_bridge.app.relay import client_ratelimit_headers, upstream_error
+from messages_bridge.app.relay import call_upstream, client_ratelimit_headers
 from messages_bridge.app.state import GatewayState
 from messages_bridge.errors import ApiError, GatewayError
 from messages_bridge.observability.logs import Masker
-from messages_bridge.observability.record import RequestRecord, current
-from messages_bridge.observability.upstream import note_upstream_error, note_upstream_status, note_usage, upstream_call
+from messages_bridge.observability.record import RequestRecord
+from messages_bridge.observability.upstream import note_upstream_error, note_upstream_status, note_usage
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import anthropic_stream as o
 from messages_bridge.protocol.anthropic_stream import PING_FRAME, encode_events
@@ -40,7 +40,7 @@ from messages_bridge.protocol.responses_stream import StreamEvent
 from messages_bridge.routing.router import Target
 from messages_bridge.translate.stream import StreamTranslator
 from messages_bridge.translate.tokens import estimate_input_tokens
-from messages_bridge.upstream.client import ResponsesClient, UpstreamHTTPError, stream_events
+from messages_bridge.upstream.client import ResponsesClient, stream_events
 
 _ENCODER = msgspec.json.Encoder()
 HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -49,26 +49,21 @@ DRAIN_SECONDS = 1.0  # after the terminal event, read the upstream's end so its 
 _errors_logger = logging.getLogger("messages_bridge.errors")  # where the app's handler logs a bug
 
 
-async def stream_message(state: GatewayState, req: a.MessagesRequest, plan: Plan) -> Response:
+async def stream_message(state: GatewayState, req: a.MessagesRequest, plan: Plan, record: RequestRecord) -> Response:
     """Open the upstream stream on the first target that answers (errors raise → JSON), then `text/event-stream`."""
-    record = current()
     record.stream = True
     stack = AsyncExitStack()
     request_id = correlation_id.get()
 
     async def open_stream(target: Target, client: ResponsesClient) -> tuple[httpx.Response, Target]:
-        translation = plan.translation(req, target)
-        body = _ENCODER.encode(translation.body)
-        with upstream_call(translation.body["model"]):
-            try:
-                response = await stack.enter_async_context(client.stream(body, request_id=request_id))
-            except UpstreamHTTPError as exc:
-                raise upstream_error(exc, req, plan.tools, target.profile.context_window) from exc
-        return response, target
+        async def send(body: bytes) -> httpx.Response:
+            return await stack.enter_async_context(client.stream(body, request_id=request_id))
 
-    upstream, target = await plan.run(open_stream)
+        return await call_upstream(record, req, plan, target, send), target
+
+    upstream, target = await plan.run(open_stream, record)
     record.upstream_done = None  # the call goes on while the body is read
-    note_upstream_status(upstream.status_code, upstream.headers.get("x-request-id"))
+    note_upstream_status(record, upstream.status_code, upstream.headers.get("x-request-id"))
     translator = StreamTranslator(
         plan.translation(req, target).reply,
         model=req.model,
@@ -161,7 +156,7 @@ class FrameSource:
         translator, record = self.translator, self._record
         record.upstream_done = time.perf_counter()
         if translator.usage is not None:
-            note_usage(translator.usage, translator.stop_reason)
+            note_usage(record, translator.usage, translator.stop_reason)
         if translator.error is not None:
             record.error_type = translator.error.error_type
             note_upstream_error(translator.error, record)
