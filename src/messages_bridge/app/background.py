@@ -18,7 +18,3 @@ def spawn(work: Coroutine[Any, Any, None]) -> None:
     _TASKS.add(task)
     task.add_done_callback(_TASKS.discard)
 
-
-def pending() -> int:
-    """How many detached tasks are still running."""
-    return len(_TASKS)
