@@ -132,7 +132,7 @@ class FrameSource:
                     # The first token goes out at once, not after the rest of this read (an upstream that
                     # bursts, or a long read, would otherwise delay it); later frames go out one write per read.
                     record.first_token = time.perf_counter()
-                    await out.send(self._encode(frames))
+                    await _send(out, self._encode(frames))
                     frames = []
                     await anyio.lowlevel.checkpoint()  # a send with room does not switch tasks: let the body write
             await self._put(out, frames)
@@ -142,7 +142,7 @@ class FrameSource:
 
     async def _put(self, out: MemoryObjectSendStream[bytes], events: list[o.StreamEvent]) -> None:
         if events:
-            await out.send(self._encode(events))
+            await _send(out, self._encode(events))
 
     def _encode(self, events: list[o.StreamEvent]) -> bytes:
         """The frames, with the in-band error's message (it may quote upstream text) scrubbed of secrets."""
@@ -217,18 +217,40 @@ class EventStream(StreamingResponse):
         assert self._frames is not None
         frames, sent = self._frames, False
         while True:
-            # Nothing may precede `message_start`, not even a ping. What was *sent* decides, not the translator's
-            # state: the timeout can fire just as the first frame is produced.
-            data = PING_FRAME if sent else None
-            with anyio.move_on_after(self._ping):
-                try:
-                    data = await frames.receive()
-                except anyio.EndOfStream:
-                    self._complete = True
-                    return
-            if data is not None:
+            try:
+                # What is already produced goes out without a cancel scope or a task switch per frame.
+                data: bytes | None = frames.receive_nowait()
+            except anyio.WouldBlock:
+                data = await self._next(frames, sent)
+            except anyio.EndOfStream:
+                self._complete = True
+                return
+            if data is None:
+                return
+            if data:
                 sent = True
                 yield data
+
+    async def _next(self, frames: MemoryObjectReceiveStream[bytes], sent: bool) -> bytes | None:
+        """The next frame, a ping after a silent interval, b"" (wait again), or None at the end."""
+        # Nothing may precede `message_start`, not even a ping. What was *sent* decides, not the translator's
+        # state: the timeout can fire just as the first frame is produced.
+        data: bytes | None = PING_FRAME if sent else b""
+        with anyio.move_on_after(self._ping):
+            try:
+                data = await frames.receive()
+            except anyio.EndOfStream:
+                self._complete = True
+                data = None
+        return data
+
+
+async def _send(out: MemoryObjectSendStream[bytes], data: bytes) -> None:
+    """Into the buffer at once when it has room (no task switch per frame); otherwise wait for the client."""
+    try:
+        out.send_nowait(data)
+    except anyio.WouldBlock:
+        await out.send(data)
 
 
 async def _drain(events: AsyncIterator[list[StreamEvent]], upstream: AsyncExitStack) -> None:
