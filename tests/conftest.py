@@ -14,7 +14,7 @@ from messages_bridge.app.factory import create_app
 from messages_bridge.config import Settings
 from messages_bridge.demo.server import Script, create_upstream_app
 from messages_bridge.serving.options import uvicorn_options
-from tests.servers import ThreadedServer, serving
+from tests.servers import POOL, ThreadedServer, serving
 from tests.upstream_schema import assert_valid_count, assert_valid_create
 
 pytest_plugins = ["tests.services"]
@@ -59,6 +59,13 @@ class FakeUpstream:
                 assert_valid_count(received.body)
             else:
                 assert_valid_create(received.body)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _server_pool() -> Iterator[None]:
+    """The pooled test servers (tests/servers.py) stop with the session."""
+    yield
+    POOL.close()
 
 
 @pytest.fixture
