@@ -34,6 +34,17 @@ def _bridge_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
         os.environ["BRIDGE_DATA_DIR"] = previous
 
 
+@pytest.fixture(autouse=True)
+def _restore_environ() -> Iterator[None]:
+    """`main()` exports its flags into os.environ (for worker processes): no test may leak them into the next
+    (a leaked BRIDGE_WORKERS=2 made an unrelated serve check refuse to start)."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 class FakeUpstream:
     """The simulator on 127.0.0.1 with a script; `requests` are the bodies the gateway sent, schema-checked."""
 

@@ -28,7 +28,7 @@ from messages_bridge.demo.server import create_upstream_app
 from messages_bridge.errors import GatewayError
 from messages_bridge.observability.logs import Masker, settings_secrets
 from messages_bridge.observability.metrics import metrics_endpoint
-from messages_bridge.observability.middleware import RequestIdAlias, instrument
+from messages_bridge.observability.middleware import RecordScope, RequestIdAlias, instrument
 from messages_bridge.routing.config_file import UpstreamConfig
 from messages_bridge.routing.loader import Reloader, RouterBuilder, config_secrets, install_reload_on_sighup
 from messages_bridge.routing.router import EnvRouter, FileRouter
@@ -251,7 +251,7 @@ def create_app(
 
     def outer(app: ASGIApp) -> ASGIApp:
         """Request-id alias → correlation id → access log → Starlette's own stack."""
-        inner = instrument(app, settings) if observability else app
+        inner = instrument(app, settings) if observability else RecordScope(app)
         correlated = CorrelationIdMiddleware(
             inner, header_name="request-id", generator=new_request_id, validator=valid_request_id
         )

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from messages_bridge.app.background import spawn
+
 DRAIN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -90,13 +92,8 @@ def _drain_handler(lifecycle: Lifecycle, loop: asyncio.AbstractEventLoop, server
     return handle
 
 
-_TASKS: set[asyncio.Task[None]] = set()
-
-
 def _spawn_hand_over(lifecycle: Lifecycle, server: SignalHandler, sig: int) -> None:
-    task = asyncio.get_running_loop().create_task(_hand_over(lifecycle, server, sig))
-    _TASKS.add(task)  # keep a reference until it finishes
-    task.add_done_callback(_TASKS.discard)
+    spawn(_hand_over(lifecycle, server, sig))
 
 
 async def _hand_over(lifecycle: Lifecycle, server: SignalHandler, sig: int) -> None:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
+from typing import TypeVar
 
 import msgspec
+from asgi_correlation_id import correlation_id
 
+from messages_bridge.app.dispatch import Plan
+from messages_bridge.app.state import GatewayState
 from messages_bridge.errors import GatewayError, from_upstream_status
-from messages_bridge.observability.record import current
+from messages_bridge.observability.record import RequestRecord
 from messages_bridge.observability.upstream import note_upstream_error, note_upstream_status, note_usage, upstream_call
 from messages_bridge.protocol import anthropic as a
+from messages_bridge.routing.router import Target
 from messages_bridge.translate.headers import ratelimit_headers
-from messages_bridge.translate.request import Translation, UpstreamProfile, to_input_tokens_request
+from messages_bridge.translate.request import UpstreamProfile, to_input_tokens_request
 from messages_bridge.translate.response import to_anthropic_message
 from messages_bridge.translate.tokens import estimate_input_tokens
 from messages_bridge.translate.tools import ToolSet
@@ -20,13 +26,18 @@ from messages_bridge.translate.usage import empty_usage
 from messages_bridge.upstream.client import ResponsesClient, UpstreamHTTPError
 
 _ENCODER = msgspec.json.Encoder()
+T = TypeVar("T")
 
 
 def upstream_error(
-    exc: UpstreamHTTPError, req: a.MessagesRequest | a.CountTokensRequest, tools: ToolSet, context_window: int
+    exc: UpstreamHTTPError,
+    req: a.MessagesRequest | a.CountTokensRequest,
+    tools: ToolSet,
+    context_window: int,
+    record: RequestRecord,
 ) -> GatewayError:
     """Map an upstream HTTP failure; the token estimate is computed only on this (rare) path."""
-    note_upstream_status(exc.status, exc.headers.get("x-request-id"))
+    note_upstream_status(record, exc.status, exc.headers.get("x-request-id"))
     estimated = estimate_input_tokens(req, tools)
     error = from_upstream_status(
         exc.status, exc.body, exc.headers, estimated_tokens=estimated, context_window=context_window
@@ -40,23 +51,45 @@ def client_ratelimit_headers(upstream: Mapping[str, str]) -> dict[str, str]:
     return ratelimit_headers(upstream, now=datetime.now(UTC))
 
 
-async def relay_message(
-    client: ResponsesClient, req: a.MessagesRequest, t: Translation, *, request_id: str | None, context_window: int
-) -> tuple[a.Message, dict[str, str]]:
-    """A non-streaming Message, and the rate-limit headers for the client."""
-    with upstream_call(t.body["model"]):
+async def call_upstream(
+    record: RequestRecord,
+    req: a.MessagesRequest,
+    plan: Plan,
+    target: Target,
+    send: Callable[[bytes], Awaitable[T]],
+) -> T:
+    """One upstream call for `target`, streamed or not: timed on `record`, an HTTP failure mapped to our error."""
+    translation = plan.translation(req, target)
+    with upstream_call(record, translation.body["model"]):
         try:
-            reply = await client.create(_ENCODER.encode(t.body), request_id=request_id)
+            return await send(_ENCODER.encode(translation.body))
         except UpstreamHTTPError as exc:
-            raise upstream_error(exc, req, t.tools, context_window) from exc
-    note_upstream_status(reply.status, reply.upstream_request_id)
-    try:
-        message = to_anthropic_message(reply.response, t.reply, model=req.model, context_window=context_window)
-    except GatewayError as exc:  # a failed, unfinished or malformed answer: the upstream's error, as when streamed
-        note_upstream_error(exc)
-        raise
-    note_usage(message["usage"], message["stop_reason"])
-    return message, client_ratelimit_headers(reply.headers)
+            raise upstream_error(exc, req, plan.tools, target.profile.context_window, record) from exc
+
+
+async def relay_message(
+    state: GatewayState, req: a.MessagesRequest, plan: Plan, record: RequestRecord
+) -> tuple[a.Message, dict[str, str]]:
+    """A non-streaming Message from the first target that answers, and the rate-limit headers for the client.
+
+    The signature matches `stream_message`'s; this path needs nothing from `state`.
+    """
+    request_id = correlation_id.get()
+
+    async def call(target: Target, client: ResponsesClient) -> tuple[a.Message, dict[str, str]]:
+        reply = await call_upstream(record, req, plan, target, partial(client.create, request_id=request_id))
+        note_upstream_status(record, reply.status, reply.upstream_request_id)
+        reply_shape = plan.translation(req, target).reply
+        window = target.profile.context_window
+        try:
+            message = to_anthropic_message(reply.response, reply_shape, model=req.model, context_window=window)
+        except GatewayError as exc:  # a failed, unfinished or malformed answer: the upstream's error, as when streamed
+            note_upstream_error(exc, record)
+            raise
+        note_usage(record, message["usage"], message["stop_reason"])
+        return message, client_ratelimit_headers(reply.headers)
+
+    return await plan.run(call, record)
 
 
 def empty_message(req: a.MessagesRequest, tools: ToolSet) -> a.Message:
@@ -82,15 +115,16 @@ async def relay_count_tokens(
     *,
     request_id: str | None,
     context_window: int,
+    record: RequestRecord,
 ) -> tuple[int, bool]:
     """(input tokens, exact?): the upstream's count, or the local estimate when it cannot count."""
     body = _ENCODER.encode(to_input_tokens_request(req, tools, profile))
-    with upstream_call(profile.model):
+    with upstream_call(record, profile.model):
         try:
             counted = await client.input_tokens(body, request_id=request_id)
         except UpstreamHTTPError as exc:
-            raise upstream_error(exc, req, tools, context_window) from exc
-    current().token_count_exact = counted is not None
+            raise upstream_error(exc, req, tools, context_window, record) from exc
+    record.token_count_exact = counted is not None
     if counted is None:
         return estimate_input_tokens(req, tools), False
     return counted, True

@@ -97,8 +97,9 @@ async def create_message(request: Request) -> Response:
 async def _answer(
     request: Request, state: GatewayState, headers: dict[str, str], req: a.MessagesRequest, turn: ThreadTurn | None
 ) -> Response:
+    record = current()  # the access record: looked up once, then passed to whatever fills it in
     tools = tool_set(req.tools)  # decoded and translated once for the whole request (400 when invalid)
-    describe(req, tools, current())
+    describe(req, tools, record)
     version = headers.get("anthropic-version", DEFAULT_VERSION)
     settings = state.settings
     api_version = version if settings.reject_sampling_on_new_api else DEFAULT_VERSION
@@ -119,7 +120,7 @@ async def _answer(
         prewarm = empty_message(req, tools)
         return prewarm_stream(prewarm) if req.stream else json_response(prewarm)
     if translation.reply.web_search is not None:
-        current().web_search_mode = translation.reply.web_search_mode
+        record.web_search_mode = translation.reply.web_search_mode
         if answered_by_gateway(req, translation):
             # The gateway's search loop calls the route's first target (no failover inside the loop).
             answer = await search_message(replace(state, client=plan.first_client()), req, translation)
@@ -129,19 +130,12 @@ async def _answer(
                 answer = await complete_message(turn, answer)
             return answer if isinstance(answer, Response) else json_response(answer)
     if req.stream:
-        response = await stream_message(state, req, plan)
+        response = await stream_message(state, req, plan, record)
         return team.decorate(request, capture_stream(turn, response) if turn is not None else response)
-    request_id = correlation_id.get()
-
-    async def call(target: Target, client: ResponsesClient) -> tuple[a.Message, dict[str, str]]:
-        translation = plan.translation(req, target)
-        window = target.profile.context_window
-        return await relay_message(client, req, translation, request_id=request_id, context_window=window)
-
-    message, limits = await plan.run(call)
+    message, limits = await relay_message(state, req, plan, record)
     if turn is not None:
         message = await complete_message(turn, message)
-    await team.settle(request, current())  # before answering: the client's next request sees this usage
+    await team.settle(request, record)  # before answering: the client's next request sees this usage
     return team.decorate(request, json_response(message, headers=limits))
 
 
@@ -152,8 +146,9 @@ async def count_tokens(request: Request) -> Response:
     if may_thread(body) and read_view(body).thread is not None:  # not a count_tokens field: ignoring it miscounts
         raise ThreadUnsupportedRequestError("count_tokens does not take `thread`: send the full conversation")
     req = decode_request(body, fields.COUNT_TOKENS)
+    record = current()
     tools = tool_set(req.tools)
-    describe(req, tools, current())
+    describe(req, tools, record)
     plan = plan_for(state.router, request, req, tools, headers, budget=state.settings.retry_budget)
     first = plan.targets[0].profile.model
     await team_of(request).admit(request, model=req.model, upstream_model=first, estimate=int, limited=False)
@@ -162,9 +157,11 @@ async def count_tokens(request: Request) -> Response:
     async def call(target: Target, client: ResponsesClient) -> tuple[int, bool]:
         window = target.profile.context_window
         profile = target.profile
-        return await relay_count_tokens(client, req, tools, profile, request_id=request_id, context_window=window)
+        return await relay_count_tokens(
+            client, req, tools, profile, request_id=request_id, context_window=window, record=record
+        )
 
-    tokens, _ = await plan.run(call)
+    tokens, _ = await plan.run(call, record)
     return json_response({"input_tokens": tokens})
 
 

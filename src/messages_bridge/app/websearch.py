@@ -83,10 +83,10 @@ async def search_message(state: GatewayState, req: a.MessagesRequest, t: Transla
     try:
         message = await runner.run(t.body, t.reply, model=req.model)
     except UpstreamHTTPError as exc:
-        raise upstream_error(exc, req, t.tools, state.settings.context_window) from exc
+        raise upstream_error(exc, req, t.tools, state.settings.context_window, record) from exc
     finally:
         _note(record, runner)
-    note_usage(message["usage"], message["stop_reason"])
+    note_usage(record, message["usage"], message["stop_reason"])
     return message
 
 
@@ -168,9 +168,9 @@ async def _stream_loop(
         try:
             await streamed.run(t.body, t.reply, model=req.model)
             if streamed.usage is not None:
-                note_usage(streamed.usage, streamed.stop_reason)
+                note_usage(record, streamed.usage, streamed.stop_reason)
         except UpstreamHTTPError as exc:
-            await fail(upstream_error(exc, req, t.tools, state.settings.context_window))
+            await fail(upstream_error(exc, req, t.tools, state.settings.context_window, record))
         except GatewayError as exc:
             await fail(exc)
         except Exception:  # noqa: BLE001 - a bug must still end the stream with an error event

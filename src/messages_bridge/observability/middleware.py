@@ -45,6 +45,23 @@ class RequestIdAlias:
         await self.app(scope, receive, send)
 
 
+class RecordScope:
+    """Binds a fresh `RequestRecord` per HTTP request when the access log (which binds its own) is left out."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = bind(RequestRecord())
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            unbind(token)
+
+
 class _Capture:
     """Opt-in body capture for `BRIDGE_LOG_CONTENT=true` (bounded; absent otherwise)."""
 

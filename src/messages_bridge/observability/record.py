@@ -1,8 +1,9 @@
 """The per-request record: what the access log and the metrics report about one request (never content).
 
-Routes, the relay and the stream loop fill it in; the access-log middleware binds a fresh one per request in
-a contextvar (pure ASGI middleware, so the binding is visible to the handler) and emits it at the end.
-Outside a bound request, `current()` returns a throwaway record so callers never need to check.
+The app's outermost middleware binds a fresh one per request in a contextvar (pure ASGI middleware, so the
+binding is visible to the handler): the access log, which emits it at the end, or `RecordScope` without it.
+A route looks it up once with `current()` and passes it to what fills it in (the relays, the stream, the
+team's settlement); `current()` outside a bound request is a bug and raises.
 """
 
 from __future__ import annotations
@@ -64,10 +65,16 @@ class RequestRecord:
 _CURRENT: ContextVar[RequestRecord | None] = ContextVar("messages_bridge_record", default=None)
 
 
+class NoRecordError(RuntimeError):
+    """`current()` was called where no request is being handled: a record would be filled in and lost."""
+
+
 def current() -> RequestRecord:
-    """The record of the request being handled (a throwaway one outside a request)."""
+    """The record of the request being handled; raises `NoRecordError` outside one (never a throwaway)."""
     record = _CURRENT.get()
-    return record if record is not None else RequestRecord()
+    if record is None:
+        raise NoRecordError("no request record is bound (called outside a request?)")
+    return record
 
 
 def bound() -> RequestRecord | None:

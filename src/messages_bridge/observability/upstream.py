@@ -1,4 +1,4 @@
-"""What the relay (and the stream loop) record about the upstream call: timings, status, its id, usage."""
+"""What the relays record about the upstream call: timings, status, its id, usage (on the record passed in)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from messages_bridge.errors import GatewayError, UpstreamProtocolError
-from messages_bridge.observability.record import RequestRecord, current
+from messages_bridge.observability.record import RequestRecord
 from messages_bridge.protocol import anthropic as a
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
@@ -22,9 +22,8 @@ def safe_id(value: str | None) -> str | None:
 
 
 @contextmanager
-def upstream_call(upstream_model: str | None = None) -> Iterator[RequestRecord]:
-    """Time the upstream call on the current record; a `GatewayError` leaving it counts as an upstream error."""
-    record = current()
+def upstream_call(record: RequestRecord, upstream_model: str | None = None) -> Iterator[RequestRecord]:
+    """Time the upstream call on `record`; a `GatewayError` leaving it counts as an upstream error."""
     if upstream_model is not None:
         record.upstream_model = upstream_model
     record.upstream_started = time.perf_counter()
@@ -37,26 +36,24 @@ def upstream_call(upstream_model: str | None = None) -> Iterator[RequestRecord]:
         record.upstream_done = time.perf_counter()
 
 
-def note_upstream_error(error: GatewayError, record: RequestRecord | None = None) -> None:
+def note_upstream_error(error: GatewayError, record: RequestRecord) -> None:
     """An upstream call or answer that ended in `error`; an answer the gateway cannot translate is also logged.
 
     The same for both paths (a JSON reply, a stream's in-band error). The reason logged is the gateway's own
     wording of what was wrong (a missing field, an unfinished status), never upstream content.
     """
-    (record or current()).upstream_error_type = error.error_type
+    record.upstream_error_type = error.error_type
     if isinstance(error, UpstreamProtocolError):
         _logger.warning("upstream answer rejected", extra={"reason": error.message})
 
 
-def note_upstream_status(status: int, upstream_request_id: str | None) -> None:
-    record = current()
+def note_upstream_status(record: RequestRecord, status: int, upstream_request_id: str | None) -> None:
     record.upstream_status = status
     record.upstream_request_id = safe_id(upstream_request_id)
 
 
-def note_usage(usage: a.Usage, stop_reason: str | None) -> None:
+def note_usage(record: RequestRecord, usage: a.Usage, stop_reason: str | None) -> None:
     """Token usage and stop reason of the reply the client gets."""
-    record = current()
     record.stop_reason = stop_reason
     record.input_tokens = usage["input_tokens"]
     record.output_tokens = usage["output_tokens"]

@@ -16,7 +16,7 @@ from typing import Literal, TypeVar
 
 from messages_bridge.errors import GatewayError, OverloadedError, never_retry
 from messages_bridge.observability.metrics import note_attempt, note_benched, note_breaker
-from messages_bridge.observability.record import current
+from messages_bridge.observability.record import RequestRecord
 from messages_bridge.protocol.headers import retry_after
 from messages_bridge.routing.breaker import STATE_VALUES
 from messages_bridge.routing.router import Target, UpstreamRuntime
@@ -101,6 +101,7 @@ async def with_failover(
     *,
     conversation: str | None,
     budget: float,
+    record: RequestRecord,
 ) -> T:
     """`call` on the first target (and key) that answers; the last failure is raised when none does.
 
@@ -109,15 +110,17 @@ async def with_failover(
     """
     token = REQUEST_DEADLINE.set(time.monotonic() + budget)
     try:
-        return await _first_answer(targets, call, conversation)
+        return await _first_answer(targets, call, conversation, record)
     finally:
         REQUEST_DEADLINE.reset(token)
 
 
 async def _first_answer(
-    targets: tuple[Target, ...], call: Callable[[Target, ResponsesClient], Awaitable[T]], conversation: str | None
+    targets: tuple[Target, ...],
+    call: Callable[[Target, ResponsesClient], Awaitable[T]],
+    conversation: str | None,
+    record: RequestRecord,
 ) -> T:
-    record = current()
     last: GatewayError | None = None
     for target in targets:
         upstream = target.upstream
@@ -142,13 +145,14 @@ async def _first_answer(
                 _bench(upstream, index, exc, reason)
     if last is not None:
         raise last
-    return await _resting_keys_only(targets, call)
+    return await _resting_keys_only(targets, call, record)
 
 
-async def _resting_keys_only(targets: tuple[Target, ...], call: Callable[[Target, ResponsesClient], Awaitable[T]]) -> T:
+async def _resting_keys_only(
+    targets: tuple[Target, ...], call: Callable[[Target, ResponsesClient], Awaitable[T]], record: RequestRecord
+) -> T:
     """Every reachable target's keys rest: try the key that rests least, so the client gets the upstream's own
     answer (a rejected key's 401, an exhausted quota) rather than a vague 529."""
-    record = current()
     for target in targets:
         upstream = target.upstream
         if upstream.breaker is not None and not upstream.breaker.allow():

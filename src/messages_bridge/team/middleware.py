@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from messages_bridge.observability.record import RequestRecord, bind, bound, unbind
+from messages_bridge.observability.record import current
 from messages_bridge.team.gate import Team
 
 LEDGERED_PREFIX = "/v1/"
@@ -26,11 +26,7 @@ class TeamMiddleware:
         if scope["type"] != "http" or team is None or not scope["path"].startswith(LEDGERED_PREFIX):
             await self.app(scope, receive, send)
             return
-        record = bound()
-        token = None
-        if record is None:  # no access log (observability off): the routes still need a record to fill in
-            record = RequestRecord()
-            token = bind(record)
+        record = current()  # bound by the app's outermost middleware
         started_at = datetime.now(UTC)
         status = 500
 
@@ -43,8 +39,6 @@ class TeamMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            if token is not None:
-                unbind(token)
             if status == 500 and record.disconnected:
                 status = 499
             # Not shielded here (~4 µs a request): `finish` awaits only an owed debit, which it shields itself, so a

@@ -102,6 +102,7 @@ async def send_with_retries(policy: RetryPolicy, call: Callable[[], Awaitable[ht
             if delay is None or time.monotonic() + delay > deadline:
                 return response
             await response.aclose()
-        record.current().retries += 1
+        if (bound := record.bound()) is not None:  # the client is also used outside requests (readiness, tests)
+            bound.retries += 1
         await asyncio.sleep(delay)
         attempt += 1
