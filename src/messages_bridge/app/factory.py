@@ -19,7 +19,7 @@ from starlette.types import ASGIApp
 
 from messages_bridge.app.admission import AdmissionMiddleware
 from messages_bridge.app.errors import on_client_disconnect, on_gateway_error, on_http_exception, on_unexpected
-from messages_bridge.app.lifecycle import Lifecycle, install_drain_on_signal
+from messages_bridge.app.lifecycle import Lifecycle, drained_on_exit
 from messages_bridge.app.readiness import ReadinessProbe
 from messages_bridge.app.routes import ROUTES
 from messages_bridge.app.state import GatewayState
@@ -126,13 +126,10 @@ async def _routed(
 
     app.state.reloader = Reloader(settings.config, builder, current, install)
     undo_reload = install_reload_on_sighup(app.state.reloader)
-    undo_signals = install_drain_on_signal(lifecycle)
     try:
-        yield
+        async with drained_on_exit(lifecycle, settings.shutdown_grace):
+            yield
     finally:
-        lifecycle.begin_drain()
-        await lifecycle.wait_idle(settings.shutdown_grace)
-        undo_signals()
         undo_reload()
         await builder.aclose()
         for backend in [*retired, state.search_backend]:
@@ -231,14 +228,11 @@ def create_app(
             search_backend=search,
             threads=threads,
         )
-        undo_signals = install_drain_on_signal(lifecycle)
         try:
-            yield
-        finally:
             # Open streams may finish (up to the grace period) before the upstream client closes.
-            lifecycle.begin_drain()
-            await lifecycle.wait_idle(settings.shutdown_grace)
-            undo_signals()
+            async with drained_on_exit(lifecycle, settings.shutdown_grace):
+                yield
+        finally:
             await client.aclose()
             if search is not None:
                 await search.aclose()

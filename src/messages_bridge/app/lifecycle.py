@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from types import FrameType
 from typing import Any
 
@@ -100,3 +101,15 @@ async def _hand_over(lifecycle: Lifecycle, server: SignalHandler, sig: int) -> N
     """Once idle (or after the grace period), let the server shut down as it would have at the signal."""
     await lifecycle.wait_idle(lifecycle.grace)
     server(sig, None)
+
+
+@asynccontextmanager
+async def drained_on_exit(lifecycle: Lifecycle, grace: float) -> AsyncIterator[None]:
+    """Serve with SIGTERM/SIGINT draining; on exit refuse new requests and let open ones finish (up to `grace`)."""
+    undo_signals = install_drain_on_signal(lifecycle)
+    try:
+        yield
+    finally:
+        lifecycle.begin_drain()
+        await lifecycle.wait_idle(grace)
+        undo_signals()
