@@ -5,39 +5,25 @@ The upstream is an in-process `httpx.MockTransport` with a canned reply, and the
 "With" = access-log middleware + JSON log line (to /dev/null) + Prometheus metrics; "without" =
 `create_app(..., observability=False)` (the correlation id stays in both: it is behaviour, not observability).
 
-    python bench/obs_cost.py [--requests 2000] [--rounds 5]
+    python -m bench.obs_cost [--requests 2000] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import time
 from typing import Any
 
 import httpx
 
+from bench.canned import canned_upstream
 from messages_bridge.app.factory import create_app
 from messages_bridge.config import Settings
-from messages_bridge.demo.events import encode_sse, events_for
 from messages_bridge.observability.logs import configure_logging
 
 BODY = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello there"}]}
-REPLY: dict[str, Any] = {
-    "id": "resp_bench", "object": "response", "status": "completed", "model": "gpt-5",
-    "output": [{"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
-                "content": [{"type": "output_text", "text": "Hi! " * 20, "annotations": []}]}],
-    "usage": {"input_tokens": 12, "output_tokens": 40, "total_tokens": 52},
-}  # fmt: skip
-SSE = encode_sse(events_for(REPLY))
-
-
-def _upstream(request: httpx.Request) -> httpx.Response:
-    if json.loads(request.content).get("stream"):
-        return httpx.Response(200, content=SSE, headers={"content-type": "text/event-stream"})
-    return httpx.Response(200, json=REPLY, headers={"x-request-id": "req_up"})
 
 
 async def _run(app: Any, n: int, stream: bool) -> float:
@@ -55,7 +41,7 @@ async def main(requests: int, rounds: int) -> None:
     settings = Settings(openai_api_key="sk-bench", openai_base_url="http://upstream.bench/v1", max_retries=0)
     with open(os.devnull, "w") as sink:  # noqa: ASYNC230 (once, before measuring)
         configure_logging(settings, stream=sink)
-        apps = {flag: create_app(settings, transport=httpx.MockTransport(_upstream), observability=flag)
+        apps = {flag: create_app(settings, transport=httpx.MockTransport(canned_upstream), observability=flag)
                 for flag in (True, False)}  # fmt: skip
         lifespans = [app.router.lifespan_context(app) for app in apps.values()]
         for lifespan in lifespans:

@@ -21,36 +21,13 @@ from typing import Any
 
 import httpx
 
+from bench.canned import canned_upstream
 from bench.targets import routing_config
 from messages_bridge.app.factory import create_app
 from messages_bridge.config import Settings
-from messages_bridge.demo.events import encode_sse, events_for
 from messages_bridge.observability.logs import configure_logging
 
 CAPTURE = Path(__file__).resolve().parents[1] / "tests/fixtures/captures/messages_main_first_turn_opus_default.json"
-REPLY: dict[str, Any] = {
-    "id": "resp_bench",
-    "object": "response",
-    "status": "completed",
-    "model": "gpt-5",
-    "output": [
-        {
-            "type": "message",
-            "id": "msg_1",
-            "role": "assistant",
-            "status": "completed",
-            "content": [{"type": "output_text", "text": "Hi! " * 20, "annotations": []}],
-        }
-    ],
-    "usage": {"input_tokens": 12, "output_tokens": 40, "total_tokens": 52},
-}
-SSE = encode_sse(events_for(REPLY))
-
-
-def _upstream(request: httpx.Request) -> httpx.Response:
-    if json.loads(request.content).get("stream"):
-        return httpx.Response(200, content=SSE, headers={"content-type": "text/event-stream"})
-    return httpx.Response(200, json=REPLY, headers={"x-request-id": "req_up"})
 
 
 async def _run(app: Any, body: bytes, n: int) -> float:
@@ -75,7 +52,7 @@ async def main(requests: int, rounds: int) -> None:
         plain = Settings(openai_base_url="http://upstream.bench/v1", **common)
         routed = Settings(config=str(path), **common)
         configure_logging(plain, stream=sink)
-        transport = httpx.MockTransport(_upstream)
+        transport = httpx.MockTransport(canned_upstream)
         apps = {"no file": create_app(plain, transport=transport), "50 routes": create_app(routed, transport=transport)}
         lifespans = [app.router.lifespan_context(app) for app in apps.values()]
         for lifespan in lifespans:

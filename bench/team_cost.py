@@ -28,6 +28,7 @@ import httpx
 import redis
 from tests.servers import serving
 
+from bench.canned import canned_upstream
 from messages_bridge.app.factory import create_app
 from messages_bridge.config import Settings
 from messages_bridge.observability.logs import configure_logging
@@ -41,22 +42,6 @@ from messages_bridge.team.redis_counters import RedisCounters
 from messages_bridge.team.settings import TeamSettings
 
 BODY = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello there"}]}
-REPLY: dict[str, Any] = {
-    "id": "resp_bench",
-    "object": "response",
-    "status": "completed",
-    "model": "gpt-5",
-    "output": [
-        {
-            "type": "message",
-            "id": "msg_1",
-            "role": "assistant",
-            "status": "completed",
-            "content": [{"type": "output_text", "text": "Hi! " * 20, "annotations": []}],
-        }
-    ],
-    "usage": {"input_tokens": 12, "output_tokens": 40, "total_tokens": 52},
-}
 BIG = Limits(rpm=10**9, tpm=10**12, max_concurrency=10**6, budget_usd=10**9)
 PRICES = {"gpt-5": {"input": 1.25, "cached_input": 0.125, "output": 10.0}}
 
@@ -68,10 +53,6 @@ def _create_key(team: TeamSettings) -> str:
         return KeyStore(engine).create("bench", BIG)
     finally:
         engine.dispose()
-
-
-def _upstream(_: httpx.Request) -> httpx.Response:
-    return httpx.Response(200, json=REPLY, headers={"x-request-id": "req_up"})
 
 
 @contextlib.contextmanager
@@ -151,7 +132,7 @@ async def main(requests: int, rounds: int, redis_url: str | None) -> None:
         with servers:
             for name, team in variants.items():
                 keys[name] = None if name == "no keys" else _create_key(team)
-                app = create_app(settings, transport=httpx.MockTransport(_upstream), team=team)
+                app = create_app(settings, transport=httpx.MockTransport(canned_upstream), team=team)
                 urls[name] = servers.enter_context(serving(app)).url
             cpu: dict[str, list[float]] = {name: [] for name in urls}
             wall: dict[str, list[float]] = {name: [] for name in urls}
