@@ -5,7 +5,7 @@ Each variant is served by uvicorn on 127.0.0.1 (a thread of this process) and ca
 connection at concurrency 1; the upstream is an in-process `httpx.MockTransport` with a canned reply. CPU is this
 process's (client + server) per request; latency is the client's. Every variant writes the ledger (SQLite).
 Redis is the one at `--redis-url`, or a redis-server started in a temp dir. Round trips to Redis are counted by
-wrapping the counter store's calls.
+wrapping the Redis connection's writes, split into the request's own and the background settlement writer's.
 
     python bench/team_cost.py [--requests 1000] [--rounds 5] [--redis-url redis://127.0.0.1:6379/0]
 """
@@ -21,20 +21,25 @@ import statistics
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import redis
+from redis.asyncio.connection import Connection
+from starlette.requests import HTTPConnection
 from tests.servers import serving
 
 from bench.canned import canned_upstream
 from messages_bridge.app.factory import create_app
 from messages_bridge.config import Settings
 from messages_bridge.observability.logs import configure_logging
+from messages_bridge.observability.record import RequestRecord
 from messages_bridge.team.budget import StaticPriceTable
 from messages_bridge.team.counters import MemoryCounters
 from messages_bridge.team.db import make_engine, upgrade
+from messages_bridge.team.gate import Team
 from messages_bridge.team.identity import Identity
 from messages_bridge.team.keys import KeyStore, Limits
 from messages_bridge.team.limits import Limiter, Usage
@@ -66,18 +71,21 @@ def _redis(url: str | None) -> Iterator[str]:
         yield server.url
 
 
-ROUND_TRIPS = {"admit": 0, "settle": 0}
+ROUND_TRIPS = {"request": 0, "background": 0}
 
 
 def _count_round_trips() -> None:
-    for name in ROUND_TRIPS:
-        original = getattr(RedisCounters, name)
+    """Count writes to Redis (one per round trip: a pipeline is one write), by who made them: the background
+    settlement writer, or a request."""
+    original = Connection.send_packed_command
 
-        async def counted(self: Any, arg: Any, _original: Any = original, _name: str = name) -> Any:
-            ROUND_TRIPS[_name] += 1
-            return await _original(self, arg)
+    async def counted(self: Connection, command: Any, check_health: bool = True) -> None:
+        task = asyncio.current_task()
+        background = task is not None and getattr(task.get_coro(), "__name__", "") == "_write_loop"
+        ROUND_TRIPS["background" if background else "request"] += 1
+        await original(self, command, check_health)
 
-        setattr(RedisCounters, name, counted)
+    Connection.send_packed_command = counted  # type: ignore[method-assign,assignment]
 
 
 async def _run(url: str, key: str | None, n: int) -> tuple[float, list[float]]:
@@ -98,17 +106,45 @@ LIMITED = Identity(kind="key", tenant="bench-limiter", name="bench-limiter", lim
 
 
 async def _limiter_p50(counters: Any, n: int) -> tuple[float, float]:
-    """p50 seconds of admission (before the upstream call) and of settlement (after the answer)."""
+    """p50 seconds of admission (before the upstream call) and of settlement (after the answer; with Redis it is
+    queued and written in the background, so this is what the request waits for)."""
     limiter = Limiter(counters, StaticPriceTable(PRICES), fail_open=False)
     admit, settle = [], []
     for _ in range(n):
         began = time.perf_counter()
-        ticket = await limiter.admit(LIMITED, upstream_model="gpt-5", estimate=12)
+        ticket = await limiter.admit(LIMITED, upstream_model="gpt-5", estimate=12, max_tokens=64)
         admitted = time.perf_counter()
-        await limiter.settle(ticket, Usage(input_tokens=12, output_tokens=40))
+        limiter.settle(ticket, Usage(input_tokens=12, output_tokens=40))
         admit.append(admitted - began)
         settle.append(time.perf_counter() - admitted)
+    await counters.flush()
     return statistics.median(admit), statistics.median(settle)
+
+
+HEADERS = [(b"content-type", b"application/json"), (b"x-claude-code-session-id", b"3f1d3c9e-5a3b-4c1e")]
+
+
+async def _team_path_cpu(data: Path, n: int, rounds: int) -> float:
+    """CPU seconds per request of the team gateway alone on the default path (no keys, SQLite ledger): what a
+    request costs in authentication, admission, settlement, metrics and its ledger row, the batched insert
+    included (best of `rounds`)."""
+    team = await Team.open(TeamSettings(data_dir=data, prices=PRICES), prices=StaticPriceTable(PRICES))
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.process_time()  # the writer's thread included
+        for _ in range(n):
+            scope: dict[str, Any] = {"type": "http", "path": "/v1/messages", "headers": HEADERS, "state": {}}
+            conn = HTTPConnection(scope)
+            record = RequestRecord(model="claude-sonnet-4-5", upstream_model="gpt-5", input_tokens=12)
+            started = datetime.now(UTC)
+            await team.authenticate(conn, {})
+            await team.admit(conn, model="claude-sonnet-4-5", upstream_model="gpt-5", estimate=int, max_tokens=64)
+            await team.settle(conn, record)
+            team.finish(scope, record, 200, started)
+        await team.writer.flush()
+        best = min(best, (time.process_time() - start) / n)
+    await team.aclose()
+    return best
 
 
 async def main(requests: int, rounds: int, redis_url: str | None) -> None:
@@ -145,6 +181,7 @@ async def main(requests: int, rounds: int, redis_url: str | None) -> None:
                     cpu[name].append(mean)
                     wall[name].extend(latencies)
             trips = {k: ROUND_TRIPS[k] - before[k] for k in ROUND_TRIPS}
+        alone = await _team_path_cpu(Path(data) / "alone", 10 * requests, rounds)
         memory = await _limiter_p50(MemoryCounters(), requests)
         shared = RedisCounters(rurl)
         remote = await _limiter_p50(shared, requests)
@@ -158,17 +195,18 @@ async def main(requests: int, rounds: int, redis_url: str | None) -> None:
             f"{name:12s} {best[name] * 1e6:6.0f} µs CPU/req (best round), p50 {p50[name] * 1e3:.3f} ms  "
             f"throughput ratio vs no keys {best[base] / best[name]:.3f}"
         )
+    print(f"team gateway alone, default path (no keys, SQLite ledger): {alone * 1e6:.1f} µs CPU/req")
     print(f"named key, memory: throughput cost {(best['key, memory'] / best[base] - 1) * 100:+.1f}% (target ≤ 5 %)")
     n = rounds * requests
     print(
         f"redis vs memory: p50 added {(p50['key, redis'] - p50['key, memory']) * 1e3:+.3f} ms (target ≤ 0.3 ms); "
-        f"round trips per request: {trips['admit'] / n:.2f} to admit (one Lua script), "
-        f"{trips['settle'] / n:.2f} to settle (one pipeline)"
+        f"round trips per request on its path: {trips['request'] / n:.2f} (the admission; target ≤ 1), "
+        f"in the background: {trips['background'] / n:.2f} (settlement pipelines, batched)"
     )
     print(
         f"limiter alone, p50: memory admit {memory[0] * 1e6:.0f} µs + settle {memory[1] * 1e6:.0f} µs; redis admit "
         f"{remote[0] * 1e6:.0f} µs (added on the request path: {(remote[0] - memory[0]) * 1e3:.3f} ms, target ≤ 0.3) "
-        f"+ settle {remote[1] * 1e6:.0f} µs"
+        f"+ settle {remote[1] * 1e6:.0f} µs (queued; written in the background)"
     )
 
 

@@ -112,7 +112,12 @@ async def _answer(
     upstream_model = translation.body["model"]
     estimate = lambda: estimate_input_tokens(req, tools)  # noqa: E731 - computed only for keys with tpm or budget
     await team.admit(
-        request, model=req.model, upstream_model=upstream_model, estimate=estimate, limited=req.max_tokens != 0
+        request,
+        model=req.model,
+        upstream_model=upstream_model,
+        estimate=estimate,
+        limited=req.max_tokens != 0,
+        max_tokens=req.max_tokens,  # a budget key reserves what the answer may cost at most
     )
     if req.max_tokens == 0:
         if turn is not None:

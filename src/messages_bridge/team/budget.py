@@ -68,12 +68,19 @@ class LookupPriceTable:
     def __init__(self, lookup: Callable[[str], PriceLike | None], fallback: PriceTable) -> None:
         self._lookup = lookup
         self._fallback = fallback
+        self._converted: dict[str, tuple[PriceLike, Price]] = {}  # per model: the last profile price seen
 
     def price_for(self, upstream_model: str) -> Price | None:
         found = self._lookup(upstream_model)
         if found is None:
             return self._fallback.price_for(upstream_model)
-        return Price(input=found.input, output=found.output, cached_input=found.cached_input)
+        last = self._converted.get(upstream_model)
+        if last is not None and last[0] is found:  # unchanged since (a reload brings new profile objects)
+            return last[1]
+        price = Price(input=found.input, output=found.output, cached_input=found.cached_input)
+        if len(self._converted) < 1024:  # upstream models come from the routing file: a few
+            self._converted[upstream_model] = (found, price)
+        return price
 
 
 def period_start(period: Period, now: datetime) -> datetime:

@@ -1,10 +1,12 @@
 """Limit and budget counters behind one interface: in process memory (embedded) or in Redis (shared).
 
-One admission is one atomic step (in Redis one Lua script, one round trip): requests per minute in a moving
+One admission is one atomic step (in Redis one Lua script in one round trip, the request path's only one):
+requests per minute in a moving
 window (exact: N requests in any 60 s), tokens per minute in a sliding window counter (the previous minute
 weighted by the part of it still inside the window), concurrent requests as leases (expired after
 `LEASE_SECONDS` should a process die holding them), and budget spend plus in-flight reservations per period.
-Money is counted in integer nano-dollars so "spent == budget" is exact.
+Money is counted in integer nano-dollars so "spent == budget" is exact. Settling never waits: memory applies it
+at once, Redis queues it for a background pipeline (or the process's next admission, whichever comes first).
 
 The `limits` library implements the same windows, but one check there is one round trip per limit and it has
 no concurrency leases or reservations; a single script keeps Redis at one round trip per admission.
@@ -61,6 +63,7 @@ class Settlement:
     period_ttl: int
     reserved: int
     cost: int
+    on_spent: Callable[[int], None] | None = None  # told the period's spend once the debit is made (budget keys)
 
 
 class CountersUnavailable(Exception):
@@ -70,8 +73,13 @@ class CountersUnavailable(Exception):
 class Counters(Protocol):
     async def admit(self, ask: Ask) -> Verdict: ...
 
-    async def settle(self, s: Settlement) -> int:
-        """Apply a finished request; returns the period's spend (nano-dollars) afterwards."""
+    def settle(self, s: Settlement) -> None:
+        """Apply a finished request without waiting (Redis: queued, written in the background); `s.on_spent` hears
+        the period's spend (nano-dollars) afterwards."""
+        ...
+
+    async def flush(self) -> None:
+        """Write what `settle` queued (shutdown, tests)."""
         ...
 
     async def seed_spend(self, key: str, period: str, spent: int, ttl: int) -> None:
@@ -143,18 +151,22 @@ class MemoryCounters:
                 self._reserved[period] = self._reserved.get(period, 0) + ask.reserve
         return verdict
 
-    async def settle(self, s: Settlement) -> int:
+    def settle(self, s: Settlement) -> None:
         state = self._keys.setdefault(s.key, _KeyState())
         if s.tpm and s.tokens_delta:
             bucket = int(self._clock() // WINDOW)
             state.tokens[bucket] = state.tokens.get(bucket, 0) + s.tokens_delta
         if s.concurrency:
             state.leases.pop(s.lease, None)
-        period = (s.key, s.period)
         if s.budget:
+            period = (s.key, s.period)
             self._reserved[period] = max(0, self._reserved.get(period, 0) - s.reserved)
-        self._spent[period] = self._spent.get(period, 0) + s.cost
-        return self._spent[period]
+            spent = self._spent[period] = self._spent.get(period, 0) + s.cost
+            if s.on_spent is not None:
+                s.on_spent(spent)
+
+    async def flush(self) -> None:
+        return None
 
     async def seed_spend(self, key: str, period: str, spent: int, ttl: int) -> None:
         self._spent.setdefault((key, period), spent)

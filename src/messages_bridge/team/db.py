@@ -1,4 +1,8 @@
-"""The SQL engine (SQLite file or PostgreSQL) and schema migrations (Alembic, applied at start-up)."""
+"""The SQL engine (SQLite file or PostgreSQL) and schema migrations (Alembic, applied at start-up).
+
+Alembic (~10 MiB resident) is imported only when the database is not already at `HEAD`: a gateway starting on
+an up-to-date schema reads one row and moves on.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 
+from messages_bridge.team.migrations import HEAD
 from messages_bridge.team.settings import TeamSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -50,11 +53,24 @@ def make_engine(settings: TeamSettings) -> Engine:
 
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest revision (idempotent; serialized across processes on PostgreSQL)."""
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines say nothing an operator needs
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
+        if _revision(connection) == HEAD:
+            return
+        from alembic import command
+        from alembic.config import Config
+
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines say nothing an operator needs
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def _revision(connection: Connection) -> str | None:
+    """The schema's revision as Alembic recorded it (None on a new database)."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return None if revision is None else str(revision)

@@ -10,10 +10,8 @@ import asyncio
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 
-import anyio
 from asgi_correlation_id import correlation_id
 from prometheus_client import Counter
 from sqlalchemy import Engine
@@ -31,7 +29,7 @@ from messages_bridge.team.identity import Identity, identity_of, set_identity
 from messages_bridge.team.keyring import KeyRing
 from messages_bridge.team.keys import KeyStore, Limits
 from messages_bridge.team.ledger import LedgerRow, LedgerWriter
-from messages_bridge.team.limits import Limiter, Ticket, Usage
+from messages_bridge.team.limits import Limiter, Ticket, Usage, cost_nano
 from messages_bridge.team.metrics import KEY_COST, KEY_REQUESTS, KEY_TOKENS
 from messages_bridge.team.reports import SqlLedger
 from messages_bridge.team.settings import TeamSettings
@@ -39,30 +37,23 @@ from messages_bridge.team.tokens import JwtVerifier
 
 SESSION_HEADER = b"x-claude-code-session-id"
 AGENT_HEADER = b"x-claude-code-agent-id"
-_SAFE = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+_SAFE = re.compile(rb"^[A-Za-z0-9_.:\-]{1,128}\Z")
 _TICKET = "team_ticket"
 
 
-@dataclass(frozen=True, slots=True)
-class Attribution:
+def attribution(scope: Scope) -> tuple[str | None, str | None]:
     """Claude Code's session and sub-agent ids, when sent and well-formed."""
-
-    session_id: str | None
-    agent_id: str | None
-
-
-def attribution(scope: Scope) -> Attribution:
     session = agent = None
     for name, value in scope["headers"]:
         if name == SESSION_HEADER:
-            session = value.decode("latin-1")
+            session = _safe(value)
         elif name == AGENT_HEADER:
-            agent = value.decode("latin-1")
-    return Attribution(_safe(session), _safe(agent))
+            agent = _safe(value)
+    return session, agent
 
 
-def _safe(value: str | None) -> str | None:
-    return value if value is not None and _SAFE.match(value) else None
+def _safe(value: bytes) -> str | None:
+    return value.decode("latin-1") if _SAFE.match(value) else None
 
 
 def policies_from(raw: Mapping[str, Mapping[str, object]]) -> dict[str, Limits]:
@@ -171,25 +162,25 @@ class Team:
         upstream_model: str,
         estimate: Callable[[], int],
         limited: bool = True,
-    ) -> Ticket:
-        """403 outside the key's models; with `limited`, the key's limits and budget (429/402)."""
+        max_tokens: int = 0,
+    ) -> Ticket | None:
+        """403 outside the key's models; with `limited`, the key's limits and budget (429/402).
+
+        Only a key with limits gets a ticket (and costs counter calls); the rest are priced once, at `finish`.
+        """
         identity = identity_of(conn)
         if identity is None:
             raise PermissionDeniedError("request was not authenticated")
         limits = identity.limits
-        if not (limits.allows_model(model) or limits.allows_model(upstream_model)):
+        if limits.models and not (limits.allows_model(model) or limits.allows_model(upstream_model)):
             raise PermissionDeniedError(f"API key {identity.tenant!r} may not use model {model!r}")
-        if not limited:
-            return Ticket(identity, None, self.limiter.prices.price_for(upstream_model))
+        if not limited or not limits.limited:
+            return None
         tokens = estimate() if limits.tpm is not None or limits.budget_usd is not None else 0
-        ticket = await self.limiter.admit(identity, upstream_model=upstream_model, estimate=tokens)
+        ticket = await self.limiter.admit(
+            identity, upstream_model=upstream_model, estimate=tokens, max_tokens=max_tokens
+        )
         conn.scope.setdefault("state", {})[_TICKET] = ticket
-        return ticket
-
-    def _priced(self, ticket: Ticket, record: RequestRecord) -> Ticket:
-        """The price of the model that answered (a failover may have moved to another than the first target's)."""
-        if record.upstream_model and not ticket.settled:
-            ticket.price = self.limiter.prices.price_for(record.upstream_model)
         return ticket
 
     @staticmethod
@@ -203,54 +194,46 @@ class Team:
         return response
 
     async def settle(self, conn: HTTPConnection, record: RequestRecord) -> None:
-        """Debit the request's real usage now (a non-streaming answer, before it is sent); else `finish` does."""
+        """Debit the request's real usage now (a non-streaming answer, before it is sent); else `finish` does.
+
+        Never waits on a store (Redis settles in the background): the one round trip is the admission's.
+        """
         ticket = conn.scope.get("state", {}).get(_TICKET)
         if isinstance(ticket, Ticket):
-            await self.limiter.settle(self._priced(ticket, record), _usage(record))
+            self._settle(ticket, record)
 
-    async def finish(self, scope: Scope, record: RequestRecord, status: int, started_at: datetime) -> None:
-        """After the response: settle the ticket, count the key's metrics, queue the ledger row."""
+    def _settle(self, ticket: Ticket | None, record: RequestRecord) -> int:
+        """Debit `ticket` (once) at the price of the model that answered; the request's cost in nano-dollars."""
+        model = record.upstream_model
+        prices = self.limiter.prices
+        if ticket is None:
+            return cost_nano(prices.price_for(model), _usage(record)) if model else 0
+        if model and model != ticket.model and not ticket.settled:  # a failover moved to another model
+            ticket.price, ticket.model = prices.price_for(model), model
+        return self.limiter.settle(ticket, _usage(record))
+
+    def finish(self, scope: Scope, record: RequestRecord, status: int, started_at: datetime) -> None:
+        """After the response: settle the ticket, count the key's metrics, queue the ledger row (never waits)."""
         state = scope.get("state") or {}
         identity = state.get("identity")
         ticket = state.get(_TICKET)
-        usage = _usage(record)
-        cost = 0
-        if isinstance(ticket, Ticket):
-            priced = self._priced(ticket, record)
-            if ticket.owed:  # the one await here: shielded, a disconnect cancels the handler, not the debit and row
-                with anyio.CancelScope(shield=True):
-                    cost = await self.limiter.settle(priced, usage)
-            else:
-                cost = await self.limiter.settle(priced, usage)  # nothing owed: returns without awaiting
-        elif record.upstream_model:
-            price = self.limiter.prices.price_for(record.upstream_model)
-            cost = (
-                price.cost_nano(
-                    input_tokens=usage.input_tokens,
-                    cache_read=usage.cache_read,
-                    cache_creation=usage.cache_creation,
-                    output_tokens=usage.output_tokens,
-                )
-                if price
-                else 0
-            )
+        cost = self._settle(ticket if isinstance(ticket, Ticket) else None, record)
         name: str | None = None
         label = "anonymous"
         if isinstance(identity, Identity):
             name = identity.name if identity.kind != "shared" else identity.tenant
             label = identity.label
-        self._count(label, status, usage, record.reasoning_tokens, cost)
+        self._count(label, status, record, cost)
         route = scope.get("route")
-        who = attribution(scope)
-        now = time.perf_counter()
+        session, agent = attribution(scope)
         self.writer.submit(
             LedgerRow(
                 time=started_at,
                 day=started_at.date().isoformat(),  # YYYY-MM-DD, as strftime("%Y-%m-%d") at a tenth of the cost
                 request_id=correlation_id.get(),
                 key_name=name,
-                session_id=who.session_id,
-                agent_id=who.agent_id,
+                session_id=session,
+                agent_id=agent,
                 route=getattr(route, "path", None) or scope["path"][:64],
                 upstream=record.upstream,
                 model=record.model,
@@ -258,20 +241,20 @@ class Team:
                 stream=record.stream,
                 status=status,
                 error_type=record.error_type or record.upstream_error_type,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cache_read_input_tokens=usage.cache_read,
-                cache_creation_input_tokens=usage.cache_creation,
+                input_tokens=record.input_tokens,
+                output_tokens=record.output_tokens,
+                cache_read_input_tokens=record.cache_read_tokens,
+                cache_creation_input_tokens=record.cache_creation_tokens,
                 reasoning_tokens=record.reasoning_tokens,
                 web_searches=record.web_searches,
                 cost_usd=cost / NANO,
-                latency_ms=_ms(record.started, now),
+                latency_ms=_ms(record.started, time.perf_counter()),
                 ttft_ms=_ms(record.started, record.first_token),
             )
         )
 
-    def _count(self, label: str, status: int, usage: Usage, reasoning: int, cost: int) -> None:
-        """The key's series; children are cached (labels() per call costs more than the increments)."""
+    def _count(self, label: str, status: int, record: RequestRecord, cost: int) -> None:
+        """The key's series; children are built once per label (labels() per call costs more than the increments)."""
         requests = self._requests.get((label, status))
         if requests is None:
             requests = self._requests[(label, status)] = KEY_REQUESTS.labels(label, str(status))
@@ -280,7 +263,13 @@ class Team:
         if series is None:
             kinds = ("input", "output", "cache_read", "cache_creation", "reasoning")
             series = self._series[label] = [*(KEY_TOKENS.labels(label, k) for k in kinds), KEY_COST.labels(label)]
-        values = (usage.input_tokens, usage.output_tokens, usage.cache_read, usage.cache_creation, reasoning)
+        values = (
+            record.input_tokens,
+            record.output_tokens,
+            record.cache_read_tokens,
+            record.cache_creation_tokens,
+            record.reasoning_tokens,
+        )
         for child, value in zip(series, values, strict=False):
             if value:
                 child.inc(value)

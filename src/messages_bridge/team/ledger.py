@@ -4,7 +4,8 @@ Rows queue in memory and a background task writes them in batches. When the data
 is spooled to a file under `<data dir>/spool` (written whole, then renamed into place, so a file is never seen
 half-written) and replayed later, by this process or any other sharing the directory. Rows carry a unique id
 and inserts skip ids already present, so a replay interrupted half-way never writes a row twice. At shutdown
-the queue is flushed (or spooled). `ledger_backlog_rows` counts queued plus spooled rows.
+the queue is flushed (or spooled). `ledger_backlog_rows` counts queued plus spooled rows (set by the writer
+loop, so queueing a row is an append and nothing else).
 """
 
 from __future__ import annotations
@@ -168,16 +169,15 @@ class LedgerWriter:
             self._spool.put([row])
             self._spooled += 1
             LEDGER_SPOOLED.inc()
-            LEDGER_BACKLOG.inc()
+            LEDGER_BACKLOG.set(self.backlog)
             return
         self._queue.append(row)
-        LEDGER_BACKLOG.inc()
         if len(self._queue) >= self._batch:
             self._wake.set()
 
     async def start(self) -> None:
         self._spooled = await asyncio.to_thread(self._spool.count)
-        LEDGER_BACKLOG.inc(self._spooled)
+        LEDGER_BACKLOG.set(self.backlog)
         self._task = asyncio.create_task(self._run())
 
     async def aclose(self) -> None:
@@ -206,10 +206,12 @@ class LedgerWriter:
                 async with asyncio.timeout(self._interval):
                     await self._wake.wait()
             self._wake.clear()
+            LEDGER_BACKLOG.set(self.backlog)
             while self._queue:
                 await self._flush_once()
             if self._spooled and time.monotonic() - self._replayed_at >= self._retry:
                 await self._replay()
+            LEDGER_BACKLOG.set(self.backlog)
 
     async def _flush_once(self) -> None:
         async with self._writing:
@@ -235,7 +237,7 @@ class LedgerWriter:
             self._spooled += len(batch)
             LEDGER_SPOOLED.inc(len(batch))
             return  # the rows are still backlog: the gauge keeps counting them until a replay writes them
-        LEDGER_BACKLOG.dec(len(batch))
+        LEDGER_BACKLOG.set(self.backlog)
 
     async def _replay(self) -> None:
         self._replayed_at = time.monotonic()
@@ -252,6 +254,6 @@ class LedgerWriter:
             await asyncio.to_thread(path.unlink)
             self._spooled = max(0, self._spooled - len(rows))
             LEDGER_WRITTEN.inc(len(rows))
-            LEDGER_BACKLOG.dec(len(rows))
+            LEDGER_BACKLOG.set(self.backlog)
             logger.info("ledger spool replayed", extra={"rows": len(rows)})
         self._db_down = False

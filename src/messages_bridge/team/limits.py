@@ -1,5 +1,9 @@
 """Per-key limits and budgets: admit a request (or refuse it with 429/402), then settle its real usage.
 
+A budget key's admission reserves the most the request can cost — its estimated input at the input price plus
+`max_tokens` at the output price — until it settles, and is refused once spend plus reservations reach the
+budget. So however many requests run in parallel, the budget is overshot by at most the last admitted one.
+
 Refusals carry `retry-after` and `anthropic-ratelimit-*` headers describing the key's own limits, so Claude
 Code and the Anthropic SDKs back off by themselves. When the counter store is unreachable the request is
 admitted (`redis_failure=open`, the default, counted in `limits_store_errors_total`) or refused with 529.
@@ -65,13 +69,9 @@ class Ticket:
     identity: Identity
     ask: Ask | None  # None: nothing to settle (no limits, or the store was down)
     price: Price | None
+    model: str = ""  # the upstream model `price` is for
     headers: dict[str, str] = field(default_factory=dict)
     settled: bool = False
-
-    @property
-    def owed(self) -> bool:
-        """A debit still to make on the counters: settling awaits the store (else it returns without awaiting)."""
-        return self.ask is not None and not self.settled
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -105,12 +105,13 @@ class Limiter:
         self._gauges: dict[str, Gauge] = {}
         self._loud_at = 0.0
 
-    async def admit(self, identity: Identity, *, upstream_model: str, estimate: int) -> Ticket:
-        """Check the key's limits for a request of about `estimate` input tokens; raise 429/402 when over."""
+    async def admit(self, identity: Identity, *, upstream_model: str, estimate: int, max_tokens: int = 0) -> Ticket:
+        """Check the key's limits for a request of about `estimate` input tokens and at most `max_tokens` output;
+        raise 429/402 when over."""
         limits = identity.limits
         price = self.prices.price_for(upstream_model)
         if not limits.limited:
-            return Ticket(identity, None, price)
+            return Ticket(identity, None, price, upstream_model)
         now = datetime.now(UTC)
         period = limits.budget_period
         pid, end = _period(period, now.toordinal())
@@ -124,49 +125,44 @@ class Limiter:
             budget=None if limits.budget_usd is None else round(limits.budget_usd * NANO),
             period=pid,
             period_ttl=int(end - now.timestamp()) + 3600,
-            reserve=cost_nano(price, Usage(input_tokens=estimate)),
+            reserve=cost_nano(price, Usage(input_tokens=estimate, output_tokens=max_tokens)),
         )
         try:
             if ask.budget is not None:
                 await self._seed(identity, ask, now)
             verdict = await self.counters.admit(ask)
         except CountersUnavailable:
-            return self._store_down(identity, price)
+            return self._store_down(identity, price, upstream_model)
         headers = self._headers(ask, verdict, now)
         if verdict.refused is not None:
             LIMITED.labels(identity.label, verdict.refused).inc()
             raise self._refusal(identity, ask, verdict, headers, now)
-        return Ticket(identity, ask, price, headers)
+        return Ticket(identity, ask, price, upstream_model, headers)
 
-    async def settle(self, ticket: Ticket, usage: Usage) -> int:
-        """Debit the real usage; returns the cost in nano-dollars (0 without a price).
-
-        Called once the answer is out, but awaited: the client's next request must see this one's usage.
-        """
+    def settle(self, ticket: Ticket, usage: Usage) -> int:
+        """Debit the real usage (never waits: see `Counters.settle`); returns the cost in nano-dollars (0 without a
+        price)."""
         cost = cost_nano(ticket.price, usage)
         ask = ticket.ask
         if ticket.settled or ask is None:
             return cost
         ticket.settled = True
-        settlement = Settlement(
-            key=ask.key,
-            lease=ask.lease,
-            tpm=ask.tpm is not None,
-            concurrency=ask.concurrency is not None,
-            tokens_delta=usage.total - ask.tokens,
-            budget=ask.budget is not None,
-            period=ask.period,
-            period_ttl=ask.period_ttl,
-            reserved=ask.reserve,
-            cost=cost,
+        budget = ask.budget
+        self.counters.settle(
+            Settlement(
+                key=ask.key,
+                lease=ask.lease,
+                tpm=ask.tpm is not None,
+                concurrency=ask.concurrency is not None,
+                tokens_delta=usage.total - ask.tokens,
+                budget=ask.budget is not None,
+                period=ask.period,
+                period_ttl=ask.period_ttl,
+                reserved=ask.reserve,
+                cost=cost,
+                on_spent=None if budget is None else functools.partial(self._note_spend, ticket.identity, budget, cost),
+            )
         )
-        try:
-            spent = await self.counters.settle(settlement)
-        except CountersUnavailable:
-            COUNTER_STORE_ERRORS.labels("settle_lost").inc()
-            return cost
-        if ask.budget:
-            self._note_spend(ticket.identity, ask.budget, spent, cost)
         return cost
 
     async def _seed(self, identity: Identity, ask: Ask, now: datetime) -> None:
@@ -178,7 +174,7 @@ class Limiter:
         await self.counters.seed_spend(ask.key, ask.period, round(spent * NANO), ask.period_ttl)
         self._seeded.add(marker)
 
-    def _store_down(self, identity: Identity, price: Price | None) -> Ticket:
+    def _store_down(self, identity: Identity, price: Price | None, model: str) -> Ticket:
         outcome = "admitted" if self.fail_open else "refused"
         COUNTER_STORE_ERRORS.labels(outcome).inc()
         if time.monotonic() - self._loud_at > _LOUD_EVERY:
@@ -186,7 +182,7 @@ class Limiter:
             logger.error("limit counter store unreachable", extra={"outcome": outcome, "key": identity.label})
         if not self.fail_open:
             raise OverloadedError("Rate-limit store unavailable", headers={"retry-after": "1"})
-        return Ticket(identity, None, price)
+        return Ticket(identity, None, price, model)
 
     @staticmethod
     def _headers(ask: Ask, verdict: Verdict, now: datetime) -> dict[str, str]:
@@ -232,7 +228,7 @@ class Limiter:
             text = f"Rate limit exceeded for {who}: at most {ask.concurrency} concurrent requests"
         return RateLimitError(f"{text}; retry after {retry} s", headers=headers)
 
-    def _note_spend(self, identity: Identity, budget: int, spent: int, cost: int) -> None:
+    def _note_spend(self, identity: Identity, budget: int, cost: int, spent: int) -> None:
         gauge = self._gauges.get(identity.label)
         if gauge is None:
             gauge = self._gauges[identity.label] = BUDGET_USED.labels(identity.label)

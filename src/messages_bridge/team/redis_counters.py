@@ -1,4 +1,10 @@
-"""The counters in Redis, shared by every worker and replica: one Lua script per admission, one pipeline after.
+"""The counters in Redis, shared by every worker and replica: one round trip per request, at admission.
+
+Admission is one Lua script. Settlements (the real usage, the lease let go, the spend) are queued and written by
+a background task in one pipeline per batch, off the request path; an admission that finds settlements still
+queued sends them first in its own pipeline, so this process's next request always sees them (other processes
+see them once the background pipeline lands, a fraction of a millisecond later). Budgets stay safe meanwhile:
+the reservation made at admission holds until its settlement replaces it.
 
 Keys carry the key name in a hash tag (`mb:{name}:…`) so one key's counters sit in one Redis Cluster slot.
 A failed call opens a short circuit (`COOL_DOWN` seconds) so a dead Redis costs no timeout per request.
@@ -7,10 +13,13 @@ A failed call opens a short circuit (`COOL_DOWN` seconds) so a dead Redis costs 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
+from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError, RedisError
 
 from messages_bridge.team.counters import (
     LEASE_SECONDS,
@@ -21,9 +30,11 @@ from messages_bridge.team.counters import (
     Settlement,
     Verdict,
 )
+from messages_bridge.team.metrics import COUNTER_STORE_ERRORS
 
 SOCKET_TIMEOUT = 0.5
 COOL_DOWN = 1.0
+MAX_QUEUED = 10_000  # settlements waiting for Redis; beyond this (Redis far behind) the oldest are dropped, counted
 
 # KEYS: requests zset, tokens hash (minute -> tokens), leases zset, spent, reserved.
 _ADMIT = """
@@ -104,6 +115,26 @@ def _keys(key: str, period: str) -> list[str]:
     return [base + "rpm", base + "tpm", base + "conc", base + "spent:" + period, base + "reserved:" + period]
 
 
+def _queue_settlement(pipe: Pipeline, s: Settlement) -> int:
+    """Add one settlement's commands to `pipe`; returns how many replies they produce (the last: the spend)."""
+    _, tpm_key, conc_key, spent_key, reserved_key = _keys(s.key, s.period)
+    n = 0
+    if s.tpm and s.tokens_delta:
+        pipe.hincrby(tpm_key, str(int(time.time() // WINDOW)), s.tokens_delta)
+        n += 1
+    if s.concurrency:
+        pipe.zrem(conc_key, s.lease)
+        n += 1
+    if s.budget:  # the spend first, then the reservation let go: an admission in between sees more, never less
+        pipe.expire(spent_key, s.period_ttl)
+        pipe.incrby(spent_key, s.cost)
+        n += 2
+        if s.reserved:
+            pipe.decrby(reserved_key, s.reserved)
+            n += 1
+    return n
+
+
 class RedisCounters:
     def __init__(self, url: str) -> None:
         # No `socket_timeout`: redis-py enforces it with `asyncio.wait_for` (a task per send); one
@@ -111,6 +142,10 @@ class RedisCounters:
         self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=SOCKET_TIMEOUT, retry_on_timeout=False)
         self._script = self._redis.register_script(_ADMIT)
         self._down_until = 0.0
+        self._queued: list[Settlement] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
 
     def _check_circuit(self) -> None:
         if time.monotonic() < self._down_until:
@@ -135,11 +170,24 @@ class RedisCounters:
             int(LEASE_SECONDS * 1000),
             RESERVATION_TTL,
         ]
+        keys = _keys(ask.key, ask.period)
+        queued = self._take()
+        pipe = self._redis.pipeline(transaction=False)
+        counts = [_queue_settlement(pipe, s) for s in queued]
+        pipe.evalsha(self._script.sha, len(keys), *keys, *args)
         try:
             async with asyncio.timeout(SOCKET_TIMEOUT):
-                reply = await self._script(keys=_keys(ask.key, ask.period), args=args)
+                replies = await pipe.execute(raise_on_error=False)
+                reply = replies[-1]
+                if isinstance(reply, NoScriptError):  # Redis restarted or flushed its scripts: load it again
+                    reply = await self._script(keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as exc:
+            self._lost(len(queued))
             raise self._trip(exc) from exc
+        if isinstance(reply, Exception):
+            self._lost(len(queued))
+            raise self._trip(reply)
+        self._report(queued, counts, replies)
         refused, used_req, used_tok, _, spent, retry = reply
         name = refused.decode() if isinstance(refused, bytes) else str(refused)
         return Verdict(
@@ -150,24 +198,64 @@ class RedisCounters:
             retry_after=float(retry) / 1000,
         )
 
-    async def settle(self, s: Settlement) -> int:
-        self._check_circuit()
-        _, tpm_key, conc_key, spent_key, reserved_key = _keys(s.key, s.period)
-        pipe = self._redis.pipeline(transaction=False)
-        if s.tpm and s.tokens_delta:
-            pipe.hincrby(tpm_key, str(int(time.time() // WINDOW)), s.tokens_delta)
-        if s.concurrency:
-            pipe.zrem(conc_key, s.lease)
-        if s.budget and s.reserved:
-            pipe.decrby(reserved_key, s.reserved)
-        pipe.incrby(spent_key, s.cost)
-        pipe.expire(spent_key, s.period_ttl)
+    def settle(self, s: Settlement) -> None:
+        if not (s.tpm or s.concurrency or s.budget):
+            return  # nothing held (a key with a request rate only)
+        if len(self._queued) >= MAX_QUEUED:
+            del self._queued[0]
+            self._lost(1)
+        self._queued.append(s)
+        if self._writer is None or self._writer.done():
+            # Its own empty context: the task outlives the request that happened to start it.
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop(), context=contextvars.Context())
+        self._wake.set()
+
+    async def flush(self) -> None:
+        while self._queued:
+            await self._write(self._take())
+
+    def _take(self) -> list[Settlement]:
+        taken, self._queued = self._queued, []
+        return taken
+
+    async def _write_loop(self) -> None:
+        """Write queued settlements, one pipeline per batch, until closed."""
+        while not self._closing:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+
+    async def _write(self, batch: list[Settlement]) -> None:
         try:
+            self._check_circuit()
+            pipe = self._redis.pipeline(transaction=False)
+            counts = [_queue_settlement(pipe, s) for s in batch]
             async with asyncio.timeout(SOCKET_TIMEOUT):
                 replies = await pipe.execute()
+        except CountersUnavailable:
+            self._lost(len(batch))
+            return
         except (RedisError, OSError, TimeoutError) as exc:
-            raise self._trip(exc) from exc
-        return int(replies[-2])
+            self._lost(len(batch))
+            self._trip(exc)
+            return
+        self._report(batch, counts, replies)
+
+    @staticmethod
+    def _report(batch: list[Settlement], counts: list[int], replies: list[Any]) -> None:
+        """Tell each budget settlement the period's spend after its debit."""
+        at = 0
+        for s, n in zip(batch, counts, strict=True):
+            at += n
+            if s.budget and s.on_spent is not None:
+                spent = replies[at - (2 if s.reserved else 1)]  # INCRBY's reply, before a DECRBY's
+                if not isinstance(spent, Exception):
+                    s.on_spent(int(spent))
+
+    @staticmethod
+    def _lost(n: int) -> None:
+        if n:
+            COUNTER_STORE_ERRORS.labels("settle_lost").inc(n)
 
     async def seed_spend(self, key: str, period: str, spent: int, ttl: int) -> None:
         self._check_circuit()
@@ -178,4 +266,10 @@ class RedisCounters:
             raise self._trip(exc) from exc
 
     async def aclose(self) -> None:
+        """Write what is still queued, stop the writer, close the connections."""
+        self._closing = True
+        self._wake.set()
+        if self._writer is not None:
+            await self._writer
+        await self.flush()
         await self._redis.aclose()
