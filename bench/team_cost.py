@@ -38,7 +38,7 @@ from messages_bridge.observability.logs import configure_logging
 from messages_bridge.observability.record import RequestRecord
 from messages_bridge.team.budget import StaticPriceTable
 from messages_bridge.team.counters import MemoryCounters
-from messages_bridge.team.db import make_engine, upgrade
+from messages_bridge.team.db import Database, make_engine, upgrade
 from messages_bridge.team.gate import Team
 from messages_bridge.team.identity import Identity
 from messages_bridge.team.keys import KeyStore, Limits
@@ -55,7 +55,7 @@ def _create_key(team: TeamSettings) -> str:
     engine = make_engine(team)
     upgrade(engine)
     try:
-        return KeyStore(engine).create("bench", BIG)
+        return KeyStore(Database(engine=engine)).create("bench", BIG)
     finally:
         engine.dispose()
 

@@ -101,12 +101,14 @@ _.total_bytes
 # asyncio calls a protocol's data_received (serving/protocol.py overrides uvicorn's).
 _.data_received
 
-# Team gateway: pydantic validator; ledger row fields written by `msgspec.structs.asdict`; Alembic reads a
-# migration's module globals and functions; the ledger backlog is read by tests and shown by the gauge.
+# Team gateway: pydantic validator; ledger row fields written by `msgspec.structs.astuple`; Alembic reads a
+# migration's module globals and functions.
 _._parse_json
+agent_id
+session_id
+cost_usd
 latency_ms
 ttft_ms
-_.backlog
 revision
 down_revision
 branch_labels

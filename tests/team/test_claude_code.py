@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from messages_bridge.app.factory import create_app
 from messages_bridge.config import Settings
-from messages_bridge.team.db import make_engine, upgrade
+from messages_bridge.team.db import Database, make_engine, upgrade
 from messages_bridge.team.keys import KeyStore, Limits
 from messages_bridge.team.schema import ledger
 from messages_bridge.team.settings import TeamSettings
@@ -29,7 +29,7 @@ def test_claude_code_with_a_named_key_is_attributed_by_session(
     team = TeamSettings(data_dir=tmp_path / "data", ledger_flush_interval=0.05)
     engine = make_engine(team)
     upgrade(engine)
-    secret = KeyStore(engine).create("dev-laptop", Limits(models=("claude-*",), rpm=100))
+    secret = KeyStore(Database(engine=engine)).create("dev-laptop", Limits(models=("claude-*",), rpm=100))
     upstream.script.push(scripted("resp_team", text_item("msg_team", "attributed")))
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir()

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from messages_bridge.demo.server import Reply
-from messages_bridge.team.db import make_engine, upgrade
+from messages_bridge.team.db import Database, make_engine, upgrade
 from messages_bridge.team.ledger import LedgerRow, LedgerWriter, Spool
 from messages_bridge.team.reports import SqlLedger
 from messages_bridge.team.schema import ledger
@@ -82,14 +82,14 @@ def _row(i: int) -> LedgerRow:
 
 
 def _count(sink: SqlLedger) -> int:
-    with sink.engine.connect() as conn:
+    with sink.db.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(ledger)).scalar_one())
 
 
 def _sql(tmp_path: Path) -> SqlLedger:
     engine = make_engine(TeamSettings(data_dir=tmp_path))
     upgrade(engine)
-    return SqlLedger(engine)
+    return SqlLedger(Database(engine=engine))
 
 
 async def test_rows_are_spooled_while_the_database_is_down_and_replayed_once_it_is_back(tmp_path: Path) -> None:

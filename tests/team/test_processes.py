@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from messages_bridge.demo.server import Reply, Script, create_upstream_app
-from messages_bridge.team.db import make_engine, upgrade
+from messages_bridge.team.db import Database, make_engine, upgrade
 from messages_bridge.team.keys import KeyStore, Limits
 from messages_bridge.team.schema import ledger
 from messages_bridge.team.settings import TeamSettings
@@ -97,7 +97,7 @@ def _create_keys(pg: PostgresServer, tmp_path: Path, **keys: Limits) -> dict[str
     engine = make_engine(TeamSettings(data_dir=tmp_path / "cli", database_url=pg.url))
     upgrade(engine)
     try:
-        return {name: KeyStore(engine).create(name, limits) for name, limits in keys.items()}
+        return {name: KeyStore(Database(engine=engine)).create(name, limits) for name, limits in keys.items()}
     finally:
         engine.dispose()
 
@@ -169,7 +169,7 @@ def test_revocation_and_rotation_reach_every_replica(
 ) -> None:
     secrets = _create_keys(postgres_server, tmp_path, alice=Limits(), bob=Limits())
     engine = make_engine(TeamSettings(data_dir=tmp_path / "cli", database_url=postgres_server.url))
-    store = KeyStore(engine)
+    store = KeyStore(Database(engine=engine))
     with (
         serving(create_upstream_app(Script())) as upstream,
         replica(tmp_path, "a", upstream, **_shared(postgres_server, redis_server)) as a,

@@ -141,7 +141,7 @@ async def test_canary_no_content_and_no_key_in_ledger_reports_admin_answers_or_l
             for by in ("key", "model", "upstream", "session", "day")
         ],
     ]
-    with gw.team.engine.connect() as conn:
+    with gw.team.db.engine.connect() as conn:
         raw = json.dumps([list(r) for r in conn.execute(select(ledger))], default=str)
     for text in (raw, *answers, logs.text):
         assert leaks(text) == [], leaks(text)

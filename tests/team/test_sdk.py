@@ -14,7 +14,7 @@ import pytest
 from messages_bridge.app.factory import create_app
 from messages_bridge.config import Settings
 from messages_bridge.demo.server import Reply
-from messages_bridge.team.db import make_engine, upgrade
+from messages_bridge.team.db import Database, make_engine, upgrade
 from messages_bridge.team.keys import KeyStore, Limits
 from messages_bridge.team.settings import TeamSettings
 from tests.conftest import FakeUpstream
@@ -29,7 +29,7 @@ def _keys(settings: TeamSettings, **keys: Limits) -> dict[str, str]:
     engine = make_engine(settings)
     upgrade(engine)
     try:
-        return {name: KeyStore(engine).create(name, limits) for name, limits in keys.items()}
+        return {name: KeyStore(Database(engine=engine)).create(name, limits) for name, limits in keys.items()}
     finally:
         engine.dispose()
 

@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from messages_bridge.team.db import make_engine, upgrade
+from messages_bridge.team.db import Database, make_engine, upgrade
 from messages_bridge.team.keys import PERIODS, KeyError_, KeyStore, Limits, parse_duration
 from messages_bridge.team.reports import GROUPS, SUMS, SqlLedger
 from messages_bridge.team.settings import TeamSettings
@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write("database schema is up to date\n")
             return 0
         if args.command == "usage":
-            return _usage(SqlLedger(engine), args)
-        return _keys(KeyStore(engine), args)
+            return _usage(SqlLedger(Database(engine=engine)), args)
+        return _keys(KeyStore(Database(engine=engine)), args)
     except KeyError_ as exc:
         sys.stderr.write(f"messages-bridge: {exc}\n")
         return 1
@@ -146,11 +146,11 @@ def _cell(value: object) -> str:
 
 def migrate() -> None:
     """Apply migrations for `serve` (each worker checks again, harmlessly, when it starts)."""
-    engine = make_engine(TeamSettings())
+    db = Database(TeamSettings())
     try:
-        upgrade(engine)
+        db.ensure_schema()
     finally:
-        engine.dispose()
+        db.dispose()
 
 
 def keys_guard_the_gateway() -> bool:
@@ -158,9 +158,9 @@ def keys_guard_the_gateway() -> bool:
     settings = TeamSettings()
     if settings.jwt_enabled:
         return True
-    engine = make_engine(settings)
+    db = Database(settings)
     try:
-        upgrade(engine)
-        return bool(KeyStore(engine).load())
+        db.ensure_schema()
+        return bool(KeyStore(db).load())
     finally:
-        engine.dispose()
+        db.dispose()

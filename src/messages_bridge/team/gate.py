@@ -14,7 +14,6 @@ from datetime import datetime
 
 from asgi_correlation_id import correlation_id
 from prometheus_client import Counter
-from sqlalchemy import Engine
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import Scope
@@ -24,7 +23,7 @@ from messages_bridge.errors import PermissionDeniedError
 from messages_bridge.observability.record import RequestRecord
 from messages_bridge.team.budget import NANO, PriceTable, StaticPriceTable
 from messages_bridge.team.counters import Counters, MemoryCounters
-from messages_bridge.team.db import make_engine, upgrade
+from messages_bridge.team.db import Database
 from messages_bridge.team.identity import Identity, identity_of, set_identity
 from messages_bridge.team.keyring import KeyRing
 from messages_bridge.team.keys import KeyStore, Limits
@@ -88,15 +87,15 @@ class Team:
         self,
         settings: TeamSettings,
         *,
-        engine: Engine,
+        db: Database,
         counters: Counters,
         prices: PriceTable,
         shared_keys: tuple[str, ...],
     ) -> None:
         self.settings = settings
-        self.engine = engine
-        self.store = KeyStore(engine)
-        self.ledger = SqlLedger(engine)
+        self.db = db
+        self.store = KeyStore(db)
+        self.ledger = SqlLedger(db)
         jwt = JwtVerifier(settings, policies_from(settings.policies)) if settings.jwt_enabled else None
         self.keyring = KeyRing(self.store, shared=shared_keys, ttl=settings.key_cache_seconds, jwt=jwt)
         self.limiter = Limiter(counters, prices, fail_open=settings.redis_failure == "open", spend_source=self._spend)
@@ -119,8 +118,8 @@ class Team:
         prices: PriceTable | None = None,
     ) -> Team:
         """Migrate the schema, load the keys, start the ledger writer."""
-        engine = make_engine(settings)
-        await asyncio.to_thread(upgrade, engine)
+        db = Database(settings)
+        await asyncio.to_thread(db.ensure_schema)
         counters: Counters
         if settings.redis_url is not None:
             from messages_bridge.team.redis_counters import RedisCounters
@@ -130,7 +129,7 @@ class Team:
             counters = MemoryCounters()
         team = cls(
             settings,
-            engine=engine,
+            db=db,
             counters=counters,
             prices=prices or StaticPriceTable(settings.prices),
             shared_keys=shared_keys,
@@ -143,7 +142,7 @@ class Team:
         await self.keyring.aclose()
         await self.writer.aclose()
         await self.limiter.counters.aclose()
-        await asyncio.to_thread(self.engine.dispose)
+        await asyncio.to_thread(self.db.dispose)
 
     async def _spend(self, key: str, since: datetime) -> float:
         return await asyncio.to_thread(self.ledger.spend, key, since)

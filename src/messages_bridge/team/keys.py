@@ -8,11 +8,12 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from messages_bridge.team.db import Database, stored_time
 
-from messages_bridge.team.schema import api_key_secrets, api_keys
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 SECRET_PREFIX = "mbk_"  # noqa: S105 - a prefix, not a secret
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -109,8 +110,30 @@ def aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _opt(moment: datetime | None) -> datetime | None:
-    return None if moment is None else aware(moment)
+def _record(row: tuple[Any, ...], hashes: tuple[tuple[str, datetime | None], ...]) -> KeyRecord:
+    """A key from its `_LOAD_KEYS` row."""
+    name, created_at, expires_at, revoked_at, models, rpm, tpm, max_concurrency, budget_usd, period = row
+    return KeyRecord(
+        name=name,
+        created_at=_required_time(created_at),
+        expires_at=stored_time(expires_at),
+        revoked_at=stored_time(revoked_at),
+        limits=Limits(
+            models=tuple(m for m in (models or "").split(",") if m),
+            rpm=rpm,
+            tpm=tpm,
+            max_concurrency=max_concurrency,
+            budget_usd=budget_usd,
+            budget_period=period or "month",
+        ),
+        secrets=hashes,
+    )
+
+
+def _required_time(value: datetime | str) -> datetime:
+    moment = stored_time(value)
+    assert moment is not None  # a NOT NULL column
+    return moment
 
 
 def check_name(name: str) -> str:
@@ -119,18 +142,32 @@ def check_name(name: str) -> str:
     return name
 
 
-class KeyStore:
-    """Create, list, revoke and rotate keys in the SQL database (blocking calls: run them off the event loop)."""
+_LOAD_KEYS = (
+    "SELECT name, created_at, expires_at, revoked_at, models, rpm, tpm, max_concurrency, budget_usd, budget_period "
+    "FROM api_keys"
+)
+_LOAD_SECRETS = "SELECT key_name, secret_hash, expires_at FROM api_key_secrets"
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+
+class KeyStore:
+    """Create, list, revoke and rotate keys in the SQL database (blocking calls: run them off the event loop).
+
+    Loading is plain SQL (every reload, on the serve path); changes use SQLAlchemy Core (operators, rarely).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def create(self, name: str, limits: Limits, *, expires_in: timedelta | None = None) -> str:
         """A new key; returns its secret (the only time it exists outside the client)."""
+        from sqlalchemy import insert, select
+
+        from messages_bridge.team.schema import api_key_secrets, api_keys
+
         check_name(name)
         now = datetime.now(UTC)
         secret = new_secret()
-        with self.engine.begin() as conn:
+        with self.db.engine.begin() as conn:
             if conn.execute(select(api_keys.c.name).where(api_keys.c.name == name)).first() is not None:
                 raise KeyError_(f"a key named {name!r} already exists")
             conn.execute(
@@ -150,7 +187,11 @@ class KeyStore:
         return secret
 
     def revoke(self, name: str) -> None:
-        with self.engine.begin() as conn:
+        from sqlalchemy import update
+
+        from messages_bridge.team.schema import api_keys
+
+        with self.db.engine.begin() as conn:
             done = conn.execute(
                 update(api_keys)
                 .where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
@@ -162,9 +203,13 @@ class KeyStore:
 
     def rotate(self, name: str, *, grace: timedelta) -> str:
         """A new secret for `name`; the current ones keep working for `grace`, then stop."""
+        from sqlalchemy import insert, select, update
+
+        from messages_bridge.team.schema import api_key_secrets, api_keys
+
         now = datetime.now(UTC)
         secret = new_secret()
-        with self.engine.begin() as conn:
+        with self.db.engine.begin() as conn:
             row = conn.execute(select(api_keys.c.revoked_at).where(api_keys.c.name == name)).first()
             if row is None:
                 raise KeyError_(f"no key named {name!r}")
@@ -183,34 +228,17 @@ class KeyStore:
 
     def load(self) -> list[KeyRecord]:
         """Every key with its secret hashes (the tables are small: one row per person or service)."""
-        with self.engine.connect() as conn:
-            key_rows = conn.execute(select(api_keys)).all()
-            secret_rows = conn.execute(
-                select(api_key_secrets.c.key_name, api_key_secrets.c.secret_hash, api_key_secrets.c.expires_at)
-            ).all()
+        key_rows = self.db.query(_LOAD_KEYS)
         by_key: dict[str, list[tuple[str, datetime | None]]] = {}
-        for s in secret_rows:
-            by_key.setdefault(s.key_name, []).append((s.secret_hash, _opt(s.expires_at)))
-        return [
-            KeyRecord(
-                name=r.name,
-                created_at=aware(r.created_at),
-                expires_at=_opt(r.expires_at),
-                revoked_at=_opt(r.revoked_at),
-                limits=Limits(
-                    models=tuple(m for m in (r.models or "").split(",") if m),
-                    rpm=r.rpm,
-                    tpm=r.tpm,
-                    max_concurrency=r.max_concurrency,
-                    budget_usd=r.budget_usd,
-                    budget_period=r.budget_period or "month",
-                ),
-                secrets=tuple(by_key.get(r.name, ())),
-            )
-            for r in key_rows
-        ]
+        for key_name, secret_hash, expires_at in self.db.query(_LOAD_SECRETS):
+            by_key.setdefault(key_name, []).append((secret_hash, stored_time(expires_at)))
+        return [_record(row, tuple(by_key.get(row[0], ()))) for row in key_rows]
 
     @staticmethod
     def _missing(conn: Connection, name: str) -> None:
+        from sqlalchemy import select
+
+        from messages_bridge.team.schema import api_keys
+
         if conn.execute(select(api_keys.c.name).where(api_keys.c.name == name)).first() is None:
             raise KeyError_(f"no key named {name!r}")

@@ -2,68 +2,59 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 import msgspec
-from sqlalchemy import Engine, func, select
 
+from messages_bridge.team.db import Database, sqlite_time
 from messages_bridge.team.ledger import LedgerRow
-from messages_bridge.team.schema import ledger
 
 GroupBy = Literal["key", "model", "upstream", "session", "day"]
 GROUPS: tuple[GroupBy, ...] = ("key", "model", "upstream", "session", "day")
-_COLUMN = {
-    "key": ledger.c.key_name,
-    "model": ledger.c.model,
-    "upstream": ledger.c.upstream,
-    "session": ledger.c.session_id,
-    "day": ledger.c.day,
+_COLUMN: dict[GroupBy, str] = {
+    "key": "key_name",
+    "model": "model",
+    "upstream": "upstream",
+    "session": "session_id",
+    "day": "day",
 }
 SUMS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "cost_usd")
-
-
-_FIELDS = LedgerRow.__struct_fields__  # the table's columns, in the row's order
+_FIELDS = LedgerRow.__struct_fields__  # the table's columns, in the row's order (a test ties them)
 _TIME = _FIELDS.index("time")
-
-
-def _sqlite_time(moment: datetime) -> str:
-    """How SQLAlchemy stores a UTC datetime in SQLite (naive, always with microseconds), so it reads it back."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+_COLUMNS, _MARKS = ", ".join(_FIELDS), ", ".join("?" * len(_FIELDS))
+# Names from LedgerRow's fields, never input; the values are bound.
+_INSERT = f"INSERT INTO ledger ({_COLUMNS}) VALUES ({_MARKS}) ON CONFLICT (id) DO NOTHING"  # noqa: S608
+_SPEND = "SELECT COALESCE(SUM(cost_usd), 0.0) FROM ledger WHERE key_name = ? AND time >= ?"
 
 
 class SqlLedger:
     """The ledger table behind the `LedgerSink` interface, plus the queries reports need.
 
-    Rows go in as plain tuples through the driver's `executemany` (one statement text, built once): SQLAlchemy's
-    per-row parameter processing cost more than SQLite's insert itself.
+    Rows go in as plain tuples through the driver's `executemany` (one statement text for both databases):
+    SQLAlchemy's per-row parameter processing cost more than SQLite's insert itself.
     """
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self._sqlite = engine.dialect.name == "sqlite"
-        columns, marks = ", ".join(_FIELDS), ", ".join([mark] * len(_FIELDS))
-        # Names from LedgerRow's fields (tied to the table by a test), never input; the values are bound.
-        self._insert = f"INSERT INTO ledger ({columns}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"  # noqa: S608
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def write(self, rows: list[LedgerRow]) -> None:
         values = [msgspec.structs.astuple(r) for r in rows]
-        if self._sqlite:
-            values = [(*v[:_TIME], _sqlite_time(v[_TIME]), *v[_TIME + 1 :]) for v in values]
-        with self.engine.begin() as conn:
-            conn.exec_driver_sql(self._insert, values)
+        if self.db.is_sqlite:
+            values = [(*v[:_TIME], sqlite_time(v[_TIME]), *v[_TIME + 1 :]) for v in values]
+        self.db.insert_many(_INSERT, values)
 
     def spend(self, key: str, since: datetime) -> float:
-        query = select(func.coalesce(func.sum(ledger.c.cost_usd), 0.0)).where(
-            ledger.c.key_name == key, ledger.c.time >= since
-        )
-        with self.engine.connect() as conn:
-            return float(conn.execute(query).scalar_one())
+        rows = self.db.query(_SPEND, (key, self.db.time_param(since)))
+        return float(rows[0][0])
 
     def usage(self, by: GroupBy, since: datetime | None = None) -> list[dict[str, object]]:
         """One row per value of `by`: requests and token and cost sums (the `usage` report and admin API)."""
-        column = _COLUMN[by]
+        from sqlalchemy import func, select
+
+        from messages_bridge.team.schema import ledger
+
+        column = ledger.c[_COLUMN[by]]
         query = select(
             column.label(by),
             func.count().label("requests"),
@@ -71,7 +62,7 @@ class SqlLedger:
         ).group_by(column)
         if since is not None:
             query = query.where(ledger.c.time >= since)
-        with self.engine.connect() as conn:
+        with self.db.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
         for row in rows:
             for name in SUMS[:-1]:
