@@ -61,7 +61,7 @@ class Limits:
 
     @property
     def limited(self) -> bool:
-        return any(v is not None for v in (self.rpm, self.tpm, self.max_concurrency, self.budget_usd))
+        return not (self.rpm is None and self.tpm is None and self.max_concurrency is None and self.budget_usd is None)
 
 
 @dataclass(frozen=True, slots=True)
