@@ -36,7 +36,7 @@ def transports(connections: int) -> dict[str, Factory]:
         "httpx (httpcore)": lambda: httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=connections)),
     }
     try:
-        from httpx_aiohttp import AiohttpTransport as Maintained  # noqa: PLC0415 - optional: bench/requirements.txt
+        from httpx_aiohttp import AiohttpTransport as Maintained  # optional: bench/requirements.txt
     except ImportError:
         print("httpx-aiohttp is not installed (pip install -r bench/requirements.txt): compared without it")
     else:

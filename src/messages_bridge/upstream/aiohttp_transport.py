@@ -14,7 +14,7 @@ server"), which makes re-sending a POST look safe, and a generation could run an
 `RemoteProtocolError`, which is not retried once the request may have been seen. It also sends aiohttp's
 `User-Agent` and default `Accept-Encoding`, forwards httpx's `Host`/`Content-Length` as headers, and does not count
 the responses still holding a connection (the leak checks in tests/ use `open_responses`).
-""""""
+"""
 
 from __future__ import annotations
 
