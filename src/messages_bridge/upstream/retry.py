@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import httpx
 
 from messages_bridge.errors import GatewayError, never_retry
-from messages_bridge.observability import record
+from messages_bridge.observability.upstream import UpstreamFacts
 from messages_bridge.protocol.headers import retry_after
 from messages_bridge.upstream.body import error_body
 
@@ -78,11 +78,13 @@ async def _code_forbids_retry(response: httpx.Response) -> bool:
     return never_retry(body)
 
 
-async def send_with_retries(policy: RetryPolicy, call: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+async def send_with_retries(
+    policy: RetryPolicy, call: Callable[[], Awaitable[httpx.Response]], facts: UpstreamFacts | None = None
+) -> httpx.Response:
     """`call()` until it gives a final answer; retryable transport errors propagate once the budget is spent.
 
     The returned response may be a non-2xx one (the caller maps it); a retried response is closed first so its
-    connection goes back to the pool.
+    connection goes back to the pool. Each retry is counted on `facts` (None: a call outside a request).
     """
     deadline = time.monotonic() + policy.budget
     if (shared := REQUEST_DEADLINE.get()) is not None:
@@ -102,7 +104,7 @@ async def send_with_retries(policy: RetryPolicy, call: Callable[[], Awaitable[ht
             if delay is None or time.monotonic() + delay > deadline:
                 return response
             await response.aclose()
-        if (bound := record.bound()) is not None:  # the client is also used outside requests (readiness, tests)
-            bound.retries += 1
+        if facts is not None:
+            facts.retries += 1
         await asyncio.sleep(delay)
         attempt += 1
