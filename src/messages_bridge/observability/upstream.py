@@ -53,6 +53,9 @@ class UpstreamFacts:
     web_searches: int = 0
     web_search_errors: int = 0
     web_search_seconds: float = 0.0
+    # Not a fact but the one limit the call's layers share: the retry budget of all failover's attempts
+    # (`time.monotonic()`), set by failover, read by the retry loop.
+    retry_deadline: float | None = None
 
     def answered(self, status: int, upstream_request_id: str | None) -> None:
         self.status = status

@@ -21,7 +21,6 @@ from messages_bridge.protocol.headers import retry_after
 from messages_bridge.routing.breaker import STATE_VALUES
 from messages_bridge.routing.router import Target, UpstreamRuntime
 from messages_bridge.upstream.client import ResponsesClient, UpstreamHTTPError
-from messages_bridge.upstream.retry import REQUEST_DEADLINE
 
 T = TypeVar("T")
 Verdict = Literal["final", "key", "upstream"]
@@ -109,11 +108,8 @@ async def with_failover(
     attempts share the request's one retry budget. Which upstream, target and key answered (or failed last), and
     how many attempts were given up, go on `facts`.
     """
-    token = REQUEST_DEADLINE.set(time.monotonic() + budget)
-    try:
-        return await _first_answer(targets, call, conversation, facts)
-    finally:
-        REQUEST_DEADLINE.reset(token)
+    facts.retry_deadline = time.monotonic() + budget
+    return await _first_answer(targets, call, conversation, facts)
 
 
 async def _first_answer(
