@@ -174,12 +174,14 @@ class SearchStream(StreamingResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         produced, self._frames = anyio.create_memory_object_stream[bytes](QUEUE_WRITES)
         failure: Exception | None = None
+        responding = False
         self._facts.started = time.perf_counter()
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._produce, produced)
                 await self._first.wait()
                 if self._early is None:
+                    responding = True
                     try:
                         await super().__call__(scope, receive, send)
                     except Exception as exc:  # noqa: BLE001 - re-raised below, not wrapped in an ExceptionGroup
@@ -189,12 +191,15 @@ class SearchStream(StreamingResponse):
             produced.close()
             self._frames.close()
             facts = self._facts
-            facts.cut = self._early is None and not self._complete
+            facts.cut = not self._complete and self._early is None
             _searched(facts, self._runner.stats)
             self._record.apply(facts)
+            if not responding and self.background is not None:
+                # No response (a failure before the first event, or the client left): what the response would
+                # have run at its end still runs (a thread turn is freed), even while being cancelled.
+                with anyio.CancelScope(shield=True):
+                    await self.background()
         if self._early is not None:
-            if self.background is not None:
-                await self.background()  # what the response would have run at its end (a thread turn is freed)
             raise self._early
         if failure is not None:
             raise failure
