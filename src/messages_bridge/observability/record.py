@@ -4,6 +4,10 @@ The app's outermost middleware makes a fresh one per request and puts it in the 
 (`attach`): the access log, which emits it at the end, or `RecordScope` without it. Whatever fills it in gets it
 passed explicitly: a route or a middleware takes it from the scope (`record_of`), the relays get it as an
 argument and record the facts of the upstream call on it once (`apply`). Nothing reaches it ambiently.
+
+The one per-request value that stays ambient is the correlation id (asgi-correlation-id's contextvar): every log
+line of the request carries it, including lines logged by libraries (uvicorn, httpx, aiohttp) that no argument
+reaches, and the logging filter can only find it there.
 """
 
 from __future__ import annotations
