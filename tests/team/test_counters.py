@@ -17,8 +17,9 @@ from messages_bridge.team.budget import NANO, StaticPriceTable, period_id
 from messages_bridge.team.counters import Counters, MemoryCounters
 from messages_bridge.team.identity import Identity
 from messages_bridge.team.keys import Limits
-from messages_bridge.team.limits import Limiter, Ticket, Usage, cost_nano
+from messages_bridge.team.limits import Limiter, Ticket, cost_nano
 from messages_bridge.team.redis_counters import RedisCounters, _keys
+from messages_bridge.translate.usage import TokenUsage
 from tests.services import RedisServer
 from tests.team.conftest import BODY, PRICES, TeamGateway
 
@@ -27,8 +28,8 @@ TABLE = StaticPriceTable(PRICES)
 PRICE = TABLE.price_for("gpt-5")
 MAX_TOKENS = 64
 ESTIMATE = 10
-BOUND = cost_nano(PRICE, Usage(input_tokens=ESTIMATE, output_tokens=MAX_TOKENS))  # $0.0006525
-REAL = Usage(input_tokens=ESTIMATE, output_tokens=20)  # what each answer really used
+BOUND = cost_nano(PRICE, TokenUsage(input_tokens=ESTIMATE, output_tokens=MAX_TOKENS))  # $0.0006525
+REAL = TokenUsage(input_tokens=ESTIMATE, output_tokens=20)  # what each answer really used
 
 
 def _alice(**limits: Any) -> Identity:
@@ -62,7 +63,7 @@ async def test_parallel_requests_overshoot_a_budget_by_at_most_one_request(count
     admitted = [t for t in outcomes if isinstance(t, Ticket)]
     assert len(admitted) == 2, "0 < budget admits the first, BOUND < budget the second, 2 × BOUND ≥ budget stops"
     assert all(isinstance(t, BillingError) for t in outcomes if not isinstance(t, Ticket))
-    spent = sum(limiter.settle(t, Usage(input_tokens=ESTIMATE, output_tokens=MAX_TOKENS)) for t in admitted)
+    spent = sum(limiter.settle(t, TokenUsage(input_tokens=ESTIMATE, output_tokens=MAX_TOKENS)) for t in admitted)
     assert spent <= budget * NANO + BOUND, "the worst case overshoots by at most the last admitted request"
     await counters.flush()
     after = await _admit(limiter, alice)

@@ -29,6 +29,7 @@ from messages_bridge.team.counters import WINDOW, Ask, Counters, CountersUnavail
 from messages_bridge.team.identity import Identity
 from messages_bridge.team.keys import Period
 from messages_bridge.team.metrics import BUDGET_USED, BUDGET_WARNINGS, COUNTER_STORE_ERRORS, LIMITED
+from messages_bridge.translate.usage import TokenUsage
 
 logger = logging.getLogger("messages_bridge.team")
 SpendSource = Callable[[str, datetime], Awaitable[float]]  # (key, period start) -> USD spent per the ledger
@@ -51,18 +52,6 @@ def _rfc3339_at(epoch_second: int) -> str:
 
 
 @dataclass(slots=True)
-class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read: int = 0
-    cache_creation: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.input_tokens + self.output_tokens + self.cache_read + self.cache_creation
-
-
-@dataclass(slots=True)
 class Ticket:
     """An admitted request: what it holds on the counters until it settles."""
 
@@ -82,7 +71,7 @@ def _money(value: float) -> str:
     return f"${value:,.2f}" if value >= 1 else f"${value:.6g}"
 
 
-def cost_nano(price: Price | None, usage: Usage) -> int:
+def cost_nano(price: Price | None, usage: TokenUsage) -> int:
     if price is None:
         return 0
     return price.cost_nano(
@@ -125,7 +114,7 @@ class Limiter:
             budget=None if limits.budget_usd is None else round(limits.budget_usd * NANO),
             period=pid,
             period_ttl=int(end - now.timestamp()) + 3600,
-            reserve=cost_nano(price, Usage(input_tokens=estimate, output_tokens=max_tokens)),
+            reserve=cost_nano(price, TokenUsage(input_tokens=estimate, output_tokens=max_tokens)),
         )
         try:
             if ask.budget is not None:
@@ -139,7 +128,7 @@ class Limiter:
             raise self._refusal(identity, ask, verdict, headers, now)
         return Ticket(identity, ask, price, upstream_model, headers)
 
-    def settle(self, ticket: Ticket, usage: Usage) -> int:
+    def settle(self, ticket: Ticket, usage: TokenUsage) -> int:
         """Debit the real usage (never waits: see `Counters.settle`); returns the cost in nano-dollars (0 without a
         price)."""
         cost = cost_nano(ticket.price, usage)
