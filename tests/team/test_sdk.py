@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -39,8 +40,9 @@ def test_the_sdk_reads_each_limits_429_headers(
 ) -> None:
     team = TeamSettings(data_dir=tmp_path)
     secrets = _keys(team, rpm=Limits(rpm=1), tpm=Limits(tpm=10), busy=Limits(max_concurrency=1))
-    with serving(create_app(make_settings(), team=team)) as server:
-        client = anthropic.Anthropic(base_url=server.url, api_key=secrets["rpm"], max_retries=0)
+    with serving(create_app(make_settings(), team=team)) as server, contextlib.ExitStack() as clients:
+        # Each client closed at the end: an SDK client left to the garbage collector leaks its socket.
+        client = clients.enter_context(anthropic.Anthropic(base_url=server.url, api_key=secrets["rpm"], max_retries=0))
         client.messages.create(model="claude-sonnet-5", max_tokens=16, messages=ASK)
         with pytest.raises(anthropic.RateLimitError) as limited:
             client.messages.create(model="claude-sonnet-5", max_tokens=16, messages=ASK)
@@ -50,7 +52,7 @@ def test_the_sdk_reads_each_limits_429_headers(
         assert 1 <= int(headers["retry-after"]) <= 60
         assert limited.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
 
-        tpm = anthropic.Anthropic(base_url=server.url, api_key=secrets["tpm"], max_retries=0)
+        tpm = clients.enter_context(anthropic.Anthropic(base_url=server.url, api_key=secrets["tpm"], max_retries=0))
         long_ask: list[Any] = [{"role": "user", "content": "many words " * 50}]
         with pytest.raises(anthropic.RateLimitError) as over:
             tpm.messages.create(model="claude-sonnet-5", max_tokens=16, messages=long_ask)
@@ -60,7 +62,7 @@ def test_the_sdk_reads_each_limits_429_headers(
 
         upstream.script.push(Reply(json_body=canary_reply(), hang=1.5))
         seen = len(upstream.script.received)
-        busy = anthropic.Anthropic(base_url=server.url, api_key=secrets["busy"], max_retries=0)
+        busy = clients.enter_context(anthropic.Anthropic(base_url=server.url, api_key=secrets["busy"], max_retries=0))
         first = threading.Thread(
             target=busy.messages.create, kwargs={"model": "claude-sonnet-5", "max_tokens": 16, "messages": ASK}
         )
@@ -78,8 +80,10 @@ def test_the_sdk_retry_waits_out_a_concurrency_429(
     team = TeamSettings(data_dir=tmp_path)
     secrets = _keys(team, solo=Limits(max_concurrency=1))
     upstream.script.push(Reply(json_body=canary_reply(), hang=1.2))
-    with serving(create_app(make_settings(), team=team)) as server:
-        client = anthropic.Anthropic(base_url=server.url, api_key=secrets["solo"], max_retries=4)
+    with (
+        serving(create_app(make_settings(), team=team)) as server,
+        anthropic.Anthropic(base_url=server.url, api_key=secrets["solo"], max_retries=4) as client,
+    ):
         first = threading.Thread(
             target=client.messages.create, kwargs={"model": "claude-sonnet-5", "max_tokens": 16, "messages": ASK}
         )

@@ -1,12 +1,12 @@
 """Limit and budget counters behind one interface: in process memory (embedded) or in Redis (shared).
 
 One admission is one atomic step (in Redis one Lua script in one round trip, the request path's only one):
-requests per minute in a moving
-window (exact: N requests in any 60 s), tokens per minute in a sliding window counter (the previous minute
-weighted by the part of it still inside the window), concurrent requests as leases (expired after
-`LEASE_SECONDS` should a process die holding them), and budget spend plus in-flight reservations per period.
-Money is counted in integer nano-dollars so "spent == budget" is exact. Settling never waits: memory applies it
-at once, Redis queues it for a background pipeline (or the process's next admission, whichever comes first).
+requests per minute in a moving window (exact: N requests in any 60 s), tokens per minute in a sliding window
+counter (the previous minute weighted by the part of it still inside the window), concurrent requests as leases
+(expired after `LEASE_SECONDS` should a process die holding them), and budget spend plus in-flight reservations
+per period. Money is counted in integer nano-dollars so "spent == budget" is exact. Settling never waits: memory
+applies it at once, Redis queues it for a background pipeline (or the process's next admission, whichever comes
+first).
 
 The `limits` library implements the same windows, but one check there is one round trip per limit and it has
 no concurrency leases or reservations; a single script keeps Redis at one round trip per admission.
