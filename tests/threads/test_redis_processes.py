@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -18,17 +18,18 @@ import httpx
 import httpx2
 import pytest
 import redis
-from anthropic.lib.streaming import BetaMessageStream
 
 from tests.servers import free_port
 from tests.services import RedisServer
-from tests.threads.helpers import BETA, MODEL, continue_, create, error_code, tool_results
-from tests.threads.test_python_sdk import ANSWER, TURNS, step
+from tests.threads.helpers import BETA, continue_, create, error_code, tool_results
+from tests.threads.python_sdk import PROMPT, run
+from tests.threads.sdk_gateway import ANSWER, TURNS
 
 pytestmark = pytest.mark.slow
 
 KEY = "gw-redis-key"
 CANARY = "canary-3b9f-never-in-redis"
+MARKED = f"{PROMPT}. {CANARY}"  # the prompt, with a marker that must never reach Redis in plaintext
 START_WITHIN = 30.0
 
 
@@ -128,33 +129,13 @@ class Alternating:
         self.sent.append((response.request.url.port, response.status_code, code))
 
 
-def run(
-    client: anthropic.Anthropic, *, system: str, stream: bool = False, each: Callable[[Any], None] | None = None
-) -> str:
-    runner = client.beta.messages.tool_runner(
-        model=MODEL,
-        max_tokens=256,
-        system=system,
-        tools=[step],
-        stream=stream,
-        messages=[{"role": "user", "content": f"Please call `step` {TURNS} times. {CANARY}"}],
-    )
-    for item in runner:
-        message = item.get_final_message() if isinstance(item, BetaMessageStream) else item
-        if each is not None:
-            each(message)
-    final = runner.until_done().content[0]
-    assert final.type == "text"
-    return final.text
-
-
 @pytest.mark.parametrize("stream", [False, True])
 def test_the_sdk_tool_loop_alternates_between_processes_and_redis_keeps_no_plaintext(
     gateways: list[Gateway], redis_server: RedisServer, stream: bool
 ) -> None:
     alternating = Alternating(gateways)
     with alternating.client:
-        assert run(alternating.client, system=f"Be terse. {CANARY}", stream=stream) == ANSWER
+        assert run(alternating.client, system=f"Be terse. {CANARY}", prompt=MARKED, stream=stream) == ANSWER
     assert [status for _, status, _ in alternating.sent] == [200] * (TURNS + 1)
     assert {port for port, _, _ in alternating.sent} == set(alternating.ports)
     with redis.Redis.from_url(redis_server.url) as raw:
@@ -176,6 +157,6 @@ def test_a_redis_restart_costs_at_most_a_replay(gateways: list[Gateway], redis_s
             redis_server.restart()  # no persistence: every thread is lost
 
     with alternating.client:
-        assert run(alternating.client, system="Be terse.", each=restart_redis) == ANSWER
+        assert run(alternating.client, stream=False, prompt=MARKED, each=restart_redis) == ANSWER
     failures = [(status, code) for _, status, code in alternating.sent if status != 200]
     assert failures == [(404, "thread_not_found")], alternating.sent
