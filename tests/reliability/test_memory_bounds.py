@@ -17,24 +17,10 @@ from starlette.applications import Starlette
 from messages_bridge.app.factory import create_app
 from messages_bridge.config import Settings
 from tests.conftest import GATEWAY
+from tests.reliability.faults import ok_response
 
 CAPTURE = Path(__file__).parents[1] / "fixtures/captures/messages_main_after_read_tool_result.json"
-CANNED = {
-    "id": "resp_1",
-    "object": "response",
-    "status": "completed",
-    "model": "gpt-5",
-    "output": [
-        {
-            "id": "msg_1",
-            "type": "message",
-            "role": "assistant",
-            "status": "completed",
-            "content": [{"type": "output_text", "text": "Done.", "annotations": []}],
-        }
-    ],
-    "usage": {"input_tokens": 10, "output_tokens": 2, "total_tokens": 12},
-}
+CANNED = ok_response("Done.")
 MB = 1024 * 1024
 # What may stay after the requests: the one small (Claude Code) tool set kept in the cache (~70 KB), the metrics'
 # label children and interpreter free lists. The request bodies themselves are 20 MB and 100 x 1 MB.

@@ -13,19 +13,14 @@ import httpx
 import pytest
 
 from tests.conftest import FakeUpstream
-from tests.routing.conftest import HELLO
+from tests.routing.conftest import HELLO, only, two_upstreams
 from tests.servers import free_port
 
 pytestmark = pytest.mark.slow
 
 
 def routes_to(fakes: dict[str, FakeUpstream], name: str) -> str:
-    return (
-        "upstreams:\n"
-        f"  a: {{base_url: '{fakes['a'].base_url}', api_keys: ['${{KEY_A}}']}}\n"
-        f"  b: {{base_url: '{fakes['b'].base_url}', api_keys: ['${{KEY_B}}']}}\n"
-        f"routes:\n  - {{match: 'claude-*', targets: [{name}/gpt-5]}}\n"
-    )
+    return two_upstreams(fakes, routes=only(name, "claude-*"), keys=("${KEY_A}", "${KEY_B}"))
 
 
 def wait_for(predicate: object, within: float = 20.0) -> None:
