@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -47,6 +47,15 @@ def gateway_process(env: Mapping[str, str], log: Path, *args: str) -> Iterator[G
         yield gateway
     finally:
         _stop(proc)
+
+
+def wait_for(condition: Callable[[], bool], within: float = 30.0) -> None:
+    """Poll `condition` (what another process does shows up in its own time) until it holds, at most `within` s."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached within {within} s")
+        time.sleep(0.05)
 
 
 def _wait_healthy(gateway: GatewayProcess) -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import FakeUpstream
-from tests.processes import clean_env, gateway_process
+from tests.processes import clean_env, gateway_process, wait_for
 from tests.routing.conftest import HELLO, only, two_upstreams
 
 pytestmark = pytest.mark.slow
@@ -18,14 +17,6 @@ pytestmark = pytest.mark.slow
 
 def routes_to(fakes: dict[str, FakeUpstream], name: str) -> str:
     return two_upstreams(fakes, routes=only(name, "claude-*"), keys=("${KEY_A}", "${KEY_B}"))
-
-
-def wait_for(predicate: object, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
 
 
 def test_serve_with_a_routing_file_and_reload_it_on_sighup(fakes: dict[str, FakeUpstream], tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ import functools
 import json
 import os
 import signal
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -25,7 +24,7 @@ from messages_bridge.team.keys import KeyStore, Limits
 from messages_bridge.team.schema import ledger
 from messages_bridge.team.settings import TeamSettings
 from tests.observability.helpers import canary_reply
-from tests.processes import GatewayProcess, clean_env, gateway_process
+from tests.processes import GatewayProcess, clean_env, gateway_process, wait_for
 from tests.servers import ThreadedServer, serving
 from tests.services import PostgresServer, RedisServer
 from tests.team.conftest import BODY, PRICES, TeamGateway
@@ -83,15 +82,6 @@ def _ledger_count(url: str, where: Any = None) -> int:
         engine.dispose()
 
 
-def _wait_for(condition: Callable[[], bool], within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached")
-
-
 def test_two_replicas_share_one_rpm_and_one_budget(
     tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer
 ) -> None:
@@ -121,7 +111,7 @@ def test_two_replicas_share_one_rpm_and_one_budget(
             return [await _post((a, b)[i % 2].url, secrets["budget"]) for i in range(2 * budget_requests)]
 
         assert asyncio.run(spend()) == [200] * budget_requests + [402] * budget_requests
-    _wait_for(lambda: _ledger_count(postgres_server.url) == 2 * rpm + 2 * budget_requests)
+    wait_for(lambda: _ledger_count(postgres_server.url) == 2 * rpm + 2 * budget_requests)
     assert _ledger_count(postgres_server.url, ledger.c.status == 402) == budget_requests
 
 
@@ -141,8 +131,8 @@ def test_revocation_and_rotation_reach_every_replica(
         store.revoke("alice")
         new_bob = store.rotate("bob", grace=timedelta(0))
         for r in (a, b):  # within the 10 s key cache
-            _wait_for(functools.partial(_rejected, r.url, secrets["alice"]), within=15)
-            _wait_for(functools.partial(_rejected, r.url, secrets["bob"]), within=15)
+            wait_for(functools.partial(_rejected, r.url, secrets["alice"]), within=15)
+            wait_for(functools.partial(_rejected, r.url, secrets["bob"]), within=15)
             assert asyncio.run(_post(r.url, new_bob)) == 200
     engine.dispose()
 
