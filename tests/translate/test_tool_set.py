@@ -135,16 +135,23 @@ def test_name_mapping_and_user_hashing_keep_nothing_across_requests() -> None:
     assert grown < size // 2, grown
 
 
-def test_a_repeat_of_the_last_array_finds_its_set_without_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    first = t.tool_set(_raw(TOOLS))
-    hashed: list[bytes] = []
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The arrays `tools.digest` hashes from now on."""
+    seen: list[bytes] = []
     real = t.digest
 
     def counted(raw: msgspec.Raw) -> bytes:
-        hashed.append(bytes(raw))
+        seen.append(bytes(raw))
         return real(raw)
 
     monkeypatch.setattr(t, "digest", counted)
+    return seen
+
+
+def test_a_repeat_of_the_last_array_finds_its_set_without_hashing(hashed: list[bytes]) -> None:
+    first = t.tool_set(_raw(TOOLS))
+    hashed.clear()
     assert t.tool_set(_raw(TOOLS)) is first
     assert hashed == []  # the same bytes as last time: the remembered key
     other = [{**TOOLS[0], "name": "Bas_"}, TOOLS[1]]  # same length, other bytes
@@ -155,10 +162,11 @@ def test_a_repeat_of_the_last_array_finds_its_set_without_hashing(monkeypatch: p
     assert len(hashed) == 2
 
 
-def test_the_remembered_array_follows_evictions_and_stays_bounded() -> None:
+def test_the_remembered_array_follows_evictions_and_stays_bounded(hashed: list[bytes]) -> None:
     first = t.tool_set(_raw(TOOLS))
     t.TOOL_SETS.clear()  # evicted while remembered: translated again, never a stale or missing set
     again = t.tool_set(_raw(TOOLS))
     assert again == first and t.digest(_raw(TOOLS)) in t.TOOL_SETS
     t.tool_set(_raw([{"name": "huge", "input_schema": {"description": "d" * t.TOOL_SET_MAX_BYTES}}]))
-    assert t._LAST.array == bytes(_raw(TOOLS))  # an array too big to cache is not remembered
+    hashed.clear()
+    assert t.tool_set(_raw(TOOLS)) is again and hashed == []  # too big to cache, the huge one is not remembered
