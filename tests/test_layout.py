@@ -20,18 +20,26 @@ def _private(name: str) -> bool:
     return name.startswith("_") and not name.startswith("__")
 
 
+def _own(node: ast.Attribute) -> bool:
+    return isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+
+
+def _dotted_private(node: ast.Constant) -> bool:
+    """A string like `"messages_bridge.cli._run"`, as `monkeypatch.setattr` takes it."""
+    value = node.value
+    return isinstance(value, str) and value.startswith("messages_bridge.") and any(map(_private, value.split(".")))
+
+
 def _reaches_into(tree: ast.AST) -> list[str]:
     """Private names used on anything but `self`/`cls`, imported from the package, or patched by dotted path."""
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and _private(node.attr):
-            if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
-                found.append(f"{node.lineno}: {ast.unparse(node)}")
+        if isinstance(node, ast.Attribute) and _private(node.attr) and not _own(node):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("messages_bridge"):
             found += [f"{node.lineno}: import {a.name}" for a in node.names if _private(a.name)]
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("messages_bridge."):
-            if any(_private(part) for part in node.value.split(".")):
-                found.append(f"{node.lineno}: {node.value!r}")
+        elif isinstance(node, ast.Constant) and _dotted_private(node):
+            found.append(f"{node.lineno}: {node.value!r}")
     return found
 
 
