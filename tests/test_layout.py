@@ -30,6 +30,13 @@ def _dotted_private(node: ast.Constant) -> bool:
     return isinstance(value, str) and value.startswith("messages_bridge.") and any(map(_private, value.split(".")))
 
 
+def _sets_private(node: ast.Call) -> bool:
+    """`setattr(x, "_name", …)` or `monkeypatch.setattr(x, "_name", …)`."""
+    name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+    second = node.args[1] if len(node.args) > 1 else None
+    return name == "setattr" and isinstance(second, ast.Constant) and _private(str(second.value))
+
+
 def _reaches_into(tree: ast.AST) -> list[str]:
     """Private names used on anything but `self`/`cls`, imported from the package, or patched by dotted path."""
     found = []
@@ -40,6 +47,8 @@ def _reaches_into(tree: ast.AST) -> list[str]:
             found += [f"{node.lineno}: import {a.name}" for a in node.names if _private(a.name)]
         elif isinstance(node, ast.Constant) and _dotted_private(node):
             found.append(f"{node.lineno}: {node.value!r}")
+        elif isinstance(node, ast.Call) and _sets_private(node):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
     return found
 
 
