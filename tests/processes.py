@@ -1,5 +1,6 @@
-"""`messages-bridge serve` as a real process, for the slow tests that need one: a clean environment, its output in
-a log file, handed over once `/healthz` answers, and stopped however the test ends."""
+"""`messages-bridge serve` as a real process, for the slow tests that need one: a clean environment (which the CLI
+tests use in process too), its output in a log file, handed over once `/healthz` answers, and stopped however the
+test ends."""
 
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ class GatewayProcess(NamedTuple):
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without the developer's own `BRIDGE_*` and `OPENAI_*` settings, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "OPENAI_"))}
+    """This process's environment without the developer's own `BRIDGE_*`, `OPENAI_*` and `AZURE_*` settings (the
+    gateway reads them all), plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "OPENAI_", "AZURE_"))}
     return env | extra
 
 

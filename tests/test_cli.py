@@ -24,10 +24,8 @@ def _clean_env(tmp_path: Path) -> Iterator[None]:
     (main() exports its flags into os.environ, which monkeypatch would not undo). Only the data directory is
     set, to a temp dir, so no test writes a ledger into the user's home."""
     saved = dict(os.environ)
-    for name in list(os.environ):
-        if name.startswith(("BRIDGE_", "OPENAI_")):
-            del os.environ[name]
-    os.environ["BRIDGE_DATA_DIR"] = str(tmp_path / "data")
+    os.environ.clear()
+    os.environ.update(clean_env(BRIDGE_DATA_DIR=str(tmp_path / "data")))
     yield
     os.environ.clear()
     os.environ.update(saved)
