@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import FakeUpstream
 
-CAPTURES = Path(__file__).resolve().parent / "fixtures" / "captures"  # recorded from Claude Code 2.1.197
+CAPTURES = Path(__file__).resolve().parent.parent / "fixtures" / "captures"  # recorded from Claude Code 2.1.197
 MESSAGE_CAPTURES = sorted(CAPTURES.glob("messages_*.json"))
 COUNT_CAPTURES = sorted(CAPTURES.glob("count_tokens_*.json"))
 
