@@ -61,6 +61,7 @@ def test_main_refuses_before_serving(capsys: pytest.CaptureFixture[str]) -> None
     assert "refusing" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a real `messages-bridge serve` process
 def test_serve_in_demo_mode_prints_the_banner_and_answers() -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "OPENAI_"))}

@@ -6,6 +6,7 @@ causes it, and the SDK's documented reaction to it (replay, unthread, or raise) 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -151,10 +152,15 @@ def test_a_reply_continued_by_someone_else_is_replayed(start: Callable[..., SdkG
     replayed_after(gateway, "thread_already_continued")
 
 
+async def _set(event: asyncio.Event) -> None:
+    event.set()
+
+
 def test_a_continue_while_another_runs_is_replayed(start: Callable[..., SdkGateway], upstream: FakeUpstream) -> None:
     gateway = start()
     seen: list[str] = []
     held: list[threading.Thread] = []
+    release = asyncio.Event()  # the held continue hangs until the runner is done
 
     def hold_a_continue(message: Any) -> None:
         seen.append(message.id)
@@ -170,7 +176,7 @@ def test_a_continue_while_another_runs_is_replayed(start: Callable[..., SdkGatew
                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool.id, "content": "slow"}]}
             ],
         }
-        upstream.script.push(Reply(hang=4.0, status=503, json_body={"error": {"message": "slow"}}))
+        upstream.script.push(Reply(hang=30.0, until=release, status=503, json_body={"error": {"message": "slow"}}))
         before = len(upstream.requests)
         other = threading.Thread(
             target=lambda: httpx.post(gateway.url + "/v1/messages", json=body, headers={"x-api-key": KEY}, timeout=30)
@@ -185,6 +191,7 @@ def test_a_continue_while_another_runs_is_replayed(start: Callable[..., SdkGatew
 
     with sdk(gateway) as client:
         assert run(client, stream=False, each=hold_a_continue) == ANSWER
+    upstream.server.call(_set(release))
     for other in held:
         other.join(timeout=30)
     gateway.recorder.exchanges[:] = [e for e in gateway.exchanges if e.headers.get("x-stainless-helper")]
