@@ -94,8 +94,12 @@ class ThreadedServer:
 
     def __init__(self, app: Any, *, port: int | None = None, **options: Any) -> None:
         # A given port is bound by uvicorn; otherwise the socket bound here is handed over (no find-then-bind race).
-        self.socket = None if port else bound_socket()
-        self.port = port or int(self.socket.getsockname()[1])
+        self.socket: socket.socket | None = None
+        if port:
+            self.port = port
+        else:
+            self.socket = bound_socket()
+            self.port = int(self.socket.getsockname()[1])
         self.server = _Server(_config(app, self.port, **options))
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.loop: asyncio.AbstractEventLoop | None = None
