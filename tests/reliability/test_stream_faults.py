@@ -41,9 +41,9 @@ STREAM = {**MESSAGE, "stream": True}
 TEXT = "The quick brown fox jumps over the lazy dog, twice over."
 
 
-def upstream_events(response: dict[str, Any] | None = None) -> list[bytes]:
-    """The Responses SSE stream of `response`, one encoded event per item."""
-    return [encode_sse([event]) for event in events_for(response or ok_response(TEXT))]
+def upstream_events(response: dict[str, Any] | None = None, *, chunk: int = 8) -> list[bytes]:
+    """The Responses SSE stream of `response`, one encoded event per item (text deltas of `chunk` characters)."""
+    return [encode_sse([event]) for event in events_for(response or ok_response(TEXT), chunk=chunk)]
 
 
 def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:
