@@ -41,8 +41,10 @@ async def main(requests: int, rounds: int) -> None:
     settings = Settings(openai_api_key="sk-bench", openai_base_url="http://upstream.bench/v1", max_retries=0)
     with open(os.devnull, "w") as sink:  # noqa: ASYNC230 (once, before measuring)
         configure_logging(settings, stream=sink)
-        apps = {flag: create_app(settings, transport=httpx.MockTransport(canned_upstream), observability=flag)
-                for flag in (True, False)}  # fmt: skip
+        apps = {
+            flag: create_app(settings, transport=httpx.MockTransport(canned_upstream), observability=flag)
+            for flag in (True, False)
+        }
         lifespans = [app.router.lifespan_context(app) for app in apps.values()]
         for lifespan in lifespans:
             await lifespan.__aenter__()
@@ -54,9 +56,11 @@ async def main(requests: int, rounds: int) -> None:
                 for flag in (False, True):
                     samples[flag].append(await _run(apps[flag], requests, stream))
             on, off = min(samples[True]), min(samples[False])  # the least-disturbed round of each
-            print(f"{'stream' if stream else 'non-stream'}: without {off * 1e6:.0f} µs/req, with {on * 1e6:.0f} µs/req,"
-                  f" cost {(on - off) * 1e6:+.0f} µs/req ({(on / off - 1) * 100:+.1f}%)"
-                  f"  [best of {rounds} rounds × {requests} requests]")  # fmt: skip
+            print(
+                f"{'stream' if stream else 'non-stream'}: without {off * 1e6:.0f} µs/req, with {on * 1e6:.0f} µs/req,"
+                f" cost {(on - off) * 1e6:+.0f} µs/req ({(on / off - 1) * 100:+.1f}%)"
+                f"  [best of {rounds} rounds × {requests} requests]"
+            )
         for lifespan in lifespans:
             await lifespan.__aexit__(None, None, None)
 

@@ -31,14 +31,20 @@ CHUNK_BYTES = 1400  # about one TCP segment per read
 def upstream_bytes(deltas: int) -> list[bytes]:
     text = "".join(f"word{i % 10} " for i in range(deltas))  # 6 characters per delta
     response = {
-        "id": "resp_bench", "status": "completed",
+        "id": "resp_bench",
+        "status": "completed",
         "output": [
             {"id": "msg_b", "type": "message", "content": [{"type": "output_text", "text": text}]},
-            {"id": "fc_b", "type": "function_call", "call_id": "call_b", "name": "Bash",
-             "arguments": '{"command":"ls -la /tmp","description":"List files"}'},
+            {
+                "id": "fc_b",
+                "type": "function_call",
+                "call_id": "call_b",
+                "name": "Bash",
+                "arguments": '{"command":"ls -la /tmp","description":"List files"}',
+            },
         ],
         "usage": {"input_tokens": 1200, "output_tokens": deltas},
-    }  # fmt: skip
+    }
     data = encode_sse(events_for(response, chunk=6))
     return [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)]
 
@@ -106,8 +112,10 @@ def main() -> None:
     print(f"  translate + stop filter  {t_stops * per:7.2f} us/event   {t_stops / t_decode:.2f}x")
     print(f"  encode                   {t_encode * per:7.2f} us/event   {t_encode / t_decode:.2f}x")
     total = t_decode + t_translate + t_encode
-    print(f"  gateway CPU per stream   {total / args.streams * 1e3:7.3f} ms  -> ~{args.streams / total:,.0f} streams/s "
-          f"per core on this work alone (no HTTP)")  # fmt: skip
+    print(
+        f"  gateway CPU per stream   {total / args.streams * 1e3:7.3f} ms  -> ~{args.streams / total:,.0f} streams/s "
+        f"per core on this work alone (no HTTP)"
+    )
 
 
 if __name__ == "__main__":

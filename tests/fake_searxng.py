@@ -25,8 +25,15 @@ class SearxScript:
 
 def results_for(query: str, count: int = 3) -> list[dict[str, str]]:
     slug = "-".join(query.lower().split())[:40] or "q"
-    return [{"url": f"https://searx.example/{slug}/{n}", "title": f"Searx result {n} for {query}",
-             "content": f"Excerpt {n} about {query}.", "engine": "fake"} for n in range(1, count + 1)]  # fmt: skip
+    return [
+        {
+            "url": f"https://searx.example/{slug}/{n}",
+            "title": f"Searx result {n} for {query}",
+            "content": f"Excerpt {n} about {query}.",
+            "engine": "fake",
+        }
+        for n in range(1, count + 1)
+    ]
 
 
 def create_searxng_app(script: SearxScript) -> Starlette:

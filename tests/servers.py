@@ -68,8 +68,16 @@ def _config(app: Any, port: int, **options: Any) -> uvicorn.Config:
     # A cloud-like keep-alive (uvicorn's 5 s default is unusually short): under the soak test's load the
     # gateway's event loop can lag past 5 s, and the server then closes idle connections the gateway is
     # about to reuse. The gateway drops idle upstream connections after BRIDGE_UPSTREAM_KEEPALIVE (4 s).
-    return uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="auto",
-                          timeout_graceful_shutdown=2, timeout_keep_alive=75, **options)  # fmt: skip
+    return uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="auto",
+        timeout_graceful_shutdown=2,
+        timeout_keep_alive=75,
+        **options,
+    )
 
 
 class _Server(uvicorn.Server):

@@ -35,8 +35,9 @@ def chunked(data: bytes, cuts: Iterable[int]) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-def translate(chunks: Iterable[bytes], t: ReplyContext, *, model: str = "claude-sonnet-4-5",
-              input_tokens: int = 11) -> tuple[list[StreamEvent], StreamTranslator]:  # fmt: skip
+def translate(
+    chunks: Iterable[bytes], t: ReplyContext, *, model: str = "claude-sonnet-4-5", input_tokens: int = 11
+) -> tuple[list[StreamEvent], StreamTranslator]:
     """Upstream SSE chunks → Anthropic events, exactly as the stream endpoint drives the translator."""
     translator = StreamTranslator(t, model=model, input_tokens=input_tokens)
     decoder = SSEDecoder()
@@ -72,9 +73,13 @@ def check_grammar(events: list[Event]) -> None:
             open_type = payload["content_block"]["type"]
         elif name == "content_block_delta":
             assert open_type is not None and payload["index"] == next_index
-            allowed = {"text": {"text_delta", "citations_delta"}, "thinking": {"thinking_delta", "signature_delta"},
-                       "tool_use": {"input_json_delta"}, "server_tool_use": {"input_json_delta"},
-                       "web_search_tool_result": set()}[open_type]  # fmt: skip
+            allowed = {
+                "text": {"text_delta", "citations_delta"},
+                "thinking": {"thinking_delta", "signature_delta"},
+                "tool_use": {"input_json_delta"},
+                "server_tool_use": {"input_json_delta"},
+                "web_search_tool_result": set(),
+            }[open_type]
             assert payload["delta"]["type"] in allowed
         elif name == "content_block_stop":
             assert open_type is not None and payload["index"] == next_index

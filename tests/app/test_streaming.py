@@ -23,33 +23,67 @@ from tests.servers import serving
 from tests.streamkit import check_grammar, chunked, fold, parse_sse
 
 JSON = dict[str, Any]
-USAGE = {"input_tokens": 40, "input_tokens_details": {"cached_tokens": 8}, "output_tokens": 12,
-         "output_tokens_details": {"reasoning_tokens": 4}}  # fmt: skip
-TOOL = {"name": "get_weather", "description": "Weather", "input_schema": {"type": "object", "properties": {
-    "city": {"type": "string"}}}}  # fmt: skip
+USAGE = {
+    "input_tokens": 40,
+    "input_tokens_details": {"cached_tokens": 8},
+    "output_tokens": 12,
+    "output_tokens_details": {"reasoning_tokens": 4},
+}
+TOOL = {
+    "name": "get_weather",
+    "description": "Weather",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
 
 
 def request(**extra: Any) -> JSON:
-    body: JSON = {"model": "claude-sonnet-4-5", "max_tokens": 256, "stream": True,
-                  "messages": [{"role": "user", "content": "Weather in Paris?"}]}  # fmt: skip
+    body: JSON = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 256,
+        "stream": True,
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+    }
     body.update(extra)
     return body
 
 
 def response(*output: JSON, status: str = "completed") -> JSON:
-    return {"id": "resp_stream01", "object": "response", "model": "gpt-5", "status": status, "output": list(output),
-            "usage": USAGE, "error": None, "incomplete_details": None}  # fmt: skip
+    return {
+        "id": "resp_stream01",
+        "object": "response",
+        "model": "gpt-5",
+        "status": status,
+        "output": list(output),
+        "usage": USAGE,
+        "error": None,
+        "incomplete_details": None,
+    }
 
 
 def text_item(text: str) -> JSON:
-    return {"id": "msg_s1", "type": "message", "status": "completed", "role": "assistant",
-            "content": [{"type": "output_text", "text": text, "annotations": []}]}  # fmt: skip
+    return {
+        "id": "msg_s1",
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
 
 
-CALL = {"id": "fc_s1", "type": "function_call", "status": "completed", "call_id": "call_s1", "name": "get_weather",
-        "arguments": '{"city":"Paris"}'}  # fmt: skip
-REASONING = {"id": "rs_s1", "type": "reasoning", "summary": [{"type": "summary_text", "text": "Need the weather."}],
-             "encrypted_content": "c2ltOnJzX3Mx"}  # fmt: skip
+CALL = {
+    "id": "fc_s1",
+    "type": "function_call",
+    "status": "completed",
+    "call_id": "call_s1",
+    "name": "get_weather",
+    "arguments": '{"city":"Paris"}',
+}
+REASONING = {
+    "id": "rs_s1",
+    "type": "reasoning",
+    "summary": [{"type": "summary_text", "text": "Need the weather."}],
+    "encrypted_content": "c2ltOnJzX3Mx",
+}
 
 
 def sse_reply(resp: JSON, *, pieces: int = 7, delay: float = 0.0, chunk: int = 5) -> Reply:
@@ -79,8 +113,9 @@ async def test_stream_folds_to_the_non_streaming_message(client: httpx.AsyncClie
     assert upstream.script.received[0].headers["x-client-request-id"] == streamed.headers["request-id"]
 
 
-async def test_upstream_http_error_before_the_first_byte_is_a_json_error(client: httpx.AsyncClient,
-                                                                         upstream: FakeUpstream) -> None:  # fmt: skip
+async def test_upstream_http_error_before_the_first_byte_is_a_json_error(
+    client: httpx.AsyncClient, upstream: FakeUpstream
+) -> None:
     error = {"error": {"message": "Invalid 'input[0]'", "type": "invalid_request_error", "code": None}}
     upstream.script.push(Reply(status=400, json_body=error))
     reply = await client.post("/v1/messages", json=request())
@@ -88,17 +123,18 @@ async def test_upstream_http_error_before_the_first_byte_is_a_json_error(client:
     assert reply.json()["error"] == {"type": "invalid_request_error", "message": "Invalid 'input[0]'"}
 
 
-async def test_connect_error_is_a_json_error(app_factory: Callable[[Settings], Any],
-                                             make_settings: Callable[..., Settings]) -> None:  # fmt: skip
+async def test_connect_error_is_a_json_error(
+    app_factory: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+) -> None:
     app = await app_factory(make_settings(openai_base_url="http://127.0.0.1:9/v1", max_retries=0))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as http:
         reply = await http.post("/v1/messages", json=request())
     assert reply.status_code == 529 and reply.json()["error"]["type"] == "overloaded_error"
 
 
-async def test_pings_while_the_upstream_is_silent(app_factory: Callable[[Settings], Any],
-                                                  make_settings: Callable[..., Settings],
-                                                  upstream: FakeUpstream) -> None:  # fmt: skip
+async def test_pings_while_the_upstream_is_silent(
+    app_factory: Callable[[Settings], Any], make_settings: Callable[..., Settings], upstream: FakeUpstream
+) -> None:
     app = await app_factory(make_settings(ping_interval=0.05))
     upstream.script.push(sse_reply(response(text_item("slow answer")), pieces=3, delay=0.3))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as http:
@@ -112,8 +148,9 @@ async def test_pings_while_the_upstream_is_silent(app_factory: Callable[[Setting
     assert fold(without_pings)["content"] == [{"type": "text", "text": "slow answer"}]
 
 
-async def test_upstream_cut_mid_stream_ends_with_an_error_event(client: httpx.AsyncClient,
-                                                                upstream: FakeUpstream) -> None:  # fmt: skip
+async def test_upstream_cut_mid_stream_ends_with_an_error_event(
+    client: httpx.AsyncClient, upstream: FakeUpstream
+) -> None:
     data = encode_sse(events_for(response(text_item("this answer never finishes")), chunk=4))
     upstream.script.push(Reply(chunks=[data[: len(data) // 2]]))
     events = parse_sse((await client.post("/v1/messages", json=request())).content)
@@ -122,8 +159,9 @@ async def test_upstream_cut_mid_stream_ends_with_an_error_event(client: httpx.As
     assert "message_stop" not in [n for n, _ in events]
 
 
-async def test_failed_response_is_an_error_event_with_the_mapped_type(client: httpx.AsyncClient,
-                                                                      upstream: FakeUpstream) -> None:  # fmt: skip
+async def test_failed_response_is_an_error_event_with_the_mapped_type(
+    client: httpx.AsyncClient, upstream: FakeUpstream
+) -> None:
     failed = {**response(), "status": "failed", "error": {"code": "server_is_overloaded", "message": "Busy"}}
     upstream.script.push(Reply(chunks=[encode_sse(events_for(failed))]))
     events = parse_sse((await client.post("/v1/messages", json=request())).content)
@@ -181,8 +219,9 @@ async def test_client_disconnect_cancels_the_upstream_request() -> None:
             assert released, "the upstream request was not cancelled after the client left"
 
 
-async def test_max_tokens_zero_stream_is_a_prewarm_without_upstream_call(client: httpx.AsyncClient,
-                                                                          upstream: FakeUpstream) -> None:  # fmt: skip
+async def test_max_tokens_zero_stream_is_a_prewarm_without_upstream_call(
+    client: httpx.AsyncClient, upstream: FakeUpstream
+) -> None:
     reply = await client.post("/v1/messages", json=request(max_tokens=0))
     assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
     events = parse_sse(reply.content)

@@ -32,8 +32,13 @@ def _response(output: list[Any], **extra: Any) -> JSON:
 
 
 def _call(call_id: Any = "call_1", **extra: Any) -> JSON:
-    item = {"id": "fc_1", "type": "function_call", "call_id": call_id, "name": "get_weather",
-            "arguments": '{"city":"Paris"}'} | extra  # fmt: skip
+    item = {
+        "id": "fc_1",
+        "type": "function_call",
+        "call_id": call_id,
+        "name": "get_weather",
+        "arguments": '{"city":"Paris"}',
+    } | extra
     return {k: v for k, v in item.items() if v is not None}
 
 
@@ -133,8 +138,12 @@ async def test_negative_usage_never_reaches_the_client_or_the_metrics(
     gateway: Any, upstream: FakeUpstream, stream: bool
 ) -> None:
     http, logs = gateway
-    usage = {"input_tokens": -40, "input_tokens_details": {"cached_tokens": -8, "cache_write_tokens": -2},
-             "output_tokens": -12, "output_tokens_details": {"reasoning_tokens": -4}}  # fmt: skip
+    usage = {
+        "input_tokens": -40,
+        "input_tokens_details": {"cached_tokens": -8, "cache_write_tokens": -2},
+        "output_tokens": -12,
+        "output_tokens_details": {"reasoning_tokens": -4},
+    }
     response = _response([TEXT], usage=usage)
     upstream.script.push(Reply(chunks=[encode_sse(events_for(response))]) if stream else Reply(json_body=response))
     reply = await http.post("/v1/messages", json={**BODY, "stream": stream})
@@ -169,8 +178,11 @@ async def test_unusable_tool_ids_are_minted_and_map_back_on_the_next_turn(
     # The next turn: the client answers every tool_use by its id; the upstream sees matching pairs.
     upstream.script.push(Reply(json_body=_response([TEXT])))
     results = [{"type": "tool_result", "tool_use_id": i, "content": "18C"} for i in ids]
-    messages = [*BODY["messages"], {"role": "assistant", "content": message["content"]},
-                {"role": "user", "content": results}]  # fmt: skip
+    messages = [
+        *BODY["messages"],
+        {"role": "assistant", "content": message["content"]},
+        {"role": "user", "content": results},
+    ]
     second = await http.post("/v1/messages", json={**BODY, "tools": tools, "messages": messages})
     assert second.status_code == 200, second.text
     sent = upstream.requests[-1]["input"]

@@ -33,8 +33,14 @@ def _installed_version(binary: Path) -> str | None:
     if not binary.exists():
         return None
     try:
-        done = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False,
-                              env={**os.environ, "DISABLE_AUTOUPDATER": "1"})  # fmt: skip
+        done = subprocess.run(
+            [str(binary), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env={**os.environ, "DISABLE_AUTOUPDATER": "1"},
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.split()[0] if done.returncode == 0 and done.stdout.strip() else None
@@ -111,16 +117,31 @@ def claude_env(base_url: str, home: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def run_claude(binary: Path, prompt: str, *, env: dict[str, str], cwd: Path, args: tuple[str, ...] = (),
-               timeout: float = RUN_TIMEOUT) -> ClaudeRun:  # fmt: skip
+def run_claude(
+    binary: Path,
+    prompt: str,
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    args: tuple[str, ...] = (),
+    timeout: float = RUN_TIMEOUT,
+) -> ClaudeRun:
     """Run `claude -p <prompt> --output-format json` to completion; a hang past `timeout` fails the test.
 
     The CLI runs in its own process group so a timeout also stops the shells its Bash tool started.
     """
     command = [str(binary), "-p", prompt, "--output-format", "json", *args]
     started = time.monotonic()
-    with subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, start_new_session=True) as process:  # fmt: skip
+    with subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired as exc:

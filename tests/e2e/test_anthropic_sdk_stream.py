@@ -16,31 +16,64 @@ from tests.streamkit import chunked, fold
 
 JSON = dict[str, Any]
 RESPONSE: JSON = {
-    "id": "resp_sdk0001", "object": "response", "model": "gpt-5", "status": "completed",
+    "id": "resp_sdk0001",
+    "object": "response",
+    "model": "gpt-5",
+    "status": "completed",
     "output": [
-        {"id": "rs_sdk1", "type": "reasoning", "summary": [{"type": "summary_text", "text": "Weather lookup."},
-                                                           {"type": "summary_text", "text": "Use the tool."}],
-         "encrypted_content": "c2ltOnJzX3NkazE="},
-        {"id": "msg_sdk1", "type": "message", "status": "completed", "role": "assistant",
-         "content": [{"type": "output_text", "text": "Checking Paris \u2600\ufe0f for you.", "annotations": []}]},
-        {"id": "fc_sdk1", "type": "function_call", "status": "completed", "call_id": "call_sdk1",
-         "name": "get_weather", "arguments": '{"city":"Paris","days":[1,2]}'},
-        {"id": "fc_sdk2", "type": "function_call", "status": "completed", "call_id": "call_sdk2",
-         "name": "get_time", "arguments": '{"tz":"Europe/Paris"}'},
+        {
+            "id": "rs_sdk1",
+            "type": "reasoning",
+            "summary": [
+                {"type": "summary_text", "text": "Weather lookup."},
+                {"type": "summary_text", "text": "Use the tool."},
+            ],
+            "encrypted_content": "c2ltOnJzX3NkazE=",
+        },
+        {
+            "id": "msg_sdk1",
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "Checking Paris \u2600\ufe0f for you.", "annotations": []}],
+        },
+        {
+            "id": "fc_sdk1",
+            "type": "function_call",
+            "status": "completed",
+            "call_id": "call_sdk1",
+            "name": "get_weather",
+            "arguments": '{"city":"Paris","days":[1,2]}',
+        },
+        {
+            "id": "fc_sdk2",
+            "type": "function_call",
+            "status": "completed",
+            "call_id": "call_sdk2",
+            "name": "get_time",
+            "arguments": '{"tz":"Europe/Paris"}',
+        },
     ],
-    "usage": {"input_tokens": 900, "input_tokens_details": {"cached_tokens": 512}, "output_tokens": 77,
-              "output_tokens_details": {"reasoning_tokens": 30}},
-    "error": None, "incomplete_details": None,
-}  # fmt: skip
+    "usage": {
+        "input_tokens": 900,
+        "input_tokens_details": {"cached_tokens": 512},
+        "output_tokens": 77,
+        "output_tokens_details": {"reasoning_tokens": 30},
+    },
+    "error": None,
+    "incomplete_details": None,
+}
 TOOLS: list[Any] = [
     {"name": "get_weather", "description": "Weather", "input_schema": {"type": "object"}},
     {"name": "get_time", "description": "Time", "input_schema": {"type": "object"}},
 ]
 KWARGS: dict[str, Any] = {
-    "model": "claude-sonnet-5", "max_tokens": 4096, "tools": TOOLS,
+    "model": "claude-sonnet-5",
+    "max_tokens": 4096,
+    "tools": TOOLS,
     "thinking": {"type": "enabled", "budget_tokens": 2048},
     "messages": [{"role": "user", "content": "What's the weather and time in Paris?"}],
-}  # fmt: skip
+}
 
 
 def _stream_reply() -> Reply:

@@ -25,8 +25,13 @@ from tests.servers import ThreadedServer
 pytestmark = pytest.mark.slow
 
 JSON = dict[str, Any]
-USAGE = {"input_tokens": 1200, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 37,
-         "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 1237}  # fmt: skip
+USAGE = {
+    "input_tokens": 1200,
+    "input_tokens_details": {"cached_tokens": 0},
+    "output_tokens": 37,
+    "output_tokens_details": {"reasoning_tokens": 0},
+    "total_tokens": 1237,
+}
 
 
 @pytest.fixture(scope="session")
@@ -48,8 +53,9 @@ class Claude:
     work: Path
 
     def run(self, prompt: str, *args: str, **env: str) -> ClaudeRun:
-        return run_claude(self.binary, prompt, env=claude_env(self.base_url, self.home, **env), cwd=self.work,
-                          args=args)  # fmt: skip
+        return run_claude(
+            self.binary, prompt, env=claude_env(self.base_url, self.home, **env), cwd=self.work, args=args
+        )
 
 
 @pytest.fixture
@@ -67,9 +73,17 @@ def marker() -> str:
 
 def response(response_id: str, *output: JSON, error: JSON | None = None) -> JSON:
     """A final Responses `Response` with `output`; with `error` it is a failed one."""
-    return {"id": response_id, "object": "response", "created_at": 1_764_000_000, "model": "gpt-5",
-            "status": "failed" if error else "completed", "incomplete_details": None, "error": error,
-            "output": list(output), "usage": USAGE}  # fmt: skip
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": 1_764_000_000,
+        "model": "gpt-5",
+        "status": "failed" if error else "completed",
+        "incomplete_details": None,
+        "error": error,
+        "output": list(output),
+        "usage": USAGE,
+    }
 
 
 def scripted(response_id: str, *output: JSON, error: JSON | None = None) -> Reply:
@@ -79,14 +93,25 @@ def scripted(response_id: str, *output: JSON, error: JSON | None = None) -> Repl
 
 
 def text_item(item_id: str, text: str) -> JSON:
-    return {"id": item_id, "type": "message", "status": "completed", "role": "assistant",
-            "content": [{"type": "output_text", "text": text, "annotations": []}]}  # fmt: skip
+    return {
+        "id": item_id,
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
 
 
 def bash_call(call_id: str, command: str) -> JSON:
     arguments = json.dumps({"command": command, "description": "Print the marker"})
-    return {"id": "fc_" + call_id, "type": "function_call", "status": "completed", "call_id": call_id, "name": "Bash",
-            "arguments": arguments}  # fmt: skip
+    return {
+        "id": "fc_" + call_id,
+        "type": "function_call",
+        "status": "completed",
+        "call_id": call_id,
+        "name": "Bash",
+        "arguments": arguments,
+    }
 
 
 def streamed_turns(upstream: FakeUpstream, turns: int) -> list[JSON]:
@@ -107,8 +132,13 @@ def succeeded(run: ClaudeRun) -> JSON:
 
 
 def user_texts(body: JSON) -> list[str]:
-    return [part["text"] for item in body["input"] if item.get("role") == "user" and isinstance(item["content"], list)
-            for part in item["content"] if part["type"] == "input_text"]  # fmt: skip
+    return [
+        part["text"]
+        for item in body["input"]
+        if item.get("role") == "user" and isinstance(item["content"], list)
+        for part in item["content"]
+        if part["type"] == "input_text"
+    ]
 
 
 def items_of(body: JSON, kind: str) -> list[JSON]:
@@ -134,12 +164,14 @@ def test_plain_answer(claude: Claude, upstream: FakeUpstream, marker: str) -> No
 
 def test_bash_tool_round_trip(claude: Claude, upstream: FakeUpstream, marker: str) -> None:
     command = f"echo {marker} | tee proof.txt"
-    upstream.script.push(scripted("resp_e2e_call", text_item("msg_e2e_call", "Running it."),
-                                  bash_call("call_e2e_bash", command)))  # fmt: skip
+    upstream.script.push(
+        scripted("resp_e2e_call", text_item("msg_e2e_call", "Running it."), bash_call("call_e2e_bash", command))
+    )
     # The second turn is the simulator's own answer to the tool output.
 
-    result = succeeded(claude.run(f"Print {marker} with Bash", "--allowedTools", "Bash",
-                                  CLAUDE_CODE_DISABLE_THINKING="1"))  # fmt: skip
+    result = succeeded(
+        claude.run(f"Print {marker} with Bash", "--allowedTools", "Bash", CLAUDE_CODE_DISABLE_THINKING="1")
+    )
 
     assert (claude.work / "proof.txt").read_text() == marker + "\n"  # Claude Code really ran it, in the scratch dir
     assert result["result"] == f"The tool returned: {marker}"
@@ -155,11 +187,13 @@ def test_bash_tool_round_trip(claude: Claude, upstream: FakeUpstream, marker: st
 
 def test_parallel_bash_calls(claude: Claude, upstream: FakeUpstream, marker: str) -> None:
     pair = bash_call("call_e2e_one", f"echo {marker}-one"), bash_call("call_e2e_two", f"echo {marker}-two")
-    upstream.script.push(scripted("resp_e2e_pair", *pair),
-                         scripted("resp_e2e_done", text_item("msg_e2e_done", f"Both done: {marker}.")))  # fmt: skip
+    upstream.script.push(
+        scripted("resp_e2e_pair", *pair), scripted("resp_e2e_done", text_item("msg_e2e_done", f"Both done: {marker}."))
+    )
 
-    result = succeeded(claude.run(f"Print {marker} twice with Bash", "--allowedTools", "Bash",
-                                  CLAUDE_CODE_DISABLE_THINKING="1"))  # fmt: skip
+    result = succeeded(
+        claude.run(f"Print {marker} twice with Bash", "--allowedTools", "Bash", CLAUDE_CODE_DISABLE_THINKING="1")
+    )
 
     assert result["result"] == f"Both done: {marker}."
     _, second = streamed_turns(upstream, 2)

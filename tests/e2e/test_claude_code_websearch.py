@@ -31,16 +31,26 @@ QUERY = "latest python release"
 
 
 def websearch_call(call_id: str) -> JSON:
-    return {"id": "fc_" + call_id, "type": "function_call", "status": "completed", "call_id": call_id,
-            "name": "WebSearch", "arguments": json.dumps({"query": QUERY})}  # fmt: skip
+    return {
+        "id": "fc_" + call_id,
+        "type": "function_call",
+        "status": "completed",
+        "call_id": call_id,
+        "name": "WebSearch",
+        "arguments": json.dumps({"query": QUERY}),
+    }
 
 
 def hosted_search_reply() -> Reply:
     """The upstream's hosted search answering the sub-request, streamed like the real API."""
     prompt = {"type": "input_text", "text": f"Perform a web search for the query: {QUERY}"}
-    request = {"model": "gpt-5", "tools": [{"type": "web_search"}], "tool_choice": "required",
-               "include": ["web_search_call.action.sources"],
-               "input": [{"type": "message", "role": "user", "content": [prompt]}]}  # fmt: skip
+    request = {
+        "model": "gpt-5",
+        "tools": [{"type": "web_search"}],
+        "tool_choice": "required",
+        "include": ["web_search_call.action.sources"],
+        "input": [{"type": "message", "role": "user", "content": [prompt]}],
+    }
     return Reply(chunks=[encode_sse([event]) for event in events_for(respond(request))])
 
 
@@ -69,8 +79,11 @@ def claude_with(claude_bin: Path, tmp_path: Path) -> Iterator[Any]:
 
 def test_websearch_through_hosted_search(claude_with: Any, make_settings: Any, upstream: FakeUpstream) -> None:
     claude = claude_with(make_settings(web_search_hosted=True))
-    upstream.script.push(scripted("resp_ws_main1", websearch_call("call_ws1")), hosted_search_reply(),
-                         scripted("resp_ws_main2", text_item("msg_ws_main2", "Python 3.14 is out.")))  # fmt: skip
+    upstream.script.push(
+        scripted("resp_ws_main1", websearch_call("call_ws1")),
+        hosted_search_reply(),
+        scripted("resp_ws_main2", text_item("msg_ws_main2", "Python 3.14 is out.")),
+    )
 
     result = succeeded(claude.run(f"Search the web for {QUERY}", "--allowedTools", "WebSearch"))
 
@@ -94,11 +107,20 @@ def searx() -> Iterator[tuple[ThreadedServer, SearxScript]]:
 def _gateway_run(claude_with: Any, make_settings: Any, upstream: FakeUpstream, searx: Any, answer: str) -> str:
     """WebSearch answered by the gateway's own search loop; the tool result Claude Code built from it."""
     claude = claude_with(make_settings(web_search_backend_url=searx[0].url))
-    search_call = {"id": "fc_g1", "type": "function_call", "status": "completed", "call_id": "call_g1",
-                   "name": "web_search", "arguments": json.dumps({"query": QUERY})}  # fmt: skip
-    upstream.script.push(scripted("resp_ws_main1", websearch_call("call_ws1")), scripted("resp_g1", search_call),
-                         scripted("resp_g2", text_item("msg_g2", answer)),
-                         scripted("resp_ws_main2", text_item("msg_ws_main2", "Done.")))  # fmt: skip
+    search_call = {
+        "id": "fc_g1",
+        "type": "function_call",
+        "status": "completed",
+        "call_id": "call_g1",
+        "name": "web_search",
+        "arguments": json.dumps({"query": QUERY}),
+    }
+    upstream.script.push(
+        scripted("resp_ws_main1", websearch_call("call_ws1")),
+        scripted("resp_g1", search_call),
+        scripted("resp_g2", text_item("msg_g2", answer)),
+        scripted("resp_ws_main2", text_item("msg_ws_main2", "Done.")),
+    )
 
     result = succeeded(claude.run(f"Search the web for {QUERY}", "--allowedTools", "WebSearch"))
 
@@ -107,16 +129,18 @@ def _gateway_run(claude_with: Any, make_settings: Any, upstream: FakeUpstream, s
     return tool_output(upstream.script.received[-1].body)
 
 
-def test_websearch_through_the_gateways_backend(claude_with: Any, make_settings: Any, upstream: FakeUpstream,
-                                                searx: Any) -> None:  # fmt: skip
+def test_websearch_through_the_gateways_backend(
+    claude_with: Any, make_settings: Any, upstream: FakeUpstream, searx: Any
+) -> None:
     output = _gateway_run(claude_with, make_settings, upstream, searx, "Python 3.14 is out.")
     assert output.startswith(f'Web search results for query: "{QUERY}"\n\nLinks: [{{"title":"Searx result 1 for')
     assert "https://searx.example/latest-python-release/3" in output
     assert "Python 3.14 is out." in output
 
 
-def test_websearch_backend_failure_reaches_claude_code_in_band(claude_with: Any, make_settings: Any,
-                                                               upstream: FakeUpstream, searx: Any) -> None:  # fmt: skip
+def test_websearch_backend_failure_reaches_claude_code_in_band(
+    claude_with: Any, make_settings: Any, upstream: FakeUpstream, searx: Any
+) -> None:
     searx[1].behaviours = ["error500"]
     output = _gateway_run(claude_with, make_settings, upstream, searx, "The search backend is down.")
     assert "Web search error: unavailable" in output
@@ -124,11 +148,14 @@ def test_websearch_backend_failure_reaches_claude_code_in_band(claude_with: Any,
     assert "API Error" not in output
 
 
-def test_websearch_turned_off_reaches_claude_code_in_band(claude_with: Any, make_settings: Any,
-                                                         upstream: FakeUpstream) -> None:  # fmt: skip
+def test_websearch_turned_off_reaches_claude_code_in_band(
+    claude_with: Any, make_settings: Any, upstream: FakeUpstream
+) -> None:
     claude = claude_with(make_settings(web_search_mode="off"))
-    upstream.script.push(scripted("resp_ws_main1", websearch_call("call_ws1")),
-                         scripted("resp_ws_main2", text_item("msg_ws_main2", "Done.")))  # fmt: skip
+    upstream.script.push(
+        scripted("resp_ws_main1", websearch_call("call_ws1")),
+        scripted("resp_ws_main2", text_item("msg_ws_main2", "Done.")),
+    )
 
     succeeded(claude.run(f"Search the web for {QUERY}", "--allowedTools", "WebSearch"))
 

@@ -73,8 +73,13 @@ async def test_scripted_mix_shows_expected_counts_and_token_sums(
 def test_model_labels_stay_low_cardinality(make_settings: Callable[..., Settings]) -> None:
     label = model_label_for(make_settings(model_map='{"my-alias": "gpt-5"}'))
     assert [label(m) for m in ("my-alias", "claude-opus-4-8", "CLAUDE-HAIKU", "gpt-4o", "x" * 500, None)] == [
-        "my-alias", "opus", "haiku", "other", "other", "none"
-    ]  # fmt: skip
+        "my-alias",
+        "opus",
+        "haiku",
+        "other",
+        "other",
+        "none",
+    ]
 
 
 _WORKER = """

@@ -39,7 +39,9 @@ def test_line_split_inside_field_name() -> None:
 
 def test_crlf_and_cr_line_ends() -> None:
     assert decode_all(b"event: a\r\ndata: 1\r\n\r\nevent: b\rdata: 2\r\r") == [
-        ServerSentEvent("a", b"1"), ServerSentEvent("b", b"2")]  # fmt: skip
+        ServerSentEvent("a", b"1"),
+        ServerSentEvent("b", b"2"),
+    ]
 
 
 def test_crlf_split_between_chunks_is_one_line_end() -> None:
@@ -91,8 +93,10 @@ def test_any_chunking_gives_the_same_events(cuts: list[int]) -> None:
 def test_frame_encoding() -> None:
     assert frame(b"ping", b'{"type": "ping"}') == o.PING_FRAME
     encoded = o.encode_event(o.ContentBlockDelta(3, o.TextDelta("a\nb")))
-    assert encoded == b'event: content_block_delta\ndata: {"type":"content_block_delta","index":3,' \
-                      b'"delta":{"type":"text_delta","text":"a\\nb"}}\n\n'  # fmt: skip
+    assert (
+        encoded == b'event: content_block_delta\ndata: {"type":"content_block_delta","index":3,'
+        b'"delta":{"type":"text_delta","text":"a\\nb"}}\n\n'
+    )
 
 
 def test_error_event_is_the_error_envelope_without_a_request_id() -> None:

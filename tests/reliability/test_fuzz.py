@@ -118,15 +118,24 @@ def byte_faults(draw: st.DrawFn, body: dict[str, Any]) -> bytes:
 ODD_HEADERS = st.fixed_dictionaries(
     {},
     optional={
-        "content-type": st.sampled_from(["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
-                                         "application/json; charset=latin-1", "", "application/json;;", "*/*"]),
+        "content-type": st.sampled_from(
+            [
+                "text/plain",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+                "application/json; charset=latin-1",
+                "",
+                "application/json;;",
+                "*/*",
+            ]
+        ),
         "anthropic-version": st.sampled_from(["", "1999-01-01", "2023-06-01", "x" * 300, "2023-06-01,2024-01-01"]),
         "anthropic-beta": st.sampled_from(["", "nonsense", ",,,", "a" * 2000]),
         "request-id": st.sampled_from(["", "short", "x" * 500, "req_../../etc", "req_ok_123456789"]),
         "authorization": st.sampled_from(["", "Bearer", "Basic abc", "Bearer " + "k" * 1000]),
         "accept": st.sampled_from(["text/event-stream", "application/xml", ""]),
     },
-)  # fmt: skip
+)
 
 
 def assert_well_formed(reply: httpx.Response) -> None:

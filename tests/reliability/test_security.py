@@ -70,9 +70,12 @@ async def test_no_fault_leaks_a_key_or_content(
     texts: list[str] = []
     async with fault_upstreams() as urls:
         upstream.script.push(
-            Reply(hang=2.0), echoing(400), echoing(401), *[echoing(500)] * 3,
+            Reply(hang=2.0),
+            echoing(400),
+            echoing(401),
+            *[echoing(500)] * 3,
             Reply(status=429, json_body={"error": {"message": "slow"}}, headers={"retry-after": "60"}),
-        )  # fmt: skip
+        )
         targets = [upstream.base_url] * 5 + list(urls.values())
         for url in targets:
             settings = make_settings(**base, openai_base_url=url)
@@ -106,8 +109,12 @@ async def test_image_and_document_urls_are_forwarded_never_fetched(
         app = await app_factory(make_settings())
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY) as http:
             for stream in (False, True):
-                body = {"model": "claude-sonnet-4-5", "max_tokens": 32, "stream": stream,
-                        "messages": [{"role": "user", "content": content}]}  # fmt: skip
+                body = {
+                    "model": "claude-sonnet-4-5",
+                    "max_tokens": 32,
+                    "stream": stream,
+                    "messages": [{"role": "user", "content": content}],
+                }
                 assert (await http.post("/v1/messages", json=body)).status_code == 200
                 count = {"model": "claude-sonnet-4-5", "messages": body["messages"]}
                 assert (await http.post("/v1/messages/count_tokens", json=count)).status_code == 200

@@ -137,9 +137,15 @@ async def test_stream_silent_before_headers_is_a_json_504(open_gateway: Any, ups
 
 @pytest.mark.parametrize(
     ("status", "client_status", "error_type"),
-    [(429, 429, "rate_limit_error"), (500, 500, "api_error"), (502, 500, "api_error"),
-     (503, 529, "overloaded_error"), (504, 504, "timeout_error"), (529, 529, "overloaded_error")],
-)  # fmt: skip
+    [
+        (429, 429, "rate_limit_error"),
+        (500, 500, "api_error"),
+        (502, 500, "api_error"),
+        (503, 529, "overloaded_error"),
+        (504, 504, "timeout_error"),
+        (529, 529, "overloaded_error"),
+    ],
+)
 async def test_stream_retryable_status_is_retried_then_a_json_error(
     open_gateway: Any, upstream: FakeUpstream, status: int, client_status: int, error_type: str
 ) -> None:

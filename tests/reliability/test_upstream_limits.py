@@ -71,8 +71,15 @@ def encoded(data: bytes, coding: str) -> bytes:
     return data
 
 
-def answering(body: bytes, *, status: int = 200, coding: str | None = None, sse: bool = False,
-              heads: list[bytes] | None = None, length: bool = True) -> Callable[..., Any]:  # fmt: skip
+def answering(
+    body: bytes,
+    *,
+    status: int = 200,
+    coding: str | None = None,
+    sse: bool = False,
+    heads: list[bytes] | None = None,
+    length: bool = True,
+) -> Callable[..., Any]:
     """A raw upstream: one answer per connection, `content-encoding: coding` (raw-deflate is sent as deflate)."""
     extra = b"connection: close\r\n"
     if coding:
@@ -85,8 +92,9 @@ def answering(body: bytes, *, status: int = 200, coding: str | None = None, sse:
         head = await reader.readuntil(b"\r\n\r\n")
         if heads is not None:
             heads.append(head.lower())
-        length = next((int(line.split(b":")[1]) for line in head.lower().split(b"\r\n")
-                       if line.startswith(b"content-length:")), 0)  # fmt: skip
+        length = next(
+            (int(line.split(b":")[1]) for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")), 0
+        )
         await reader.readexactly(length)
         writer.write(response_head(status, content_type=content_type, extra=extra))
         for start in range(0, len(body), 65536):
@@ -143,8 +151,9 @@ async def test_compression_bomb_is_cut_at_the_limit(open_gateway: Any, coding: s
     """1 MiB-limited gateway, answers inflating to 64 MiB: JSON → 502, stream → in-band error, error body → cut."""
     opening = SSE_OPENING if shape == "stream" else JSON_OPENING
     status = 500 if shape == "error" else 200
-    async with raw_upstream(answering(bomb(opening, coding), status=status, coding=coding,
-                                      sse=shape == "stream")) as upstream:  # fmt: skip
+    async with raw_upstream(
+        answering(bomb(opening, coding), status=status, coding=coding, sse=shape == "stream")
+    ) as upstream:
         gateway = await open_gateway(openai_base_url=upstream.base_url, **LIMITS)
         reply, peak, current = await bounded_reply(gateway, STREAM if shape == "stream" else MESSAGE)
     if shape == "stream":

@@ -386,6 +386,10 @@ def test_serve_starts_uvicorn_with_the_guarded_protocol(monkeypatch: pytest.Monk
     factory = started["http"]
     assert factory.func is guarded.GuardedHttpProtocol and started["ws"] == "none"
     assert factory.keywords["limits"] == guarded.ConnectionLimits(
-        max_header_bytes=16 * 1024, max_headers=32, header_timeout=0.5, body_timeout=0.5, min_body_rate=2000,
+        max_header_bytes=16 * 1024,
+        max_headers=32,
+        header_timeout=0.5,
+        body_timeout=0.5,
+        min_body_rate=2000,
         max_connections=4,
-    )  # fmt: skip
+    )

@@ -22,28 +22,56 @@ from tests.streamkit import translate
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "streams"
 JSON = dict[str, Any]
 
-USAGE = {"input_tokens": 1200, "input_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 0},
-         "output_tokens": 96, "output_tokens_details": {"reasoning_tokens": 64}, "total_tokens": 1296}  # fmt: skip
+USAGE = {
+    "input_tokens": 1200,
+    "input_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 0},
+    "output_tokens": 96,
+    "output_tokens_details": {"reasoning_tokens": 64},
+    "total_tokens": 1296,
+}
 
 
 def _response(output: list[JSON], status: str = "completed", **extra: Any) -> JSON:
-    return {"id": "resp_68a1golden", "object": "response", "model": "gpt-5", "status": status, "output": output,
-            "usage": USAGE, "error": None, "incomplete_details": None} | extra  # fmt: skip
+    return {
+        "id": "resp_68a1golden",
+        "object": "response",
+        "model": "gpt-5",
+        "status": status,
+        "output": output,
+        "usage": USAGE,
+        "error": None,
+        "incomplete_details": None,
+    } | extra
 
 
 def _text(text: str, item_id: str = "msg_68a3") -> JSON:
-    return {"id": item_id, "type": "message", "status": "completed", "role": "assistant",
-            "content": [{"type": "output_text", "text": text, "annotations": []}]}  # fmt: skip
+    return {
+        "id": item_id,
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
 
 
 def _call(name: str, arguments: str, n: int) -> JSON:
-    return {"id": f"fc_68b{n}", "type": "function_call", "status": "completed", "call_id": f"call_Qx{n}",
-            "name": name, "arguments": arguments}  # fmt: skip
+    return {
+        "id": f"fc_68b{n}",
+        "type": "function_call",
+        "status": "completed",
+        "call_id": f"call_Qx{n}",
+        "name": name,
+        "arguments": arguments,
+    }
 
 
 def _reasoning(*summary: str) -> JSON:
-    return {"id": "rs_68a2", "type": "reasoning", "summary": [{"type": "summary_text", "text": s} for s in summary],
-            "encrypted_content": "gAAAAABoZ2VuY3J5cHRlZA=="}  # fmt: skip
+    return {
+        "id": "rs_68a2",
+        "type": "reasoning",
+        "summary": [{"type": "summary_text", "text": s} for s in summary],
+        "encrypted_content": "gAAAAABoZ2VuY3J5cHRlZA==",
+    }
 
 
 def _copilot(events: list[JSON]) -> list[JSON]:
@@ -70,8 +98,13 @@ def _interleaved() -> list[JSON]:
     """A text delta for output item 0 after item 1 began: items do not interleave in any known server."""
     events = events_for(_response([_text("First."), _text("Second.", "msg_68a4")]), chunk=4)
     second = next(n for n, e in enumerate(events) if e["type"] == "response.output_item.added" and e["output_index"])
-    late = {"type": "response.output_text.delta", "item_id": "msg_68a3", "output_index": 0, "content_index": 0,
-            "delta": "late"}  # fmt: skip
+    late = {
+        "type": "response.output_text.delta",
+        "item_id": "msg_68a3",
+        "output_index": 0,
+        "content_index": 0,
+        "delta": "late",
+    }
     return [*events[: second + 2], late, *events[second + 2 :]]
 
 
@@ -79,13 +112,26 @@ def _other_servers() -> dict[str, list[JSON]]:
     """What servers other than OpenAI's send, and faulty answers: each must translate faithfully or fail loudly."""
     weather = '{"location":"Paris"}'
     plain = {"id": "rs_68a2", "type": "reasoning", "summary": [{"type": "summary_text", "text": "Plan the answer."}]}
-    raw = {"id": "rs_68a2", "type": "reasoning", "summary": [],
-           "content": [{"type": "reasoning_text", "text": "The user wants the weather. "},
-                       {"type": "reasoning_text", "text": "Call the tool."}]}  # fmt: skip
-    calls = [{**_call("get_weather", weather, 1), "call_id": ""}, _call("get_weather", weather, 2),
-             {**_call("get_weather", weather, 3), "call_id": "call_Qx2"}]  # fmt: skip
-    negative = {"input_tokens": -7, "input_tokens_details": {"cached_tokens": -3}, "output_tokens": -1,
-                "output_tokens_details": {"reasoning_tokens": -2}}  # fmt: skip
+    raw = {
+        "id": "rs_68a2",
+        "type": "reasoning",
+        "summary": [],
+        "content": [
+            {"type": "reasoning_text", "text": "The user wants the weather. "},
+            {"type": "reasoning_text", "text": "Call the tool."},
+        ],
+    }
+    calls = [
+        {**_call("get_weather", weather, 1), "call_id": ""},
+        _call("get_weather", weather, 2),
+        {**_call("get_weather", weather, 3), "call_id": "call_Qx2"},
+    ]
+    negative = {
+        "input_tokens": -7,
+        "input_tokens_details": {"cached_tokens": -3},
+        "output_tokens": -1,
+        "output_tokens_details": {"reasoning_tokens": -2},
+    }
     copilot = _response([_reasoning("**Checking**"), _text("Let me check."), _call("get_weather", weather, 1)])
     unfinished = _response([_text("Hi.")], status="in_progress")
     no_status = {k: v for k, v in _response([_text("Hi.")]).items() if k != "status"}
@@ -152,18 +198,33 @@ def _inputs() -> dict[str, list[JSON]]:
         "stop_sequence_split": events_for(_response([_text("Answer: 42\nEND_OF_ANSWER\nignored trailer")]), chunk=4),
     }
     failed = _response([], status="failed", error={"code": "rate_limit_exceeded", "message": "Rate limit reached."})
-    cases["failed_midstream"] = _cut_before_terminal(events_for(_response([_text(long_text)]), chunk=5),
-                                                     {"type": "response.failed", "response": failed})  # fmt: skip
+    cases["failed_midstream"] = _cut_before_terminal(
+        events_for(_response([_text(long_text)]), chunk=5), {"type": "response.failed", "response": failed}
+    )
     cases["error_event"] = _cut_before_terminal(
         events_for(_response([_text(long_text)]), chunk=5),
-        {"type": "error", "error": {"type": "server_error", "code": "server_is_overloaded",
-                                    "message": "The server is overloaded.", "param": None}},
-    )  # fmt: skip
+        {
+            "type": "error",
+            "error": {
+                "type": "server_error",
+                "code": "server_is_overloaded",
+                "message": "The server is overloaded.",
+                "param": None,
+            },
+        },
+    )
     return cases | _other_servers()
 
 
-THINKING = frozenset({"reasoning_text_tool", "copilot_rotating_ids", "reasoning_without_encrypted_content",
-                      "reasoning_text_parts", "vllm_gpt_oss_reasoning_text"})  # fmt: skip
+THINKING = frozenset(
+    {
+        "reasoning_text_tool",
+        "copilot_rotating_ids",
+        "reasoning_without_encrypted_content",
+        "reasoning_text_parts",
+        "vllm_gpt_oss_reasoning_text",
+    }
+)
 RECORDED = ("vllm_gpt_oss_reasoning_text", "vllm_gemma4_text_data_only", "vllm_gemma4_function_call_data_only")
 
 
@@ -177,8 +238,19 @@ def translation_for(case: str) -> ReplyContext:
     return ReplyContext(tool_names=names)
 
 
-CASES = ("text", "text_tool", "parallel_tools", "reasoning_text_tool", "refusal", "incomplete", "failed_midstream",
-         "error_event", "stop_sequence_split", *_other_servers(), *RECORDED)  # fmt: skip
+CASES = (
+    "text",
+    "text_tool",
+    "parallel_tools",
+    "reasoning_text_tool",
+    "refusal",
+    "incomplete",
+    "failed_midstream",
+    "error_event",
+    "stop_sequence_split",
+    *_other_servers(),
+    *RECORDED,
+)
 
 
 def encode_upstream(events: list[JSON]) -> bytes:

@@ -35,8 +35,13 @@ def test_any_item_id_round_trips(item_id: str) -> None:
     ref = decode_signature(encode_signature(item_id, "enc"))
     assert ref is not None and (ref.id, ref.ec) == (item_id, "enc")
     assert _replayed(encode_signature(item_id, "enc")) == [
-        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "Plan."}], "encrypted_content": "enc",
-         "id": item_id}]  # fmt: skip
+        {
+            "type": "reasoning",
+            "summary": [{"type": "summary_text", "text": "Plan."}],
+            "encrypted_content": "enc",
+            "id": item_id,
+        }
+    ]
 
 
 def test_an_item_without_id_is_replayed_without_one() -> None:

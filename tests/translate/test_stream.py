@@ -62,14 +62,21 @@ def test_golden_reasoning_case_carries_the_reasoning_item_in_the_signature() -> 
 
 def test_golden_parallel_tools_map_names_back_and_get_their_own_indexes() -> None:
     message = fold(parse_sse((FIXTURES / "parallel_tools.anthropic.sse").read_bytes()))
-    assert [(b["id"], b["name"]) for b in message["content"]] == [("call_Qx1", "get_weather"),
-                                                                   ("call_Qx2", "mcp__files.read")]  # fmt: skip
+    assert [(b["id"], b["name"]) for b in message["content"]] == [
+        ("call_Qx1", "get_weather"),
+        ("call_Qx2", "mcp__files.read"),
+    ]
     assert message["content"][1]["input"] == {"path": "/tmp/a.txt"}
 
 
 def _response(output: list[JSON], status: str = "completed", **extra: Any) -> JSON:
-    return {"id": "resp_1", "status": status, "output": output, "usage": {"input_tokens": 5, "output_tokens": 3},
-            **extra}  # fmt: skip
+    return {
+        "id": "resp_1",
+        "status": status,
+        "output": output,
+        "usage": {"input_tokens": 5, "output_tokens": 3},
+        **extra,
+    }
 
 
 def _call(arguments: str) -> JSON:
@@ -77,8 +84,11 @@ def _call(arguments: str) -> JSON:
 
 
 def test_arguments_arrive_only_in_done() -> None:
-    events = [e for e in events_for(_response([_call('{"command":"ls"}')])) if
-              e["type"] != "response.function_call_arguments.delta"]  # fmt: skip
+    events = [
+        e
+        for e in events_for(_response([_call('{"command":"ls"}')]))
+        if e["type"] != "response.function_call_arguments.delta"
+    ]
     wire = run(events)
     deltas = [p["delta"]["partial_json"] for n, p in wire if n == "content_block_delta"]
     assert deltas == ['{"command":"ls"}']
@@ -86,8 +96,11 @@ def test_arguments_arrive_only_in_done() -> None:
 
 
 def test_arguments_arrive_only_in_the_done_item() -> None:
-    events = [e for e in events_for(_response([_call('{"command":"ls"}')]))
-              if not e["type"].startswith("response.function_call_arguments")]  # fmt: skip
+    events = [
+        e
+        for e in events_for(_response([_call('{"command":"ls"}')]))
+        if not e["type"].startswith("response.function_call_arguments")
+    ]
     assert fold(run(events))["content"][0]["input"] == {"command": "ls"}
 
 
@@ -98,8 +111,16 @@ def test_empty_arguments_give_an_empty_input() -> None:
 
 def test_invalid_tool_arguments_end_with_an_error_event() -> None:
     wire = run(events_for(_response([_call('{"command": "ls"')])))
-    assert wire[-1] == ("error", {"type": "error", "error": {"type": "api_error", "message":
-                        "The upstream model produced tool arguments that are not valid JSON"}})  # fmt: skip
+    assert wire[-1] == (
+        "error",
+        {
+            "type": "error",
+            "error": {
+                "type": "api_error",
+                "message": "The upstream model produced tool arguments that are not valid JSON",
+            },
+        },
+    )
     assert "message_delta" not in names(wire)
 
 
@@ -112,8 +133,12 @@ def test_stream_ending_without_terminal_event_is_an_error_never_end_turn() -> No
 
 
 def test_flat_error_event_is_mapped() -> None:
-    wire = run([{"type": "response.created", "response": {"id": "resp_1"}},
-                {"type": "error", "code": "rate_limit_exceeded", "message": "Slow down", "param": None}])  # fmt: skip
+    wire = run(
+        [
+            {"type": "response.created", "response": {"id": "resp_1"}},
+            {"type": "error", "code": "rate_limit_exceeded", "message": "Slow down", "param": None},
+        ]
+    )
     assert wire[-1] == ("error", {"type": "error", "error": {"type": "rate_limit_error", "message": "Slow down"}})
 
 
@@ -132,8 +157,12 @@ def test_unknown_events_are_ignored() -> None:
 
 
 def test_reasoning_is_dropped_when_thinking_was_not_requested() -> None:
-    reasoning = {"id": "rs_1", "type": "reasoning", "summary": [{"type": "summary_text", "text": "hmm"}],
-                 "encrypted_content": "enc"}  # fmt: skip
+    reasoning = {
+        "id": "rs_1",
+        "type": "reasoning",
+        "summary": [{"type": "summary_text", "text": "hmm"}],
+        "encrypted_content": "enc",
+    }
     text = {"id": "msg_1", "type": "message", "content": [{"type": "output_text", "text": "hi"}]}
     message = fold(run(events_for(_response([reasoning, text]))))
     assert message["content"] == [{"type": "text", "text": "hi"}]
@@ -143,7 +172,10 @@ def test_reasoning_with_empty_summary_still_sends_its_signature() -> None:
     reasoning = {"id": "rs_1", "type": "reasoning", "summary": [], "encrypted_content": "enc"}
     wire = run(events_for(_response([reasoning])), _t(thinking_requested=True))
     assert [n for n in names(wire) if n.startswith("content_block")] == [
-        "content_block_start", "content_block_delta", "content_block_stop"]  # fmt: skip
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+    ]
     block = fold(wire)["content"][0]
     assert block["thinking"] == "" and decode_signature(block["signature"]) is not None
 
@@ -242,8 +274,16 @@ def test_streamed_arguments_that_differ_from_the_final_ones_are_an_error() -> No
         if event["type"] == "response.function_call_arguments.delta":
             event["delta"] = event["delta"].upper()
     wire = run(events)
-    assert wire[-1] == ("error", {"type": "error", "error": {"type": "api_error", "message":
-                        "The upstream's streamed tool arguments differ from its final ones"}})  # fmt: skip
+    assert wire[-1] == (
+        "error",
+        {
+            "type": "error",
+            "error": {
+                "type": "api_error",
+                "message": "The upstream's streamed tool arguments differ from its final ones",
+            },
+        },
+    )
 
 
 def test_an_item_announced_twice_is_one_item() -> None:

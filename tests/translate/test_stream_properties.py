@@ -32,8 +32,9 @@ MODEL = "claude-sonnet-4-5"
 ALPHABET = st.sampled_from([*'ab XY\n.{"é漢', "\U0001f600"])
 TEXT = st.text(ALPHABET, max_size=24)
 SCALAR = st.one_of(st.integers(-5, 10**6), st.booleans(), st.none(), TEXT)
-ARGS = st.dictionaries(st.text("abcxyz_", min_size=1, max_size=6), st.one_of(SCALAR, st.lists(SCALAR, max_size=3)),
-                       max_size=4)  # fmt: skip
+ARGS = st.dictionaries(
+    st.text("abcxyz_", min_size=1, max_size=6), st.one_of(SCALAR, st.lists(SCALAR, max_size=3)), max_size=4
+)
 PROFILE = settings(max_examples=70, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CALL_IDS = st.sampled_from(["call_dup", "", "call id!", "x" * 70])  # repeated, empty, outside the id grammar
 TOOL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -66,16 +67,26 @@ def items(draw: st.DrawFn, *, refusals: bool) -> list[JSON]:
         else:
             arguments = json.dumps(draw(ARGS), ensure_ascii=draw(st.booleans()))
             call_id = draw(st.just(f"call_{n}") | CALL_IDS)
-            out.append({"id": f"fc_{n}", "type": "function_call", "call_id": call_id, "name": f"tool_{n % 2}",
-                        "arguments": arguments})  # fmt: skip
+            out.append(
+                {
+                    "id": f"fc_{n}",
+                    "type": "function_call",
+                    "call_id": call_id,
+                    "name": f"tool_{n % 2}",
+                    "arguments": arguments,
+                }
+            )
     return out
 
 
 @st.composite
 def responses(draw: st.DrawFn, *, refusals: bool = True) -> JSON:
     status = draw(st.sampled_from(STATUSES))
-    usage = {"input_tokens": draw(st.integers(-50, 5000)), "output_tokens": draw(st.integers(-50, 900)),
-             "input_tokens_details": {"cached_tokens": draw(st.integers(-5, 100))}}  # fmt: skip
+    usage = {
+        "input_tokens": draw(st.integers(-50, 5000)),
+        "output_tokens": draw(st.integers(-50, 900)),
+        "input_tokens_details": {"cached_tokens": draw(st.integers(-5, 100))},
+    }
     response: JSON = {"id": "resp_prop", "status": status, "output": draw(items(refusals=refusals)), "usage": usage}
     if status is None and draw(st.booleans()):
         del response["status"]
@@ -94,8 +105,12 @@ def _translation(draw: Callable[[st.SearchStrategy[Any]], Any], response: JSON, 
     if texts and draw(st.booleans()):
         prefill = texts[0][: draw(st.integers(0, 4))] if draw(st.booleans()) else draw(TEXT)
     stop_sequences = tuple(draw(st.lists(st.text(ALPHABET, min_size=1, max_size=3), max_size=2))) if stops else ()
-    return ReplyContext(tool_names={"tool_0": "Tool.Zero"}, stop_sequences=stop_sequences,
-                       thinking_requested=draw(st.booleans()), prefill=prefill)  # fmt: skip
+    return ReplyContext(
+        tool_names={"tool_0": "Tool.Zero"},
+        stop_sequences=stop_sequences,
+        thinking_requested=draw(st.booleans()),
+        prefill=prefill,
+    )
 
 
 def _non_streaming(response: JSON, t: ReplyContext) -> JSON | GatewayError:
@@ -111,8 +126,13 @@ def distortions(draw: st.DrawFn) -> JSON:
     """How a server other than OpenAI's may stream the same answer."""
     drop = draw(st.sampled_from(["nothing", "nothing", "deltas", "all but items"]))
     unannounced = draw(st.booleans())
-    return {"rotate": draw(st.booleans()), "drop": drop, "unannounced": unannounced,
-            "unindexed": not unannounced and draw(st.booleans()), "encrypted_deltas": draw(st.booleans())}  # fmt: skip
+    return {
+        "rotate": draw(st.booleans()),
+        "drop": drop,
+        "unannounced": unannounced,
+        "unindexed": not unannounced and draw(st.booleans()),
+        "encrypted_deltas": draw(st.booleans()),
+    }
 
 
 def _rotated(events: list[JSON]) -> list[JSON]:
@@ -131,8 +151,12 @@ def _rotated(events: list[JSON]) -> list[JSON]:
 
 def _encrypted_deltas(events: list[JSON]) -> list[JSON]:
     """Argument deltas as GitHub Copilot sends them: ciphertext, flagged by an `obfuscation` field."""
-    return [{**e, "delta": "\u00bfcipher\u00bf", "obfuscation": "x"}
-            if e["type"] == "response.function_call_arguments.delta" else e for e in events]  # fmt: skip
+    return [
+        {**e, "delta": "\u00bfcipher\u00bf", "obfuscation": "x"}
+        if e["type"] == "response.function_call_arguments.delta"
+        else e
+        for e in events
+    ]
 
 
 def distort(events: list[JSON], how: JSON) -> list[JSON]:
@@ -143,8 +167,19 @@ def distort(events: list[JSON], how: JSON) -> list[JSON]:
     if how["drop"] == "deltas":
         events = [e for e in events if not e["type"].endswith(".delta")]
     elif how["drop"] == "all but items":
-        events = [e for e in events if not e["type"].startswith(("response.content_part", "response.output_text",
-                  "response.refusal", "response.function_call", "response.reasoning"))]  # fmt: skip
+        events = [
+            e
+            for e in events
+            if not e["type"].startswith(
+                (
+                    "response.content_part",
+                    "response.output_text",
+                    "response.refusal",
+                    "response.function_call",
+                    "response.reasoning",
+                )
+            )
+        ]
     if how["unannounced"]:
         events = [e for e in events if e["type"] != "response.output_item.added"]
     if how["unindexed"]:
@@ -152,8 +187,9 @@ def distort(events: list[JSON], how: JSON) -> list[JSON]:
     return events
 
 
-def _stream(response: JSON, t: ReplyContext, chunk: int, cuts: list[int],
-            how: JSON | None = None) -> tuple[list[Event], bool]:  # fmt: skip
+def _stream(
+    response: JSON, t: ReplyContext, chunk: int, cuts: list[int], how: JSON | None = None
+) -> tuple[list[Event], bool]:
     events = events_for(response, chunk=chunk)
     data = encode_sse(distort(events, how) if how is not None else events)
     out, translator = translate(chunked(data, cuts), t, model=MODEL)
@@ -176,12 +212,15 @@ def _check_client_facing(message: JSON) -> None:
     ids = [b["id"] for b in message["content"] if b["type"] == "tool_use"]
     assert len(set(ids)) == len(ids) and all(TOOL_ID.fullmatch(i) for i in ids)
     usage = message["usage"]
-    assert all(usage[k] >= 0 for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
-                                       "cache_creation_input_tokens"))  # fmt: skip
+    assert all(
+        usage[k] >= 0
+        for k in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+    )
 
 
-def _check_against_non_streaming(events: list[Event], response: JSON, t: ReplyContext, stopped: bool,
-                                 *, rotated: bool = False) -> None:  # fmt: skip
+def _check_against_non_streaming(
+    events: list[Event], response: JSON, t: ReplyContext, stopped: bool, *, rotated: bool = False
+) -> None:
     check_grammar(events)
     expected = _non_streaming(response, t)
     if stopped:
@@ -195,8 +234,10 @@ def _check_against_non_streaming(events: list[Event], response: JSON, t: ReplyCo
         assert (message["content"], message["stop_sequence"]) == (expected["content"], expected["stop_sequence"])
         return
     if isinstance(expected, GatewayError):
-        assert events[-1] == ("error", {"type": "error", "error": {"type": expected.error_type,
-                                                                    "message": expected.message}})  # fmt: skip
+        assert events[-1] == (
+            "error",
+            {"type": "error", "error": {"type": expected.error_type, "message": expected.message}},
+        )
         return
     assert [n for n, _ in events][-2:] == ["message_delta", "message_stop"]
     message, expected = fold(events), json.loads(json.dumps(expected))
@@ -208,8 +249,9 @@ def _check_against_non_streaming(events: list[Event], response: JSON, t: ReplyCo
 
 @PROFILE
 @given(st.data(), responses(), st.integers(1, 9), st.lists(st.integers(1, 4000), max_size=25))
-def test_stream_folds_to_the_non_streaming_message(data: st.DataObject, response: JSON, chunk: int,
-                                                   cuts: list[int]) -> None:  # fmt: skip
+def test_stream_folds_to_the_non_streaming_message(
+    data: st.DataObject, response: JSON, chunk: int, cuts: list[int]
+) -> None:
     t = _translation(data.draw, response, stops=False)
     events, stopped = _stream(response, t, chunk, cuts)
     assert not stopped
@@ -218,8 +260,9 @@ def test_stream_folds_to_the_non_streaming_message(data: st.DataObject, response
 
 @PROFILE
 @given(st.data(), responses(), distortions(), st.integers(1, 9), st.lists(st.integers(1, 4000), max_size=10))
-def test_streams_of_other_servers_fold_to_the_same_message(data: st.DataObject, response: JSON, how: JSON,
-                                                           chunk: int, cuts: list[int]) -> None:  # fmt: skip
+def test_streams_of_other_servers_fold_to_the_same_message(
+    data: st.DataObject, response: JSON, how: JSON, chunk: int, cuts: list[int]
+) -> None:
     """Rotated item ids, encrypted argument deltas, content only in `.done` events, unannounced or unindexed items:
     the same message."""
     t = _translation(data.draw, response, stops=data.draw(st.booleans()))
@@ -229,8 +272,9 @@ def test_streams_of_other_servers_fold_to_the_same_message(data: st.DataObject, 
 
 @PROFILE
 @given(st.data(), responses(refusals=False), st.integers(1, 5), st.lists(st.integers(1, 4000), max_size=25))
-def test_stop_sequences_cut_like_the_non_streaming_path(data: st.DataObject, response: JSON, chunk: int,
-                                                        cuts: list[int]) -> None:  # fmt: skip
+def test_stop_sequences_cut_like_the_non_streaming_path(
+    data: st.DataObject, response: JSON, chunk: int, cuts: list[int]
+) -> None:
     t = _translation(data.draw, response, stops=True)
     events, stopped = _stream(response, t, chunk, cuts)
     _check_against_non_streaming(events, response, t, stopped)
@@ -238,8 +282,9 @@ def test_stop_sequences_cut_like_the_non_streaming_path(data: st.DataObject, res
 
 @PROFILE
 @given(responses(), st.integers(1, 9), st.lists(st.integers(1, 4000), max_size=40), st.booleans())
-def test_chunking_of_the_upstream_bytes_does_not_change_the_output(response: JSON, chunk: int, cuts: list[int],
-                                                                   thinking: bool) -> None:  # fmt: skip
+def test_chunking_of_the_upstream_bytes_does_not_change_the_output(
+    response: JSON, chunk: int, cuts: list[int], thinking: bool
+) -> None:
     """Including cuts inside UTF-8 sequences and CRLF-free line ends."""
     t = ReplyContext(thinking_requested=thinking)
     assert _stream(response, t, chunk, cuts)[0] == _stream(response, t, chunk, [])[0]

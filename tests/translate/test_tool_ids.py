@@ -45,13 +45,19 @@ def test_an_upstream_id_imitating_a_minted_one_still_gives_unique_ids() -> None:
 
 def test_a_minted_id_is_the_call_id_of_both_halves_on_the_next_turn() -> None:
     minted = minted_id("resp_1", 0, "")
-    body = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [
-        {"role": "user", "content": "Weather?"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": minted, "name": "get_weather", "input": {}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": minted, "content": "18C"}]},
-    ]}  # fmt: skip
+    body = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 64,
+        "messages": [
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": minted, "name": "get_weather", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": minted, "content": "18C"}]},
+        ],
+    }
     req = decode_request(msgspec.json.encode(body), fields.MESSAGES)
     translation = to_responses_request(req, tool_set(req.tools), SETTINGS.profile(req.model), api_version="2023-06-01")
     items = translation.body["input"]
     assert [i.get("call_id") for i in items if i.get("type") in ("function_call", "function_call_output")] == [
-        minted, minted]  # fmt: skip
+        minted,
+        minted,
+    ]

@@ -25,16 +25,65 @@ from tests.streamkit import check_grammar, fold, to_wire
 
 JSON = Any
 EXAMPLES = int(os.environ.get("UPSTREAM_FUZZ_EXAMPLES", "120"))  # derandomized: set it higher to search further
-FUZZ = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 TOOL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-KEYS = ["type", "id", "call_id", "name", "arguments", "content", "summary", "encrypted_content", "text", "refusal",
-        "status", "output", "usage", "item", "item_id", "output_index", "content_index", "summary_index", "delta",
-        "part", "response", "error", "code", "message", "input_tokens", "output_tokens", "obfuscation"]  # fmt: skip
-TYPES = ["message", "function_call", "reasoning", "output_text", "refusal", "reasoning_text", "summary_text",
-         "web_search_call", "", "completed", "in_progress", *DECODERS]  # fmt: skip
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.sampled_from(TYPES),
-                    st.text(max_size=6), st.floats(allow_nan=False))  # fmt: skip
+KEYS = [
+    "type",
+    "id",
+    "call_id",
+    "name",
+    "arguments",
+    "content",
+    "summary",
+    "encrypted_content",
+    "text",
+    "refusal",
+    "status",
+    "output",
+    "usage",
+    "item",
+    "item_id",
+    "output_index",
+    "content_index",
+    "summary_index",
+    "delta",
+    "part",
+    "response",
+    "error",
+    "code",
+    "message",
+    "input_tokens",
+    "output_tokens",
+    "obfuscation",
+]
+TYPES = [
+    "message",
+    "function_call",
+    "reasoning",
+    "output_text",
+    "refusal",
+    "reasoning_text",
+    "summary_text",
+    "web_search_call",
+    "",
+    "completed",
+    "in_progress",
+    *DECODERS,
+]
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from(TYPES),
+    st.text(max_size=6),
+    st.floats(allow_nan=False),
+)
 VALUES: st.SearchStrategy[JSON] = st.recursive(
     SCALARS,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=5),
@@ -45,12 +94,21 @@ VALUES: st.SearchStrategy[JSON] = st.recursive(
 @st.composite
 def items(draw: st.DrawFn) -> JSON:
     """A plausible output item with fields replaced by hostile values, or any JSON at all."""
-    base: dict[str, JSON] = draw(st.sampled_from([
-        {"type": "message", "id": "m", "content": [{"type": "output_text", "text": "hi"}]},
-        {"type": "function_call", "id": "f", "call_id": "c", "name": "n", "arguments": '{"a":1}'},
-        {"type": "reasoning", "id": "r", "summary": [{"type": "summary_text", "text": "s"}], "encrypted_content": "e"},
-        {"type": "reasoning", "content": [{"type": "reasoning_text", "text": "raw"}]},
-    ]))  # fmt: skip
+    base: dict[str, JSON] = draw(
+        st.sampled_from(
+            [
+                {"type": "message", "id": "m", "content": [{"type": "output_text", "text": "hi"}]},
+                {"type": "function_call", "id": "f", "call_id": "c", "name": "n", "arguments": '{"a":1}'},
+                {
+                    "type": "reasoning",
+                    "id": "r",
+                    "summary": [{"type": "summary_text", "text": "s"}],
+                    "encrypted_content": "e",
+                },
+                {"type": "reasoning", "content": [{"type": "reasoning_text", "text": "raw"}]},
+            ]
+        )
+    )
     for key in draw(st.lists(st.sampled_from(KEYS), max_size=3)):
         base = {**base, key: draw(VALUES)}
     return base if draw(st.integers(0, 4)) else draw(VALUES)
@@ -63,15 +121,20 @@ def _check_message(message: JSON) -> None:
 
 
 @FUZZ
-@given(st.lists(items(), max_size=4), st.sampled_from(["completed", "incomplete", "in_progress", None, "x"]),
-       VALUES, st.booleans())  # fmt: skip
-def test_any_non_streaming_answer_is_a_message_or_a_typed_error(output: JSON, status: JSON, usage: JSON,
-                                                                thinking: bool) -> None:  # fmt: skip
+@given(
+    st.lists(items(), max_size=4),
+    st.sampled_from(["completed", "incomplete", "in_progress", None, "x"]),
+    VALUES,
+    st.booleans(),
+)
+def test_any_non_streaming_answer_is_a_message_or_a_typed_error(
+    output: JSON, status: JSON, usage: JSON, thinking: bool
+) -> None:
     body = json.dumps({"id": "resp_f", "status": status, "output": output, "usage": usage})
     try:
         response = r.RESPONSE_DECODER.decode(body)
     except msgspec.DecodeError:
-        return  # the client turns this into a 502 `api_error` (tests/test_upstream_answers.py)
+        return  # the client turns this into a 502 `api_error` (tests/app/test_upstream_answers.py)
     try:
         message = to_anthropic_message(response, ReplyContext(thinking_requested=thinking), model="m")
     except GatewayError as exc:
@@ -84,11 +147,21 @@ def test_any_non_streaming_answer_is_a_message_or_a_typed_error(output: JSON, st
 def events(draw: st.DrawFn) -> tuple[str, JSON]:
     """(SSE event name, payload): a known event with hostile fields, or a well-formed one around hostile items."""
     name = draw(st.sampled_from(sorted(DECODERS)))
-    event: dict[str, JSON] = {"type": name, "output_index": draw(st.integers(-2, 3)), "content_index": 0,
-                              "summary_index": 0, "delta": draw(st.text(max_size=4)), "item": draw(items()),
-                              "part": {"type": draw(st.sampled_from(TYPES)), "text": "t"},
-                              "response": {"id": "resp_f", "status": draw(st.sampled_from(["completed", None, "x"])),
-                                           "usage": draw(VALUES), "output": []}}  # fmt: skip
+    event: dict[str, JSON] = {
+        "type": name,
+        "output_index": draw(st.integers(-2, 3)),
+        "content_index": 0,
+        "summary_index": 0,
+        "delta": draw(st.text(max_size=4)),
+        "item": draw(items()),
+        "part": {"type": draw(st.sampled_from(TYPES)), "text": "t"},
+        "response": {
+            "id": "resp_f",
+            "status": draw(st.sampled_from(["completed", None, "x"])),
+            "usage": draw(VALUES),
+            "output": [],
+        },
+    }
     for key in draw(st.lists(st.sampled_from(KEYS), max_size=2)):
         event[key] = draw(VALUES)
     return name, event
@@ -115,8 +188,9 @@ def test_any_stream_is_a_message_or_an_error_event_in_grammar_quick(
 
 
 def check_stream(stream: JSON, thinking: bool, stops: list[str]) -> None:
-    translator = StreamTranslator(ReplyContext(thinking_requested=thinking, stop_sequences=tuple(stops)), model="m",
-                                  input_tokens=3)  # fmt: skip
+    translator = StreamTranslator(
+        ReplyContext(thinking_requested=thinking, stop_sequences=tuple(stops)), model="m", input_tokens=3
+    )
     out = []
     for name, event in stream:
         try:

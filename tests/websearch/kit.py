@@ -15,8 +15,11 @@ from messages_bridge.translate.tools import tool_set
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "websearch"
 HOSTED = Settings(openai_api_key=SecretStr("sk-test"), openai_base_url="http://127.0.0.1:9/v1", web_search_hosted=True)
-GATEWAY = Settings(openai_api_key=SecretStr("sk-test"), openai_base_url="http://127.0.0.1:9/v1",
-                   web_search_backend_url="http://127.0.0.1:9")  # fmt: skip
+GATEWAY = Settings(
+    openai_api_key=SecretStr("sk-test"),
+    openai_base_url="http://127.0.0.1:9/v1",
+    web_search_backend_url="http://127.0.0.1:9",
+)
 OFF = Settings(openai_api_key=SecretStr("sk-test"), openai_base_url="http://127.0.0.1:9/v1")
 
 

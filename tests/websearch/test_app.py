@@ -68,9 +68,11 @@ async def test_hosted_claude_code_subrequest(hosted: httpx.AsyncClient, upstream
     assert _kinds(plain) == ["server_tool_use", "web_search_tool_result", "text"]
     assert plain["content"][0]["input"] == {"query": "latest python release"}
     results = plain["content"][1]["content"]
-    assert [x["title"] for x in results] == ["Result 1 about latest-python-release",
-                                             "Result 2 about latest-python-release",
-                                             "example.org/latest-python-release/page-3"]  # fmt: skip
+    assert [x["title"] for x in results] == [
+        "Result 1 about latest-python-release",
+        "Result 2 about latest-python-release",
+        "example.org/latest-python-release/page-3",
+    ]
     assert all(x["encrypted_content"].startswith("mbws1.") for x in results)
     assert [c["title"] for c in plain["content"][2]["citations"]] == [x["title"] for x in results[:2]]
     assert plain["usage"]["server_tool_use"] == {"web_search_requests": 1}
@@ -80,8 +82,9 @@ async def test_hosted_claude_code_subrequest(hosted: httpx.AsyncClient, upstream
     assert "web_search_call.action.sources" in sent["include"] and sent["max_tool_calls"] == 8
 
 
-async def test_hosted_search_without_effort_is_not_sent_minimal(hosted: httpx.AsyncClient,
-                                                                upstream: FakeUpstream) -> None:  # fmt: skip
+async def test_hosted_search_without_effort_is_not_sent_minimal(
+    hosted: httpx.AsyncClient, upstream: FakeUpstream
+) -> None:
     _, plain = await _both(hosted, subrequest(output_config=None))
     assert _kinds(plain)[:2] == ["server_tool_use", "web_search_tool_result"]
     assert {r["reasoning"]["effort"] for r in upstream.requests} == {"low"}
@@ -89,9 +92,15 @@ async def test_hosted_search_without_effort_is_not_sent_minimal(hosted: httpx.As
 
 async def test_hosted_second_turn_sends_the_blocks_back(hosted: httpx.AsyncClient, upstream: FakeUpstream) -> None:
     first = (await hosted.post("/v1/messages", json=subrequest(stream=False))).json()
-    body = subrequest(stream=False, tool_choice={"type": "auto"}, messages=[
-        *subrequest()["messages"], {"role": "assistant", "content": first["content"]},
-        {"role": "user", "content": "Thanks, summarise in one line."}])  # fmt: skip
+    body = subrequest(
+        stream=False,
+        tool_choice={"type": "auto"},
+        messages=[
+            *subrequest()["messages"],
+            {"role": "assistant", "content": first["content"]},
+            {"role": "user", "content": "Thanks, summarise in one line."},
+        ],
+    )
     second = await hosted.post("/v1/messages", json=body)
     assert second.status_code == 200, second.text
     replayed = [i for i in upstream.requests[-1]["input"] if i.get("type") == "web_search_call"]
@@ -100,8 +109,9 @@ async def test_hosted_second_turn_sends_the_blocks_back(hosted: httpx.AsyncClien
 
 
 @pytest.mark.parametrize("mode", ["hosted", "gateway", "off"])
-def test_the_official_sdk_accumulates_every_answer(upstream: FakeUpstream, make_settings: Any, mode: str,
-                                                   searx: tuple[ThreadedServer, SearxScript]) -> None:  # fmt: skip
+def test_the_official_sdk_accumulates_every_answer(
+    upstream: FakeUpstream, make_settings: Any, mode: str, searx: tuple[ThreadedServer, SearxScript]
+) -> None:
     from messages_bridge.app.factory import create_app
 
     modes: dict[str, dict[str, Any]] = {
@@ -135,16 +145,18 @@ def test_the_official_sdk_accumulates_every_answer(upstream: FakeUpstream, make_
 
 
 @pytest.fixture
-async def gateway_mode(upstream: FakeUpstream, make_settings: Any, app_factory: Any,
-                       searx: tuple[ThreadedServer, SearxScript]) -> AsyncIterator[httpx.AsyncClient]:  # fmt: skip
+async def gateway_mode(
+    upstream: FakeUpstream, make_settings: Any, app_factory: Any, searx: tuple[ThreadedServer, SearxScript]
+) -> AsyncIterator[httpx.AsyncClient]:
     server, _ = searx
     app = await app_factory(make_settings(web_search_backend_url=server.url, web_search_timeout=1.0))
     async with _client(app) as http:
         yield http
 
 
-async def test_gateway_search_runs_the_backend(gateway_mode: httpx.AsyncClient, upstream: FakeUpstream,
-                                               searx: tuple[ThreadedServer, SearxScript]) -> None:  # fmt: skip
+async def test_gateway_search_runs_the_backend(
+    gateway_mode: httpx.AsyncClient, upstream: FakeUpstream, searx: tuple[ThreadedServer, SearxScript]
+) -> None:
     folded, plain = await _both(gateway_mode, subrequest())
     assert folded["content"] == plain["content"]
     assert _kinds(plain) == ["server_tool_use", "web_search_tool_result", "text"]
@@ -169,9 +181,13 @@ async def test_gateway_search_runs_the_backend(gateway_mode: httpx.AsyncClient, 
         ("empty", []),
     ],
 )
-async def test_gateway_backend_failures_are_in_band(gateway_mode: httpx.AsyncClient, upstream: FakeUpstream,
-                                                    searx: tuple[ThreadedServer, SearxScript], behaviour: Any,
-                                                    expected: Any) -> None:  # fmt: skip
+async def test_gateway_backend_failures_are_in_band(
+    gateway_mode: httpx.AsyncClient,
+    upstream: FakeUpstream,
+    searx: tuple[ThreadedServer, SearxScript],
+    behaviour: Any,
+    expected: Any,
+) -> None:
     searx[1].behaviours = [behaviour, behaviour]
     folded, plain = await _both(gateway_mode, subrequest())
     assert folded["content"] == plain["content"]
@@ -183,10 +199,24 @@ async def test_gateway_backend_failures_are_in_band(gateway_mode: httpx.AsyncCli
 
 
 def _calls(*queries: str, stream: bool = False) -> Reply:
-    output = [{"id": f"fc_{n}", "type": "function_call", "status": "completed", "call_id": f"call_{n}",
-               "name": "web_search", "arguments": json.dumps({"query": q})} for n, q in enumerate(queries)]  # fmt: skip
-    response = {"id": "resp_calls", "object": "response", "status": "completed", "output": output,
-                "usage": {"input_tokens": 5, "output_tokens": 5}}  # fmt: skip
+    output = [
+        {
+            "id": f"fc_{n}",
+            "type": "function_call",
+            "status": "completed",
+            "call_id": f"call_{n}",
+            "name": "web_search",
+            "arguments": json.dumps({"query": q}),
+        }
+        for n, q in enumerate(queries)
+    ]
+    response = {
+        "id": "resp_calls",
+        "object": "response",
+        "status": "completed",
+        "output": output,
+        "usage": {"input_tokens": 5, "output_tokens": 5},
+    }
     if stream:
         return Reply(chunks=[encode_sse([event]) for event in events_for(response, chunk=3)])
     return Reply(json_body=response)
@@ -201,8 +231,13 @@ async def test_gateway_enforces_max_uses(gateway_mode: httpx.AsyncClient, upstre
     upstream.script.push(_calls("one", "two"))
     message = (await gateway_mode.post("/v1/messages", json=subrequest(stream=False, tools=[tool]))).json()
     assert fold(events)["content"] == message["content"]
-    assert _kinds(message) == ["server_tool_use", "web_search_tool_result", "server_tool_use",
-                               "web_search_tool_result", "text"]  # fmt: skip
+    assert _kinds(message) == [
+        "server_tool_use",
+        "web_search_tool_result",
+        "server_tool_use",
+        "web_search_tool_result",
+        "text",
+    ]
     assert isinstance(message["content"][1]["content"], list)
     assert message["content"][3]["content"]["error_code"] == "max_uses_exceeded"
     assert message["usage"]["server_tool_use"] == {"web_search_requests": 1}
@@ -212,9 +247,13 @@ async def test_gateway_enforces_max_uses(gateway_mode: httpx.AsyncClient, upstre
     assert len(text_deltas) > 1
 
 
-async def test_gateway_search_observed_without_the_query(upstream: FakeUpstream, make_settings: Any,
-                                                         app_factory: Any, searx: tuple[ThreadedServer, SearxScript],
-                                                         capture_logs: Callable[..., LogCapture]) -> None:  # fmt: skip
+async def test_gateway_search_observed_without_the_query(
+    upstream: FakeUpstream,
+    make_settings: Any,
+    app_factory: Any,
+    searx: tuple[ThreadedServer, SearxScript],
+    capture_logs: Callable[..., LogCapture],
+) -> None:
     settings = make_settings(web_search_backend_url=searx[0].url)
     logs = capture_logs(settings)
     app = await app_factory(settings)
@@ -243,8 +282,9 @@ async def test_off_answers_unavailable_in_band(upstream: FakeUpstream, make_sett
     assert upstream.requests == []
 
 
-async def test_no_backend_and_no_hosted_search_says_why(upstream: FakeUpstream, make_settings: Any,
-                                                        app_factory: Any) -> None:  # fmt: skip
+async def test_no_backend_and_no_hosted_search_says_why(
+    upstream: FakeUpstream, make_settings: Any, app_factory: Any
+) -> None:
     app = await app_factory(make_settings())
     async with _client(app) as http:
         reply = await http.post("/v1/messages", json=subrequest())
@@ -263,7 +303,10 @@ async def test_gateway_loop_is_bounded_against_an_upstream_that_keeps_searching(
     message = reply.json()
     assert len(upstream.requests) == 3  # max_uses + 2 rounds, then the loop ends whatever the upstream does
     assert message["stop_reason"] == "pause_turn"  # Anthropic's stop reason for a paused server-tool loop
-    errors = [b["content"]["error_code"] for b in message["content"]
-              if b["type"] == "web_search_tool_result" and isinstance(b["content"], dict)]  # fmt: skip
+    errors = [
+        b["content"]["error_code"]
+        for b in message["content"]
+        if b["type"] == "web_search_tool_result" and isinstance(b["content"], dict)
+    ]
     assert errors == ["max_uses_exceeded", "max_uses_exceeded"]
     assert searx[1].queries == ["again 0 site:python.org"]

@@ -11,13 +11,22 @@ from messages_bridge.websearch.backend import MAX_BODY_BYTES, SearchFailed, Sear
 
 
 def test_parse_keeps_http_results_trimmed_and_bounded() -> None:
-    body = json.dumps({"results": [
-        {"url": "javascript:alert(1)", "title": "x"},
-        {"url": "https://a.example/1", "title": "  A\n  title ", "content": "c " * 1000, "publishedDate": "2025-01-01"},
-        {"title": "no url"},
-        {"url": "http://b.example/", "title": None, "content": None},
-        {"url": "https://c.example/", "title": "C"},
-    ]}).encode()  # fmt: skip
+    body = json.dumps(
+        {
+            "results": [
+                {"url": "javascript:alert(1)", "title": "x"},
+                {
+                    "url": "https://a.example/1",
+                    "title": "  A\n  title ",
+                    "content": "c " * 1000,
+                    "publishedDate": "2025-01-01",
+                },
+                {"title": "no url"},
+                {"url": "http://b.example/", "title": None, "content": None},
+                {"url": "https://c.example/", "title": "C"},
+            ]
+        }
+    ).encode()
     found = parse_searxng(body, limit=2)
     assert [(f.url, f.title) for f in found] == [("https://a.example/1", "A title"), ("http://b.example/", "")]
     assert len(found[0].excerpt) == 600 and found[0].page_age == "2025-01-01"
@@ -32,8 +41,9 @@ def test_malformed_answers_are_unavailable(body: bytes) -> None:
 
 @pytest.mark.parametrize(("status", "code"), [(429, "too_many_requests"), (500, "unavailable"), (403, "unavailable")])
 async def test_status_codes_map_to_error_codes(status: int, code: str) -> None:
-    backend = SearxngBackend("http://searx.test", timeout=1.0,
-                             transport=httpx.MockTransport(lambda _: httpx.Response(status)))  # fmt: skip
+    backend = SearxngBackend(
+        "http://searx.test", timeout=1.0, transport=httpx.MockTransport(lambda _: httpx.Response(status))
+    )
     with pytest.raises(SearchFailed) as failed:
         await backend.search("q", limit=3)
     assert failed.value.code == code

@@ -130,20 +130,37 @@ def search_answers(draw: st.DrawFn) -> dict[str, Any]:
                 text += "".join(draw(st.lists(WORDS, max_size=4)))
                 start = len(text)
                 text += f"([s{k}](https://site{k}.example/p{n}?utm_source=openai))"
-                annotations.append({"type": "url_citation", "url": f"https://site{k}.example/p{n}?utm_source=openai",
-                                    "title": f"Title {k}", "start_index": start, "end_index": len(text)})  # fmt: skip
+                annotations.append(
+                    {
+                        "type": "url_citation",
+                        "url": f"https://site{k}.example/p{n}?utm_source=openai",
+                        "title": f"Title {k}",
+                        "start_index": start,
+                        "end_index": len(text),
+                    }
+                )
             text += "".join(draw(st.lists(WORDS, max_size=3))) or "."
-            output.append({"id": f"msg_{n}", "type": "message", "role": "assistant",
-                           "content": [{"type": "output_text", "text": text, "annotations": annotations}]})  # fmt: skip
-    return {"id": "resp_p", "status": "completed", "output": output,
-            "usage": {"input_tokens": 10, "output_tokens": 5}}  # fmt: skip
+            output.append(
+                {
+                    "id": f"msg_{n}",
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": text, "annotations": annotations}],
+                }
+            )
+    return {"id": "resp_p", "status": "completed", "output": output, "usage": {"input_tokens": 10, "output_tokens": 5}}
 
 
 @PROFILE
-@given(response=search_answers(), cuts=st.lists(st.integers(0, 20000), max_size=12),
-       max_uses=st.sampled_from([None, 1, 2]), blocked=st.booleans())  # fmt: skip
-def test_search_streams_fold_to_the_message(response: dict[str, Any], cuts: list[int], max_uses: int | None,
-                                            blocked: bool) -> None:  # fmt: skip
+@given(
+    response=search_answers(),
+    cuts=st.lists(st.integers(0, 20000), max_size=12),
+    max_uses=st.sampled_from([None, 1, 2]),
+    blocked=st.booleans(),
+)
+def test_search_streams_fold_to_the_message(
+    response: dict[str, Any], cuts: list[int], max_uses: int | None, blocked: bool
+) -> None:
     tool: dict[str, Any] = {"max_uses": max_uses} if max_uses is not None else {}
     if blocked:
         tool["blocked_domains"] = ["site1.example"]

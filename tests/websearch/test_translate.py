@@ -36,11 +36,20 @@ def _body(translation: Any) -> dict[str, Any]:
 
 
 def test_hosted_request_maps_the_tool_forces_it_and_asks_for_sources() -> None:
-    tool = {**SEARCH_TOOL, "allowed_domains": ["https://www.python.org/"], "blocked_domains": ["spam.example"],
-            "user_location": {"type": "approximate", "city": "Oslo", "country": "NO", "region": None}}  # fmt: skip
+    tool = {
+        **SEARCH_TOOL,
+        "allowed_domains": ["https://www.python.org/"],
+        "blocked_domains": ["spam.example"],
+        "user_location": {"type": "approximate", "city": "Oslo", "country": "NO", "region": None},
+    }
     body = _body(translate(subrequest(tools=[tool], thinking={"type": "disabled"}, output_config=None)))
-    assert body["tools"] == [{"type": "web_search", "filters": {"allowed_domains": ["python.org"]},
-                              "user_location": {"type": "approximate", "city": "Oslo", "country": "NO"}}]  # fmt: skip
+    assert body["tools"] == [
+        {
+            "type": "web_search",
+            "filters": {"allowed_domains": ["python.org"]},
+            "user_location": {"type": "approximate", "city": "Oslo", "country": "NO"},
+        }
+    ]
     assert body["tool_choice"] == "required"
     assert body["include"] == ["reasoning.encrypted_content", "web_search_call.action.sources"]
     assert body["reasoning"] == {"effort": "low"}  # "minimal" is refused with web_search
@@ -91,10 +100,14 @@ def _search(ws_id: str, query: str, *urls: str, status: str = "completed") -> di
 
 
 def _answer(text: str, *cites: tuple[str, str, int, int]) -> dict[str, Any]:
-    annotations = [{"type": "url_citation", "url": u, "title": t, "start_index": s, "end_index": e}
-                   for u, t, s, e in cites]  # fmt: skip
-    return {"type": "message", "id": "msg_1", "content": [{"type": "output_text", "text": text,
-                                                             "annotations": annotations}]}  # fmt: skip
+    annotations = [
+        {"type": "url_citation", "url": u, "title": t, "start_index": s, "end_index": e} for u, t, s, e in cites
+    ]
+    return {
+        "type": "message",
+        "id": "msg_1",
+        "content": [{"type": "output_text", "text": text, "annotations": annotations}],
+    }
 
 
 def test_results_titled_from_citations_and_blocked_domains_removed() -> None:
@@ -102,15 +115,20 @@ def test_results_titled_from_citations_and_blocked_domains_removed() -> None:
     text = "Python 3.14 is out (python.org). Also (bad)."
     response = _response(
         _search("ws_1", "python", "https://python.org/news", "https://bad.example/x", "https://docs.python.org/3/"),
-        _answer(text, ("https://python.org/news?utm_source=openai", "Python News", 19, 31),
-                ("https://bad.example/x", "Bad", 38, 43)),
-    )  # fmt: skip
+        _answer(
+            text,
+            ("https://python.org/news?utm_source=openai", "Python News", 19, 31),
+            ("https://bad.example/x", "Bad", 38, 43),
+        ),
+    )
     message = to_anthropic_message(response, t, model="claude-opus-4-8")
     use, result, answer = message["content"]
     assert use == {"type": "server_tool_use", "id": "srvtoolu_ws_1", "name": "web_search", "input": {"query": "python"}}
     assert result["type"] == "web_search_tool_result" and result["tool_use_id"] == "srvtoolu_ws_1"
     assert [(x["url"], x["title"]) for x in result["content"]] == [
-        ("https://python.org/news", "Python News"), ("https://docs.python.org/3/", "docs.python.org/3")]  # fmt: skip
+        ("https://python.org/news", "Python News"),
+        ("https://docs.python.org/3/", "docs.python.org/3"),
+    ]
     assert answer["type"] == "text" and answer["text"] == text
     assert [c["url"] for c in answer["citations"]] == ["https://python.org/news?utm_source=openai"]
     assert answer["citations"][0]["cited_text"] == "(python.org)"
@@ -119,8 +137,9 @@ def test_results_titled_from_citations_and_blocked_domains_removed() -> None:
 
 def test_max_uses_is_enforced_on_what_comes_back() -> None:
     t = translate(subrequest(tools=[{**SEARCH_TOOL, "max_uses": 1}])).reply
-    response = _response(_search("ws_1", "a", "https://a.example/"), _search("ws_2", "b", "https://b.example/"),
-                         _answer("done"))  # fmt: skip
+    response = _response(
+        _search("ws_1", "a", "https://a.example/"), _search("ws_2", "b", "https://b.example/"), _answer("done")
+    )
     content = to_anthropic_message(response, t, model="m")["content"]
     assert content[3]["tool_use_id"] == "srvtoolu_ws_2"
     assert content[3]["content"] == {"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"}
@@ -149,12 +168,33 @@ def _second_turn(settings: Any) -> dict[str, Any]:
     first = subrequest()
     history = [
         {"type": "server_tool_use", "id": "srvtoolu_ws_abc", "name": "web_search", "input": {"query": "python"}},
-        {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_ws_abc", "content": [
-            {"type": "web_search_result", "url": "https://python.org/", "title": "Python",
-             "encrypted_content": "mbws1.eyJ1IjoiaHR0cHM6Ly9weXRob24ub3JnLyIsInQiOiJQeXRob24ifQ==", "page_age": None}]},
-        {"type": "text", "text": "Python 3.14.", "citations": [{"type": "web_search_result_location",
-         "url": "https://python.org/", "title": "Python", "cited_text": "3.14", "encrypted_index": "mbci1.x"}]},
-    ]  # fmt: skip
+        {
+            "type": "web_search_tool_result",
+            "tool_use_id": "srvtoolu_ws_abc",
+            "content": [
+                {
+                    "type": "web_search_result",
+                    "url": "https://python.org/",
+                    "title": "Python",
+                    "encrypted_content": "mbws1.eyJ1IjoiaHR0cHM6Ly9weXRob24ub3JnLyIsInQiOiJQeXRob24ifQ==",
+                    "page_age": None,
+                }
+            ],
+        },
+        {
+            "type": "text",
+            "text": "Python 3.14.",
+            "citations": [
+                {
+                    "type": "web_search_result_location",
+                    "url": "https://python.org/",
+                    "title": "Python",
+                    "cited_text": "3.14",
+                    "encrypted_index": "mbci1.x",
+                }
+            ],
+        },
+    ]
     messages = [*first["messages"], {"role": "assistant", "content": history}, {"role": "user", "content": "Thanks"}]
     return _body(translate({**first, "messages": messages, "tool_choice": {"type": "auto"}}, settings))
 
@@ -162,9 +202,12 @@ def _second_turn(settings: Any) -> dict[str, Any]:
 def test_blocks_sent_back_replay_as_the_hosted_call() -> None:
     body = _second_turn(HOSTED)
     call = body["input"][1]
-    assert call == {"type": "web_search_call", "id": "ws_abc", "status": "completed",
-                    "action": {"type": "search", "query": "python",
-                               "sources": [{"type": "url", "url": "https://python.org/"}]}}  # fmt: skip
+    assert call == {
+        "type": "web_search_call",
+        "id": "ws_abc",
+        "status": "completed",
+        "action": {"type": "search", "query": "python", "sources": [{"type": "url", "url": "https://python.org/"}]},
+    }
     assert body["input"][2] == {"type": "message", "role": "assistant", "content": "Python 3.14."}
     assert_valid_create(body)
 
@@ -178,8 +221,11 @@ def test_blocks_sent_back_replay_as_text_without_hosted_search() -> None:
 
 def test_a_result_without_its_server_tool_use_is_refused() -> None:
     history = [{"type": "web_search_tool_result", "tool_use_id": "srvtoolu_x", "content": []}]
-    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": history},
-                {"role": "user", "content": "ok"}]  # fmt: skip
+    messages = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": history},
+        {"role": "user", "content": "ok"},
+    ]
     with pytest.raises(InvalidRequestError, match="server_tool_use"):
         translate(subrequest(messages=messages))
 
@@ -189,9 +235,15 @@ def test_held_events_are_released_at_the_bound(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(stream, "HOLD_EVENTS", 5)
     t = translate(subrequest()).reply
     text = "word " * 40 + "(cited)"
-    response = {"id": "resp_h", "status": "completed", "usage": {"input_tokens": 1, "output_tokens": 1}, "output": [
-        _search("ws_1", "q", "https://a.example/x"),
-        _answer(text, ("https://a.example/x", "Real title", len(text) - 7, len(text)))]}  # fmt: skip
+    response = {
+        "id": "resp_h",
+        "status": "completed",
+        "usage": {"input_tokens": 1, "output_tokens": 1},
+        "output": [
+            _search("ws_1", "q", "https://a.example/x"),
+            _answer(text, ("https://a.example/x", "Real title", len(text) - 7, len(text))),
+        ],
+    }
     translator = stream.StreamTranslator(t, model="m", input_tokens=1)
     released_at = ""
     for event in events_for(response, chunk=4):
