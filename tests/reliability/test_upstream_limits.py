@@ -221,7 +221,8 @@ def oversized(opening: bytes, shape: str) -> bytes:
     return opening + b"a" * (4 * LIMIT)
 
 
-@pytest.mark.parametrize("shape", ["one_line", "data_lines"])
+# Under tracemalloc each costs about a second: the quick loop keeps one framing of each (the whole suite runs all).
+@pytest.mark.parametrize("shape", ["one_line", pytest.param("data_lines", marks=SLOW)])
 async def test_oversized_stream_event_is_an_in_band_api_error(open_gateway: Any, shape: str) -> None:
     body = b"".join(upstream_events()[:3]) + oversized(SSE_OPENING, shape)
     async with raw_upstream(answering(body, sse=True)) as upstream:
@@ -233,7 +234,9 @@ async def test_oversized_stream_event_is_an_in_band_api_error(open_gateway: Any,
     assert current < IDLE_CEILING, current
 
 
-@pytest.mark.parametrize("declared", [True, False], ids=["content_length", "until_close"])
+@pytest.mark.parametrize(
+    "declared", [pytest.param(True, id="content_length"), pytest.param(False, id="until_close", marks=SLOW)]
+)
 async def test_oversized_json_body_is_a_502(open_gateway: Any, declared: bool) -> None:
     async with raw_upstream(answering(oversized(JSON_OPENING, "one_line"), length=declared)) as upstream:
         gateway = await open_gateway(openai_base_url=upstream.base_url, **LIMITS)
