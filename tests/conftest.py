@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -64,12 +65,20 @@ class FakeUpstream:
     def requests(self) -> list[dict[str, Any]]:
         return [r.body for r in self.script.received]
 
+    def release(self, event: asyncio.Event) -> None:
+        """Sets `event` on the upstream's event loop: a `Reply(hang=..., until=event)` answers now."""
+        self.server.call(_set(event))
+
     def check_schema(self) -> None:
         for received in self.script.received:
             if received.path.endswith("/input_tokens"):
                 assert_valid_count(received.body)
             else:
                 assert_valid_create(received.body)
+
+
+async def _set(event: asyncio.Event) -> None:
+    event.set()
 
 
 @pytest.fixture(scope="session", autouse=True)

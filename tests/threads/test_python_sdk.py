@@ -152,10 +152,6 @@ def test_a_reply_continued_by_someone_else_is_replayed(start: Callable[..., SdkG
     replayed_after(gateway, "thread_already_continued")
 
 
-async def _set(event: asyncio.Event) -> None:
-    event.set()
-
-
 def test_a_continue_while_another_runs_is_replayed(start: Callable[..., SdkGateway], upstream: FakeUpstream) -> None:
     gateway = start()
     seen: list[str] = []
@@ -191,7 +187,7 @@ def test_a_continue_while_another_runs_is_replayed(start: Callable[..., SdkGatew
 
     with sdk(gateway) as client:
         assert run(client, stream=False, each=hold_a_continue) == ANSWER
-    upstream.server.call(_set(release))
+    upstream.release(release)
     for other in held:
         other.join(timeout=30)
     gateway.recorder.exchanges[:] = [e for e in gateway.exchanges if e.headers.get("x-stainless-helper")]
