@@ -37,9 +37,10 @@ from messages_bridge.team.counters import MemoryCounters
 from messages_bridge.team.db import make_engine, upgrade
 from messages_bridge.team.identity import Identity
 from messages_bridge.team.keys import KeyStore, Limits
-from messages_bridge.team.limits import Limiter, Usage
+from messages_bridge.team.limits import Limiter
 from messages_bridge.team.redis_counters import RedisCounters
 from messages_bridge.team.settings import TeamSettings
+from messages_bridge.translate.usage import TokenUsage
 
 BODY = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello there"}]}
 BIG = Limits(rpm=10**9, tpm=10**12, max_concurrency=10**6, budget_usd=10**9)
@@ -105,7 +106,7 @@ async def _limiter_p50(counters: Any, n: int) -> tuple[float, float]:
         began = time.perf_counter()
         ticket = await limiter.admit(LIMITED, upstream_model="gpt-5", estimate=12)
         admitted = time.perf_counter()
-        await limiter.settle(ticket, Usage(input_tokens=12, output_tokens=40))
+        await limiter.settle(ticket, TokenUsage(input_tokens=12, output_tokens=40))
         admit.append(admitted - began)
         settle.append(time.perf_counter() - admitted)
     return statistics.median(admit), statistics.median(settle)

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from messages_bridge.observability import record
+from messages_bridge.observability.upstream import UpstreamFacts
 from messages_bridge.upstream.retry import RetryPolicy, answer_delay, send_with_retries
 
 FAST = RetryPolicy(max_retries=2, max_wait=0.2, budget=5.0, base_delay=0.01)
@@ -102,11 +102,7 @@ async def test_the_time_budget_stops_retrying() -> None:
     assert 1 <= calls.count <= 3
 
 
-async def test_retries_are_counted_in_the_request_record() -> None:
-    rec = record.RequestRecord()
-    token = record.bind(rec)
-    try:
-        await send_with_retries(FAST, Calls(429, 502, 200))
-    finally:
-        record.unbind(token)
-    assert rec.retries == 2
+async def test_retries_are_counted_in_the_call_facts() -> None:
+    facts = UpstreamFacts()
+    await send_with_retries(FAST, Calls(429, 502, 200), facts)
+    assert facts.retries == 2

@@ -3,6 +3,7 @@ stored like any reply: renamed, continued once, and its blocks are part of the r
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from messages_bridge.demo.server import Reply
 from messages_bridge.threads.memory import MemoryThreadStore
 from tests.conftest import GATEWAY, FakeUpstream
 from tests.fake_searxng import SearxScript, create_searxng_app
@@ -57,3 +59,58 @@ async def test_a_web_search_answer_is_stored_and_continued(
         }
         _answer(await http.post("/v1/messages", json=body), stream)
         assert error_code(await http.post("/v1/messages", json={**body, "stream": False})) == "thread_already_continued"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_search_loop_refused_before_its_first_event_frees_the_turn(
+    upstream: FakeUpstream, make_settings: Any, app_factory: Any, searx: ThreadedServer, stream: bool
+) -> None:
+    """The streamed loop fails inside its response, before anything is sent: the continue's lease is still freed."""
+    app = await app_factory(make_settings(web_search_backend_url=searx.url))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY, headers=BETA) as http:
+        first = _answer(
+            await http.post("/v1/messages", json={**subrequest(stream=stream), "thread": {"type": "create"}}), stream
+        )
+        body = {
+            "model": "claude-opus-4-8",
+            "max_tokens": 256,
+            "stream": stream,
+            "output_config": {"effort": "high"},
+            "messages": [{"role": "user", "content": "And the one before?"}],
+            "thread": {"type": "continue", "previous_message_id": first["id"]},
+        }
+        refusal = {"error": {"type": "invalid_request_error", "message": "bad input", "code": None, "param": None}}
+        upstream.script.push(Reply(status=400, json_body=refusal))
+        refused = await http.post("/v1/messages", json=body)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["type"] == "invalid_request_error"
+        _answer(await http.post("/v1/messages", json=body), stream)  # not `thread_continue_in_flight`
+
+
+async def test_a_search_loop_given_up_before_its_first_event_frees_the_turn(
+    upstream: FakeUpstream, make_settings: Any, app_factory: Any, searx: ThreadedServer
+) -> None:
+    """The client leaves while the loop's first round waits on the upstream: the continue's lease is freed."""
+    app = await app_factory(make_settings(web_search_backend_url=searx.url))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY, headers=BETA) as http:
+        first = _answer(await http.post("/v1/messages", json={**subrequest(), "thread": {"type": "create"}}), True)
+        body = {
+            "model": "claude-opus-4-8",
+            "max_tokens": 256,
+            "stream": True,
+            "output_config": {"effort": "high"},
+            "messages": [{"role": "user", "content": "And the one before?"}],
+            "thread": {"type": "continue", "previous_message_id": first["id"]},
+        }
+        sent = len(upstream.requests)
+        upstream.script.push(Reply(hang=30.0))
+        running = asyncio.create_task(http.post("/v1/messages", json=body))
+        for _ in range(500):  # until the continue's first round reached the upstream (bounded)
+            if len(upstream.requests) > sent:
+                break
+            await asyncio.sleep(0.01)
+        assert len(upstream.requests) == sent + 1
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        _answer(await http.post("/v1/messages", json=body), True)  # not `thread_continue_in_flight`

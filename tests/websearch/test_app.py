@@ -310,3 +310,57 @@ async def test_gateway_loop_is_bounded_against_an_upstream_that_keeps_searching(
     ]
     assert errors == ["max_uses_exceeded", "max_uses_exceeded"]
     assert searx[1].queries == ["again 0 site:python.org"]
+
+
+# ---- the access record of the gateway-run loop ------------------------------------------------------
+
+
+async def test_a_streamed_loop_records_its_upstream_facts_at_its_end(
+    upstream: FakeUpstream,
+    make_settings: Any,
+    app_factory: Any,
+    searx: tuple[ThreadedServer, SearxScript],
+    capture_logs: Callable[..., LogCapture],
+) -> None:
+    settings = make_settings(web_search_backend_url=searx[0].url)
+    logs = capture_logs(settings)
+    app = await app_factory(settings)
+    async with _client(app) as http:
+        reply = await http.post("/v1/messages", json=subrequest())
+    assert reply.status_code == 200
+    folded = fold(parse_sse(reply.content))
+    access = logs.access()[-1]
+    assert access["stream"] is True and access["status"] == 200 and access["disconnected"] is False
+    assert access["web_search_mode"] == "gateway" and access["web_searches"] == 1 and access["web_search_ms"] > 0
+    assert access["upstream_model"] == upstream.requests[0]["model"]
+    assert access["upstream_ms"] is not None and access["first_token_ms"] is not None
+    assert access["input_tokens"] == folded["usage"]["input_tokens"] > 0
+    assert access["output_tokens"] == folded["usage"]["output_tokens"] > 0
+    assert access["stop_reason"] == folded["stop_reason"]
+    assert access["error_type"] is None and access["upstream_error_type"] is None
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_an_upstream_refusal_before_the_first_event_is_a_json_error(
+    upstream: FakeUpstream,
+    make_settings: Any,
+    app_factory: Any,
+    searx: tuple[ThreadedServer, SearxScript],
+    capture_logs: Callable[..., LogCapture],
+    stream: bool,
+) -> None:
+    settings = make_settings(web_search_backend_url=searx[0].url)
+    logs = capture_logs(settings)
+    app = await app_factory(settings)
+    refusal = {"error": {"type": "invalid_request_error", "message": "bad input", "code": None, "param": None}}
+    upstream.script.push(Reply(status=400, json_body=refusal, headers={"x-request-id": "req_up_1"}))
+    async with _client(app) as http:
+        reply = await http.post("/v1/messages", json=subrequest(stream=stream))
+    assert reply.status_code == 400
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.json()["error"]["type"] == "invalid_request_error"
+    access = logs.access()[-1]
+    assert access["status"] == 400 and access["error_type"] == "invalid_request_error"
+    assert access["upstream_status"] == 400 and access["upstream_request_id"] == "req_up_1"
+    assert access["upstream_ms"] is not None and access["disconnected"] is False
+    assert access["web_search_mode"] == "gateway" and access["web_searches"] == 0

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from messages_bridge.app.lifecycle import Lifecycle
 from messages_bridge.errors import OverloadedError, error_body
-from messages_bridge.observability.record import current
+from messages_bridge.observability.record import record_of
 
 UPSTREAM_PATHS = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
 SATURATED_RETRY = "1"
@@ -49,7 +49,7 @@ class AdmissionMiddleware:
 
 
 async def _refuse(scope: Scope, send: Send, message: str, retry_after: str) -> None:
-    current().route = scope["path"]  # refused before routing: still logged and counted under its route
+    record_of(scope).route = scope["path"]  # refused before routing: still logged and counted under its route
     body = error_body(OverloadedError(message), correlation_id.get())
     headers = [
         (b"content-type", b"application/json"),

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
-from messages_bridge.observability.record import RequestRecord
+from messages_bridge.observability.upstream import UpstreamFacts
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.routing.failover import with_failover
 from messages_bridge.routing.router import RequestFacts, Router, Target
@@ -61,10 +61,10 @@ class Plan:
         order = upstream.keys.order(self.conversation)
         return upstream.clients[order[0] if order else upstream.keys.soonest()]
 
-    async def run(self, call: Callable[[Target, ResponsesClient], Awaitable[T]], record: RequestRecord) -> T:
-        """`call` with failover; which upstream, target and key answered (and the fallbacks) go on `record`."""
+    async def run(self, call: Callable[[Target, ResponsesClient], Awaitable[T]], facts: UpstreamFacts) -> T:
+        """`call` with failover; which upstream, target and key answered (and the fallbacks) go on `facts`."""
         targets, conversation = self.targets, self.conversation
-        return await with_failover(targets, call, conversation=conversation, budget=self.budget, record=record)
+        return await with_failover(targets, call, conversation=conversation, budget=self.budget, facts=facts)
 
 
 def plan_for(

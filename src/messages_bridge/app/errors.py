@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from messages_bridge.errors import ApiError, GatewayError, InvalidRequestError, NotFoundError, error_body
 from messages_bridge.observability.logs import Masker
-from messages_bridge.observability.record import current
+from messages_bridge.observability.record import record_of
 
 logger = logging.getLogger("messages_bridge.errors")
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for "the client closed the connection before the answer"
@@ -29,7 +29,7 @@ def _scrubber(request: Request) -> Masker:
 
 
 def render_error(request: Request, error: GatewayError, *, status: int | None = None) -> Response:
-    current().error_type = error.error_type
+    record_of(request.scope).error_type = error.error_type
     if error.message:
         error.message = _scrubber(request)(error.message)
     return Response(
@@ -62,12 +62,12 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     return render_error(request, ApiError("Internal server error"))
 
 
-async def on_client_disconnect(_: Request, exc: Exception) -> Response:
+async def on_client_disconnect(request: Request, exc: Exception) -> Response:
     """The client went away while sending its body: nothing failed here and nobody is left to answer.
 
     The access record and the metrics count it as a disconnect with status 499, never as an error (no 500, no
     ERROR line); the response below is dropped by the server.
     """
     assert isinstance(exc, ClientDisconnect)
-    current().disconnected = True
+    record_of(request.scope).disconnected = True
     return Response(status_code=CLIENT_CLOSED_REQUEST)

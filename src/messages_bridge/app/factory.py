@@ -31,19 +31,19 @@ from messages_bridge.observability.metrics import metrics_endpoint
 from messages_bridge.observability.middleware import RecordScope, RequestIdAlias, instrument
 from messages_bridge.routing.config_file import UpstreamConfig
 from messages_bridge.routing.loader import Reloader, RouterBuilder, config_secrets, install_reload_on_sighup
-from messages_bridge.routing.router import EnvRouter, FileRouter
+from messages_bridge.routing.router import EnvRouter, FileRouter, Router
 from messages_bridge.team.admin import ADMIN_ROUTES
 from messages_bridge.team.budget import LookupPriceTable, PriceLike, PriceTable, StaticPriceTable
 from messages_bridge.team.gate import Team
 from messages_bridge.team.middleware import TeamMiddleware
 from messages_bridge.team.settings import TeamSettings
-from messages_bridge.threads.service import ThreadService
 from messages_bridge.threads.setup import thread_service
 from messages_bridge.upstream.client import ResponsesClient, Timeouts, default_transport
 from messages_bridge.upstream.retry import RetryPolicy
 from messages_bridge.websearch.backend import SearchBackend, SearxngBackend
 from messages_bridge.websearch.config import WebSearchConfig
 
+StateFactory = Callable[[ResponsesClient, Router, Masker, SearchBackend | None], GatewayState]
 _ID_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _VALID_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
 
@@ -80,9 +80,7 @@ async def _routed(
     settings: Settings,
     transport: httpx.AsyncBaseTransport | None,
     retry: RetryPolicy,
-    keys: tuple[bytes, ...],
-    lifecycle: Lifecycle,
-    threads: ThreadService,
+    state_for: StateFactory,
 ) -> AsyncIterator[None]:
     """The lifespan with a routing file: its router, SIGHUP reloads, and every upstream transport closed at the end."""
     assert settings.config is not None
@@ -99,18 +97,7 @@ async def _routed(
     scrub = Masker([*settings_secrets(settings), *config_secrets(router.config)])
     search = _search_backend(router.web_search)
     retired: list[SearchBackend] = []  # replaced by a reload; closed at shutdown (a request may still use one)
-    state = GatewayState(
-        settings=settings,
-        client=first,
-        keys=keys,
-        router=router,
-        scrub=scrub,
-        readiness=ReadinessProbe(first.ready),  # unused with a routing file: /readyz reports each upstream
-        lifecycle=lifecycle,
-        search_backend=search,
-        threads=threads,
-    )
-    app.state.gateway = state
+    state = state_for(first, router, scrub, search)  # its readiness probe is unused: /readyz reports each upstream
 
     def install(new: FileRouter) -> None:
         scrub.add(config_secrets(new.config))  # before any request can reach the new keys
@@ -127,7 +114,7 @@ async def _routed(
     app.state.reloader = Reloader(settings.config, builder, current, install)
     undo_reload = install_reload_on_sighup(app.state.reloader)
     try:
-        async with drained_on_exit(lifecycle, settings.shutdown_grace):
+        async with drained_on_exit(state.lifecycle, settings.shutdown_grace):
             yield
     finally:
         undo_reload()
@@ -199,9 +186,28 @@ def create_app(
     async def gateway_lifespan(app: Starlette) -> AsyncIterator[None]:
         keys = tuple(k.get_secret_value().encode() for k in settings.api_keys)
         threads = thread_service(settings)
+
+        def state_for(
+            client: ResponsesClient, router: Router, scrub: Masker, search: SearchBackend | None
+        ) -> GatewayState:
+            """The routes' shared state (the one place it is built), installed on the app."""
+            state = GatewayState(
+                settings=settings,
+                client=client,
+                keys=keys,
+                router=router,
+                scrub=scrub,
+                readiness=ReadinessProbe(client.ready),
+                lifecycle=lifecycle,
+                search_backend=search,
+                threads=threads,
+            )
+            app.state.gateway = state
+            return state
+
         if settings.config is not None:
             try:
-                async with _routed(app, settings, transport, retry, keys, lifecycle, threads):
+                async with _routed(app, settings, transport, retry, state_for):
                     yield
             finally:
                 await threads.aclose()
@@ -217,17 +223,7 @@ def create_app(
             max_body_bytes=settings.max_upstream_body_bytes,
         )
         search = _search_backend(settings.web_search)
-        app.state.gateway = GatewayState(
-            settings=settings,
-            client=client,
-            keys=keys,
-            router=EnvRouter(settings, client),
-            scrub=Masker(settings_secrets(settings)),
-            readiness=ReadinessProbe(client.ready),
-            lifecycle=lifecycle,
-            search_backend=search,
-            threads=threads,
-        )
+        state_for(client, EnvRouter(settings, client), Masker(settings_secrets(settings)), search)
         try:
             # Open streams may finish (up to the grace period) before the upstream client closes.
             async with drained_on_exit(lifecycle, settings.shutdown_grace):

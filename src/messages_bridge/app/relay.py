@@ -1,4 +1,8 @@
-"""The one place that joins translation and the upstream: translate → call → translate back."""
+"""The one place that joins translation and the upstream: translate → call → translate back.
+
+Each relay gathers the facts of its upstream call (status, ids, timings, usage, retries, which target answered)
+in an `UpstreamFacts` and hands them to the access record once, when the call is over (`RequestRecord.apply`).
+"""
 
 from __future__ import annotations
 
@@ -14,11 +18,11 @@ from messages_bridge.app.dispatch import Plan
 from messages_bridge.app.state import GatewayState
 from messages_bridge.errors import GatewayError, from_upstream_status
 from messages_bridge.observability.record import RequestRecord
-from messages_bridge.observability.upstream import note_upstream_error, note_upstream_status, note_usage, upstream_call
+from messages_bridge.observability.upstream import UpstreamFacts, upstream_call
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.routing.router import Target
 from messages_bridge.translate.headers import ratelimit_headers
-from messages_bridge.translate.request import UpstreamProfile, to_input_tokens_request
+from messages_bridge.translate.request import to_input_tokens_request
 from messages_bridge.translate.response import to_anthropic_message
 from messages_bridge.translate.tokens import estimate_input_tokens
 from messages_bridge.translate.tools import ToolSet
@@ -34,10 +38,10 @@ def upstream_error(
     req: a.MessagesRequest | a.CountTokensRequest,
     tools: ToolSet,
     context_window: int,
-    record: RequestRecord,
+    facts: UpstreamFacts,
 ) -> GatewayError:
     """Map an upstream HTTP failure; the token estimate is computed only on this (rare) path."""
-    note_upstream_status(record, exc.status, exc.headers.get("x-request-id"))
+    facts.answered(exc.status, exc.headers.get("x-request-id"))
     estimated = estimate_input_tokens(req, tools)
     error = from_upstream_status(
         exc.status, exc.body, exc.headers, estimated_tokens=estimated, context_window=context_window
@@ -52,19 +56,19 @@ def client_ratelimit_headers(upstream: Mapping[str, str]) -> dict[str, str]:
 
 
 async def call_upstream(
-    record: RequestRecord,
+    facts: UpstreamFacts,
     req: a.MessagesRequest,
     plan: Plan,
     target: Target,
     send: Callable[[bytes], Awaitable[T]],
 ) -> T:
-    """One upstream call for `target`, streamed or not: timed on `record`, an HTTP failure mapped to our error."""
+    """One upstream call for `target`, streamed or not: timed on `facts`, an HTTP failure mapped to our error."""
     translation = plan.translation(req, target)
-    with upstream_call(record, translation.body["model"]):
+    with upstream_call(facts, translation.body["model"]):
         try:
             return await send(_ENCODER.encode(translation.body))
         except UpstreamHTTPError as exc:
-            raise upstream_error(exc, req, plan.tools, target.profile.context_window, record) from exc
+            raise upstream_error(exc, req, plan.tools, target.profile.context_window, facts) from exc
 
 
 async def relay_message(
@@ -75,21 +79,26 @@ async def relay_message(
     The signature matches `stream_message`'s; this path needs nothing from `state`.
     """
     request_id = correlation_id.get()
+    facts = UpstreamFacts()
 
     async def call(target: Target, client: ResponsesClient) -> tuple[a.Message, dict[str, str]]:
-        reply = await call_upstream(record, req, plan, target, partial(client.create, request_id=request_id))
-        note_upstream_status(record, reply.status, reply.upstream_request_id)
+        create = partial(client.create, request_id=request_id, facts=facts)
+        reply = await call_upstream(facts, req, plan, target, create)
+        facts.answered(reply.status, reply.upstream_request_id)
         reply_shape = plan.translation(req, target).reply
         window = target.profile.context_window
         try:
             message = to_anthropic_message(reply.response, reply_shape, model=req.model, context_window=window)
         except GatewayError as exc:  # a failed, unfinished or malformed answer: the upstream's error, as when streamed
-            note_upstream_error(exc, record)
+            facts.failed(exc)
             raise
-        note_usage(record, message["usage"], message["stop_reason"])
+        facts.replied(message["usage"], message["stop_reason"])
         return message, client_ratelimit_headers(reply.headers)
 
-    return await plan.run(call, record)
+    try:
+        return await plan.run(call, facts)
+    finally:
+        record.apply(facts)
 
 
 def empty_message(req: a.MessagesRequest, tools: ToolSet) -> a.Message:
@@ -107,24 +116,26 @@ def empty_message(req: a.MessagesRequest, tools: ToolSet) -> a.Message:
     }
 
 
-async def relay_count_tokens(
-    client: ResponsesClient,
-    req: a.CountTokensRequest,
-    tools: ToolSet,
-    profile: UpstreamProfile,
-    *,
-    request_id: str | None,
-    context_window: int,
-    record: RequestRecord,
-) -> tuple[int, bool]:
-    """(input tokens, exact?): the upstream's count, or the local estimate when it cannot count."""
-    body = _ENCODER.encode(to_input_tokens_request(req, tools, profile))
-    with upstream_call(record, profile.model):
-        try:
-            counted = await client.input_tokens(body, request_id=request_id)
-        except UpstreamHTTPError as exc:
-            raise upstream_error(exc, req, tools, context_window, record) from exc
-    record.token_count_exact = counted is not None
-    if counted is None:
-        return estimate_input_tokens(req, tools), False
-    return counted, True
+async def relay_count_tokens(req: a.CountTokensRequest, plan: Plan, record: RequestRecord) -> tuple[int, bool]:
+    """(input tokens, exact?) from the first target that answers: its count, or the local estimate when it cannot."""
+    request_id = correlation_id.get()
+    tools = plan.tools
+    facts = UpstreamFacts()
+
+    async def call(target: Target, client: ResponsesClient) -> tuple[int, bool]:
+        profile = target.profile
+        body = _ENCODER.encode(to_input_tokens_request(req, tools, profile))
+        with upstream_call(facts, profile.model):
+            try:
+                counted = await client.input_tokens(body, request_id=request_id, facts=facts)
+            except UpstreamHTTPError as exc:
+                raise upstream_error(exc, req, tools, profile.context_window, facts) from exc
+        facts.token_count_exact = counted is not None
+        if counted is None:
+            return estimate_input_tokens(req, tools), False
+        return counted, True
+
+    try:
+        return await plan.run(call, facts)
+    finally:
+        record.apply(facts)

@@ -6,7 +6,6 @@ import logging
 from dataclasses import replace
 
 import msgspec
-from asgi_correlation_id import correlation_id
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -20,11 +19,11 @@ from messages_bridge.app.threads import abandon, capture_response, capture_strea
 from messages_bridge.app.upstream_health import readiness
 from messages_bridge.app.websearch import answered_by_gateway, search_message
 from messages_bridge.errors import InvalidRequestError, NotFoundError
-from messages_bridge.observability.record import current
+from messages_bridge.observability.record import record_of
 from messages_bridge.observability.shape import describe
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import request_fields as fields
-from messages_bridge.routing.router import FileRouter, Target
+from messages_bridge.routing.router import FileRouter
 from messages_bridge.team.gate import team_of
 from messages_bridge.team.identity import identity_of
 from messages_bridge.threads.errors import ThreadUnsupportedRequestError
@@ -32,7 +31,6 @@ from messages_bridge.threads.rebuild import may_thread, read_view
 from messages_bridge.threads.service import ThreadTurn
 from messages_bridge.translate.tokens import estimate_input_tokens
 from messages_bridge.translate.tools import tool_set
-from messages_bridge.upstream.client import ResponsesClient
 
 _ENCODER = msgspec.json.Encoder()
 DEFAULT_VERSION = "2023-06-01"
@@ -74,9 +72,8 @@ async def create_message(request: Request) -> Response:
         req = None  # a continue's new messages alone may not decode (tool changes); its rebuilt request will
     if req is not None and not req.threaded:
         return await _answer(request, state, headers, req, None)
-    turn = await open_turn(
-        state, body, headers, identity_of(request)
-    )  # a thread's rejection is answered here, before any upstream call
+    # A thread's rejection is answered here, before any upstream call.
+    turn = await open_turn(state, body, headers, record_of(request.scope), identity_of(request))
     if turn is None:
         return await _answer(request, state, headers, req or decode_request(body, fields.MESSAGES), None)
     try:
@@ -97,7 +94,7 @@ async def create_message(request: Request) -> Response:
 async def _answer(
     request: Request, state: GatewayState, headers: dict[str, str], req: a.MessagesRequest, turn: ThreadTurn | None
 ) -> Response:
-    record = current()  # the access record: looked up once, then passed to whatever fills it in
+    record = record_of(request.scope)  # the access record: looked up once, then passed to whatever fills it in
     tools = tool_set(req.tools)  # decoded and translated once for the whole request (400 when invalid)
     describe(req, tools, record)
     version = headers.get("anthropic-version", DEFAULT_VERSION)
@@ -123,7 +120,7 @@ async def _answer(
         record.web_search_mode = translation.reply.web_search_mode
         if answered_by_gateway(req, translation):
             # The gateway's search loop calls the route's first target (no failover inside the loop).
-            answer = await search_message(replace(state, client=plan.first_client()), req, translation)
+            answer = await search_message(replace(state, client=plan.first_client()), req, translation, record)
             if turn is not None:
                 if isinstance(answer, Response):
                     return await capture_response(turn, answer)
@@ -146,22 +143,13 @@ async def count_tokens(request: Request) -> Response:
     if may_thread(body) and read_view(body).thread is not None:  # not a count_tokens field: ignoring it miscounts
         raise ThreadUnsupportedRequestError("count_tokens does not take `thread`: send the full conversation")
     req = decode_request(body, fields.COUNT_TOKENS)
-    record = current()
+    record = record_of(request.scope)
     tools = tool_set(req.tools)
     describe(req, tools, record)
     plan = plan_for(state.router, request, req, tools, headers, budget=state.settings.retry_budget)
     first = plan.targets[0].profile.model
     await team_of(request).admit(request, model=req.model, upstream_model=first, estimate=int, limited=False)
-    request_id = correlation_id.get()
-
-    async def call(target: Target, client: ResponsesClient) -> tuple[int, bool]:
-        window = target.profile.context_window
-        profile = target.profile
-        return await relay_count_tokens(
-            client, req, tools, profile, request_id=request_id, context_window=window, record=record
-        )
-
-    tokens, _ = await plan.run(call, record)
+    tokens, _ = await relay_count_tokens(req, plan, record)
     return json_response({"input_tokens": tokens})
 
 

@@ -5,8 +5,9 @@ JSON error with its status; once the 200 is out, failures are in-band `error` ev
 `EventStream` is one task group: a producer (upstream → translator → frames) writes into a bounded memory stream
 that the response body reads with the ping interval as a timeout (a silent upstream — long reasoning — gets
 `ping`s without cancelling a read). Whatever ends the response (the end, an error, a client disconnect), one
-`finally` releases the upstream connection, shielded from cancellation; after a clean end the producer hands
-the connection to a background drain instead, so the upstream's end is read and the connection reused.
+`finally` releases the upstream connection, shielded from cancellation, and hands the call's facts to the access
+record; after a clean end the producer hands the connection to a background drain instead, so the upstream's end is
+read and the connection reused.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from messages_bridge.app.state import GatewayState
 from messages_bridge.errors import ApiError, GatewayError
 from messages_bridge.observability.logs import Masker
 from messages_bridge.observability.record import RequestRecord
-from messages_bridge.observability.upstream import note_upstream_error, note_upstream_status, note_usage
+from messages_bridge.observability.upstream import UpstreamFacts
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import anthropic_stream as o
 from messages_bridge.protocol.anthropic_stream import PING_FRAME, encode_events
@@ -50,30 +51,39 @@ _errors_logger = logging.getLogger("messages_bridge.errors")  # where the app's 
 
 
 async def stream_message(state: GatewayState, req: a.MessagesRequest, plan: Plan, record: RequestRecord) -> Response:
-    """Open the upstream stream on the first target that answers (errors raise → JSON), then `text/event-stream`."""
-    record.stream = True
+    """Open the upstream stream on the first target that answers (errors raise → JSON), then `text/event-stream`.
+
+    The call's facts reach `record` when it is over: here if no stream starts, else at the stream's end.
+    """
     stack = AsyncExitStack()
     request_id = correlation_id.get()
+    facts = UpstreamFacts()
 
     async def open_stream(target: Target, client: ResponsesClient) -> tuple[httpx.Response, Target]:
         async def send(body: bytes) -> httpx.Response:
-            return await stack.enter_async_context(client.stream(body, request_id=request_id))
+            return await stack.enter_async_context(client.stream(body, request_id=request_id, facts=facts))
 
-        return await call_upstream(record, req, plan, target, send), target
+        return await call_upstream(facts, req, plan, target, send), target
 
-    upstream, target = await plan.run(open_stream, record)
-    record.upstream_done = None  # the call goes on while the body is read
-    note_upstream_status(record, upstream.status_code, upstream.headers.get("x-request-id"))
-    translator = StreamTranslator(
-        plan.translation(req, target).reply,
-        model=req.model,
-        input_tokens=estimate_input_tokens(req, plan.tools),
-        context_window=target.profile.context_window,
-    )
+    try:
+        upstream, target = await plan.run(open_stream, facts)
+        facts.done = None  # the call goes on while the body is read
+        facts.answered(upstream.status_code, upstream.headers.get("x-request-id"))
+        translator = StreamTranslator(
+            plan.translation(req, target).reply,
+            model=req.model,
+            input_tokens=estimate_input_tokens(req, plan.tools),
+            context_window=target.profile.context_window,
+        )
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await stack.aclose()
+        record.apply(facts)
+        raise
     settings = state.settings
     events = stream_events(upstream, max_event_bytes=settings.max_upstream_event_bytes)
     headers = {**HEADERS, **client_ratelimit_headers(upstream.headers)}
-    source = FrameSource(events, translator, record=record, scrub=state.scrub)
+    source = FrameSource(events, translator, facts=facts, scrub=state.scrub)
     return EventStream(source, stack, ping_interval=settings.ping_interval, record=record, headers=headers)
 
 
@@ -87,19 +97,19 @@ def prewarm_stream(message: a.Message) -> Response:
 
 
 class FrameSource:
-    """The producer's side: upstream events → translator → encoded frames, and what the record learns from them."""
+    """The producer's side: upstream events → translator → encoded frames, and the call's facts learnt from them."""
 
     def __init__(
         self,
         events: AsyncIterator[list[StreamEvent]],
         translator: StreamTranslator,
         *,
-        record: RequestRecord,
+        facts: UpstreamFacts,
         scrub: Masker,
     ) -> None:
         self.events = events
         self.translator = translator
-        self._record = record
+        self.facts = facts
         self._scrub = scrub
 
     async def produce(self, out: MemoryObjectSendStream[bytes]) -> None:
@@ -121,18 +131,18 @@ class FrameSource:
         return self.translator.error is None and not self.translator.close_upstream
 
     async def _pump(self, out: MemoryObjectSendStream[bytes]) -> None:
-        translator, record = self.translator, self._record
+        translator, facts = self.translator, self.facts
         async for events in self.events:
-            if record.upstream_first_byte is None:
-                record.upstream_first_byte = time.perf_counter()
+            if facts.first_byte is None:
+                facts.first_byte = time.perf_counter()
             frames: list[o.StreamEvent] = []
             for event in events:
                 frames += translator.feed(event)
-                if record.first_token is None and translator.has_output:
+                if facts.first_token is None and translator.has_output:
                     # The first token goes out at once, not after the rest of this read (an upstream that
                     # bursts, or a long read, would otherwise delay it); later frames go out one write per read.
-                    record.first_token = time.perf_counter()
-                    await _send(out, self._encode(frames))
+                    facts.first_token = time.perf_counter()
+                    await send_frames(out, self._encode(frames))
                     frames = []
                     await anyio.lowlevel.checkpoint()  # a send with room does not switch tasks: let the body write
             await self._put(out, frames)
@@ -142,7 +152,7 @@ class FrameSource:
 
     async def _put(self, out: MemoryObjectSendStream[bytes], events: list[o.StreamEvent]) -> None:
         if events:
-            await _send(out, self._encode(events))
+            await send_frames(out, self._encode(events))
 
     def _encode(self, events: list[o.StreamEvent]) -> bytes:
         """The frames, with the in-band error's message (it may quote upstream text) scrubbed of secrets."""
@@ -153,17 +163,18 @@ class FrameSource:
         return encode_events(events)
 
     def _note_end(self) -> None:
-        translator, record = self.translator, self._record
-        record.upstream_done = time.perf_counter()
+        translator, facts = self.translator, self.facts
+        facts.done = time.perf_counter()
         if translator.usage is not None:
-            note_usage(record, translator.usage, translator.stop_reason)
+            facts.replied(translator.usage, translator.stop_reason)
         if translator.error is not None:
-            record.error_type = translator.error.error_type
-            note_upstream_error(translator.error, record)
+            facts.stream_error_type = translator.error.error_type
+            facts.failed(translator.error)
 
 
 class EventStream(StreamingResponse):
-    """One streamed reply: the producer and the body in one task group, the upstream released in one `finally`."""
+    """One streamed reply: the producer and the body in one task group; one `finally` releases the upstream and
+    records the call's facts."""
 
     def __init__(
         self,
@@ -196,12 +207,13 @@ class EventStream(StreamingResponse):
         finally:
             produced.close()
             self._frames.close()
-            if not self._complete:
-                self._record.disconnected = True
+            facts = self._source.facts
+            facts.cut = not self._complete
             with anyio.CancelScope(shield=True):
                 await self._upstream.aclose()
-            if self._record.upstream_done is None:
-                self._record.upstream_done = time.perf_counter()
+            if facts.done is None:
+                facts.done = time.perf_counter()
+            self._record.apply(facts)
         if failure is not None:
             raise failure
 
@@ -245,7 +257,7 @@ class EventStream(StreamingResponse):
         return data
 
 
-async def _send(out: MemoryObjectSendStream[bytes], data: bytes) -> None:
+async def send_frames(out: MemoryObjectSendStream[bytes], data: bytes) -> None:
     """Into the buffer at once when it has room (no task switch per frame); otherwise wait for the client."""
     try:
         out.send_nowait(data)

@@ -14,6 +14,7 @@ from starlette.responses import Response, StreamingResponse
 
 from messages_bridge.app.state import GatewayState
 from messages_bridge.app.tenant import tenant_of
+from messages_bridge.observability.record import RequestRecord
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.team.identity import Identity
 from messages_bridge.threads.reply import StreamCapture, stored_reply
@@ -21,10 +22,14 @@ from messages_bridge.threads.service import ThreadTurn
 
 
 async def open_turn(
-    state: GatewayState, body: bytes, headers: Mapping[str, str], identity: Identity | None = None
+    state: GatewayState,
+    body: bytes,
+    headers: Mapping[str, str],
+    record: RequestRecord,
+    identity: Identity | None = None,
 ) -> ThreadTurn | None:
     """The thread turn of an authenticated request body that names a `thread` (None for `thread: null`)."""
-    return await state.threads.open(body, tenant_of(headers, state.keys, identity))
+    return await state.threads.open(body, tenant_of(headers, state.keys, identity), record)
 
 
 async def abandon(turn: ThreadTurn) -> None:

@@ -1,7 +1,7 @@
 """Pure ASGI middleware: the request-id alias shim and the access log (one record + metrics per request).
 
-Pure ASGI (not `BaseHTTPMiddleware`) so the contextvars set here (the correlation id, the bound
-`RequestRecord`) are the ones the handler sees, and so a streaming response is timed to its last byte.
+Pure ASGI (not `BaseHTTPMiddleware`) so the correlation id's contextvar set outside is the one the handler sees, and
+so a streaming response is timed to its last byte. The `RequestRecord` travels in the scope (`record.attach`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from messages_bridge.config import Settings
 from messages_bridge.observability.logs import ACCESS_LOGGER, CONTENT_LOGGER, Masker, settings_secrets
 from messages_bridge.observability.metrics import ACTIVE_STREAMS, Metrics
-from messages_bridge.observability.record import RequestRecord, bind, log_fields, unbind
+from messages_bridge.observability.record import RequestRecord, attach, log_fields
 from messages_bridge.observability.tracing import Tracing, setup_tracing
 
 _access = logging.getLogger(ACCESS_LOGGER)
@@ -46,7 +46,7 @@ class RequestIdAlias:
 
 
 class RecordScope:
-    """Binds a fresh `RequestRecord` per HTTP request when the access log (which binds its own) is left out."""
+    """Attaches a fresh `RequestRecord` per HTTP request when the access log (which attaches its own) is left out."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -55,11 +55,8 @@ class RecordScope:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        token = bind(RequestRecord())
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            unbind(token)
+        attach(scope, RequestRecord())
+        await self.app(scope, receive, send)
 
 
 class _Capture:
@@ -78,7 +75,7 @@ class _Capture:
 
 
 class AccessLog:
-    """Binds a fresh `RequestRecord`, measures sizes/status/timings, then logs it and updates the metrics."""
+    """Attaches a fresh `RequestRecord`, measures sizes/status/timings, then logs it and updates the metrics."""
 
     def __init__(
         self, app: ASGIApp, *, metrics: Metrics, tracing: Tracing | None = None, content_masker: Masker | None = None
@@ -93,7 +90,7 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         record = RequestRecord()
-        token = bind(record)
+        attach(scope, record)
         capture = _Capture() if self.content_masker is not None else None
         finished = False
         streaming = False
@@ -143,7 +140,6 @@ class AccessLog:
         finally:
             if streaming:
                 ACTIVE_STREAMS.dec()
-            unbind(token)
             self._finish(scope, record, capture, span)
 
     def _finish(self, scope: Scope, record: RequestRecord, capture: _Capture | None, span: Any) -> None:

@@ -1,16 +1,27 @@
 """The per-request record: what the access log and the metrics report about one request (never content).
 
-The app's outermost middleware binds a fresh one per request in a contextvar (pure ASGI middleware, so the
-binding is visible to the handler): the access log, which emits it at the end, or `RecordScope` without it.
-A route looks it up once with `current()` and passes it to what fills it in (the relays, the stream, the
-team's settlement); `current()` outside a bound request is a bug and raises.
+The app's outermost middleware makes a fresh one per request and puts it in the ASGI scope's per-request state
+(`attach`): the access log, which emits it at the end, or `RecordScope` without it. Whatever fills it in gets it
+passed explicitly: a route or a middleware takes it from the scope (`record_of`), the relays get it as an
+argument and record the facts of the upstream call on it once (`apply`). Nothing reaches it ambiently.
+
+The one per-request value that stays ambient is the correlation id (asgi-correlation-id's contextvar): every log
+line of the request carries it, including lines logged by libraries (uvicorn, httpx, aiohttp) that no argument
+reaches, and the logging filter can only find it there.
 """
 
 from __future__ import annotations
 
 import time
-from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.types import Scope
+
+from messages_bridge.observability.upstream import UpstreamFacts
+from messages_bridge.protocol import anthropic as a
+
+_STATE_KEY = "record"  # in `scope["state"]`, i.e. `request.state.record`
 
 
 @dataclass(slots=True)
@@ -61,33 +72,62 @@ class RequestRecord:
     thread_bytes: int | None = None
     thread_stored: bool | None = None
 
+    def apply(self, facts: UpstreamFacts) -> None:
+        """The facts of the request's upstream call, once it is over: the one place they reach the record."""
+        if facts.model is not None:
+            self.upstream_model = facts.model
+        self.upstream_started = facts.started
+        self.upstream_first_byte = facts.first_byte
+        self.upstream_done = facts.done
+        self.upstream_status = facts.status
+        self.upstream_request_id = facts.request_id
+        self.upstream_error_type = facts.error_type
+        self.retries = facts.retries
+        self.upstream = facts.upstream
+        self.target_position = facts.target_position
+        self.key_index = facts.key_index
+        self.fallbacks = facts.fallbacks
+        self.token_count_exact = facts.token_count_exact
+        if (usage := facts.usage) is not None:
+            self._usage(usage, facts.stop_reason)
+        if facts.first_token is not None:
+            self.first_token = facts.first_token
+        if facts.stream_error_type is not None:
+            self.error_type = facts.stream_error_type
+        if facts.cut:
+            self.disconnected = True
+        self.web_searches = max(self.web_searches, facts.web_searches)
+        self.web_search_errors += facts.web_search_errors
+        self.web_search_ms += facts.web_search_seconds * 1000
 
-_CURRENT: ContextVar[RequestRecord | None] = ContextVar("messages_bridge_record", default=None)
+    def _usage(self, usage: a.Usage, stop_reason: str | None) -> None:
+        self.stop_reason = stop_reason
+        self.input_tokens = usage["input_tokens"]
+        self.output_tokens = usage["output_tokens"]
+        self.cache_read_tokens = usage["cache_read_input_tokens"]
+        self.cache_creation_tokens = usage["cache_creation_input_tokens"]
+        details = usage.get("output_tokens_details")
+        self.reasoning_tokens = details.get("thinking_tokens", 0) if details else 0
+        if (server_tools := usage.get("server_tool_use")) is not None:
+            self.web_searches = server_tools["web_search_requests"]
 
 
 class NoRecordError(RuntimeError):
-    """`current()` was called where no request is being handled: a record would be filled in and lost."""
+    """A scope without a record: the request was not handled through the app's outermost middleware."""
 
 
-def current() -> RequestRecord:
-    """The record of the request being handled; raises `NoRecordError` outside one (never a throwaway)."""
-    record = _CURRENT.get()
-    if record is None:
-        raise NoRecordError("no request record is bound (called outside a request?)")
+def attach(scope: Scope, record: RequestRecord) -> None:
+    """Make `record` this request's (in the scope's per-request state, which uvicorn copies for each request)."""
+    state: dict[str, Any] = scope.setdefault("state", {})
+    state[_STATE_KEY] = record
+
+
+def record_of(scope: Scope) -> RequestRecord:
+    """The record of the request this scope belongs to; raises `NoRecordError` when none was attached."""
+    record = scope.get("state", {}).get(_STATE_KEY)
+    if not isinstance(record, RequestRecord):
+        raise NoRecordError("no request record in this scope (not served through the access log or RecordScope?)")
     return record
-
-
-def bound() -> RequestRecord | None:
-    """The record bound to this request, or None when no access log binds one."""
-    return _CURRENT.get()
-
-
-def bind(record: RequestRecord) -> Token[RequestRecord | None]:
-    return _CURRENT.set(record)
-
-
-def unbind(token: Token[RequestRecord | None]) -> None:
-    _CURRENT.reset(token)
 
 
 def _ms(start: float | None, end: float | None) -> float | None:

@@ -16,12 +16,11 @@ from typing import Literal, TypeVar
 
 from messages_bridge.errors import GatewayError, OverloadedError, never_retry
 from messages_bridge.observability.metrics import note_attempt, note_benched, note_breaker
-from messages_bridge.observability.record import RequestRecord
+from messages_bridge.observability.upstream import UpstreamFacts
 from messages_bridge.protocol.headers import retry_after
 from messages_bridge.routing.breaker import STATE_VALUES
 from messages_bridge.routing.router import Target, UpstreamRuntime
 from messages_bridge.upstream.client import ResponsesClient, UpstreamHTTPError
-from messages_bridge.upstream.retry import REQUEST_DEADLINE
 
 T = TypeVar("T")
 Verdict = Literal["final", "key", "upstream"]
@@ -101,25 +100,23 @@ async def with_failover(
     *,
     conversation: str | None,
     budget: float,
-    record: RequestRecord,
+    facts: UpstreamFacts,
 ) -> T:
     """`call` on the first target (and key) that answers; the last failure is raised when none does.
 
     Moving on adds no wait and tries each target's keys at most once; the retries (and their waits) of all the
-    attempts share the request's one retry budget.
+    attempts share the request's one retry budget. Which upstream, target and key answered (or failed last), and
+    how many attempts were given up, go on `facts`.
     """
-    token = REQUEST_DEADLINE.set(time.monotonic() + budget)
-    try:
-        return await _first_answer(targets, call, conversation, record)
-    finally:
-        REQUEST_DEADLINE.reset(token)
+    facts.retry_deadline = time.monotonic() + budget
+    return await _first_answer(targets, call, conversation, facts)
 
 
 async def _first_answer(
     targets: tuple[Target, ...],
     call: Callable[[Target, ResponsesClient], Awaitable[T]],
     conversation: str | None,
-    record: RequestRecord,
+    facts: UpstreamFacts,
 ) -> T:
     last: GatewayError | None = None
     for target in targets:
@@ -129,10 +126,8 @@ async def _first_answer(
             continue
         for index in keys:
             if last is not None:
-                record.fallbacks += 1
-            record.upstream = upstream.name
-            record.target_position = target.position
-            record.key_index = index
+                facts.fallbacks += 1
+            facts.upstream, facts.target_position, facts.key_index = upstream.name, target.position, index
             try:
                 return await _attempt(target, index, call)
             except GatewayError as exc:
@@ -145,11 +140,11 @@ async def _first_answer(
                 _bench(upstream, index, exc, reason)
     if last is not None:
         raise last
-    return await _resting_keys_only(targets, call, record)
+    return await _resting_keys_only(targets, call, facts)
 
 
 async def _resting_keys_only(
-    targets: tuple[Target, ...], call: Callable[[Target, ResponsesClient], Awaitable[T]], record: RequestRecord
+    targets: tuple[Target, ...], call: Callable[[Target, ResponsesClient], Awaitable[T]], facts: UpstreamFacts
 ) -> T:
     """Every reachable target's keys rest: try the key that rests least, so the client gets the upstream's own
     answer (a rejected key's 401, an exhausted quota) rather than a vague 529."""
@@ -158,6 +153,6 @@ async def _resting_keys_only(
         if upstream.breaker is not None and not upstream.breaker.allow():
             continue
         index = upstream.keys.soonest()
-        record.upstream, record.target_position, record.key_index = upstream.name, target.position, index
+        facts.upstream, facts.target_position, facts.key_index = upstream.name, target.position, index
         return await _attempt(target, index, call)
     raise _unavailable(targets)

@@ -31,11 +31,12 @@ from messages_bridge.team.identity import Identity, identity_of, set_identity
 from messages_bridge.team.keyring import KeyRing
 from messages_bridge.team.keys import KeyStore, Limits
 from messages_bridge.team.ledger import LedgerRow, LedgerWriter
-from messages_bridge.team.limits import Limiter, Ticket, Usage
+from messages_bridge.team.limits import Limiter, Ticket
 from messages_bridge.team.metrics import KEY_COST, KEY_REQUESTS, KEY_TOKENS
 from messages_bridge.team.reports import SqlLedger
 from messages_bridge.team.settings import TeamSettings
 from messages_bridge.team.tokens import JwtVerifier
+from messages_bridge.translate.usage import TokenUsage
 
 SESSION_HEADER = b"x-claude-code-session-id"
 AGENT_HEADER = b"x-claude-code-agent-id"
@@ -84,8 +85,8 @@ def _int(value: object) -> int | None:
     return None if value is None else int(str(value))
 
 
-def _usage(record: RequestRecord) -> Usage:
-    return Usage(record.input_tokens, record.output_tokens, record.cache_read_tokens, record.cache_creation_tokens)
+def _usage(record: RequestRecord) -> TokenUsage:
+    return TokenUsage(record.input_tokens, record.output_tokens, record.cache_read_tokens, record.cache_creation_tokens)
 
 
 def _ms(start: float | None, end: float | None) -> float | None:
@@ -270,7 +271,7 @@ class Team:
             )
         )
 
-    def _count(self, label: str, status: int, usage: Usage, reasoning: int, cost: int) -> None:
+    def _count(self, label: str, status: int, usage: TokenUsage, reasoning: int, cost: int) -> None:
         """The key's series; children are cached (labels() per call costs more than the increments)."""
         requests = self._requests.get((label, status))
         if requests is None:

@@ -25,6 +25,7 @@ from messages_bridge.team.counters import WINDOW, Ask, Counters, CountersUnavail
 from messages_bridge.team.identity import Identity
 from messages_bridge.team.keys import Period
 from messages_bridge.team.metrics import BUDGET_USED, BUDGET_WARNINGS, COUNTER_STORE_ERRORS, LIMITED
+from messages_bridge.translate.usage import TokenUsage
 
 logger = logging.getLogger("messages_bridge.team")
 SpendSource = Callable[[str, datetime], Awaitable[float]]  # (key, period start) -> USD spent per the ledger
@@ -44,18 +45,6 @@ def _period(period: Period, day: int) -> tuple[str, float]:
 @functools.lru_cache(maxsize=256)
 def _rfc3339_at(epoch_second: int) -> str:
     return _rfc3339(datetime.fromtimestamp(epoch_second, UTC))
-
-
-@dataclass(slots=True)
-class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read: int = 0
-    cache_creation: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.input_tokens + self.output_tokens + self.cache_read + self.cache_creation
 
 
 @dataclass(slots=True)
@@ -82,7 +71,7 @@ def _money(value: float) -> str:
     return f"${value:,.2f}" if value >= 1 else f"${value:.6g}"
 
 
-def cost_nano(price: Price | None, usage: Usage) -> int:
+def cost_nano(price: Price | None, usage: TokenUsage) -> int:
     if price is None:
         return 0
     return price.cost_nano(
@@ -124,7 +113,7 @@ class Limiter:
             budget=None if limits.budget_usd is None else round(limits.budget_usd * NANO),
             period=pid,
             period_ttl=int(end - now.timestamp()) + 3600,
-            reserve=cost_nano(price, Usage(input_tokens=estimate)),
+            reserve=cost_nano(price, TokenUsage(input_tokens=estimate)),
         )
         try:
             if ask.budget is not None:
@@ -138,7 +127,7 @@ class Limiter:
             raise self._refusal(identity, ask, verdict, headers, now)
         return Ticket(identity, ask, price, headers)
 
-    async def settle(self, ticket: Ticket, usage: Usage) -> int:
+    async def settle(self, ticket: Ticket, usage: TokenUsage) -> int:
         """Debit the real usage; returns the cost in nano-dollars (0 without a price).
 
         Called once the answer is out, but awaited: the client's next request must see this one's usage.

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from messages_bridge.observability.record import current
+from messages_bridge.observability.record import record_of
 from messages_bridge.team.gate import Team
 
 LEDGERED_PREFIX = "/v1/"
@@ -26,7 +26,7 @@ class TeamMiddleware:
         if scope["type"] != "http" or team is None or not scope["path"].startswith(LEDGERED_PREFIX):
             await self.app(scope, receive, send)
             return
-        record = current()  # bound by the app's outermost middleware
+        record = record_of(scope)  # attached by the app's outermost middleware
         started_at = datetime.now(UTC)
         status = 500
 

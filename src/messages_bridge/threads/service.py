@@ -10,14 +10,14 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from msgspec import Raw, UnsetType
 from msgspec.structs import replace
 
 from messages_bridge.errors import GatewayError, InvalidRequestError
-from messages_bridge.observability.record import RequestRecord, current
+from messages_bridge.observability.record import RequestRecord
 from messages_bridge.threads.errors import (
     THREADS_OFF_MESSAGE,
     ThreadAlreadyContinuedError,
@@ -51,9 +51,9 @@ class ThreadTurn:
     store: ThreadStore
     body: bytes
     base: StoredThread  # the thread as it will be stored, minus the reply
+    record: RequestRecord  # the request's access record: how the turn went
     previous: str | None = None
     lease: str | None = None
-    record: RequestRecord = field(default_factory=current)
     settled: bool = False
 
     @property
@@ -92,12 +92,14 @@ class ThreadService:
         self.store = store
         self.enabled = enabled
 
-    async def open(self, body: bytes, tenant: str) -> ThreadTurn | None:
-        """The turn a request body asks for, or None when its `thread` is null (the ordinary stateless path)."""
+    async def open(self, body: bytes, tenant: str, record: RequestRecord) -> ThreadTurn | None:
+        """The turn a request body asks for, or None when its `thread` is null (the ordinary stateless path).
+
+        The outcome (created, continued, replayed, rejected) and the thread's size go on `record`.
+        """
         view = read_view(body)
         if view.thread is None:
             return None
-        record = current()
         try:
             if not self.enabled:
                 raise ThreadUnsupportedRequestError(THREADS_OFF_MESSAGE)
@@ -132,7 +134,7 @@ class ThreadService:
         complete = complete_body(
             body, messages=messages, system=base.system, tools=base.tools, force=False, has_changes=changes
         )
-        return ThreadTurn(self.store, complete, base, record=record)
+        return ThreadTurn(self.store, complete, base, record)
 
     async def _continue(
         self, body: bytes, view: ThreadView, previous: str, tenant: str, record: RequestRecord
@@ -153,7 +155,7 @@ class ThreadService:
             await self.store.release(tenant, previous, lease)
             raise
         _note(record, "continued", base)
-        return ThreadTurn(self.store, complete, base, previous=previous, lease=lease, record=record)
+        return ThreadTurn(self.store, complete, base, record, previous=previous, lease=lease)
 
 
 def _messages(view: ThreadView) -> list[Raw]:

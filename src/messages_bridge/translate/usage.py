@@ -7,6 +7,8 @@ is still delivered; only the impossible number is replaced.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import responses as r
 
@@ -23,6 +25,26 @@ def empty_usage(*, input_tokens: int = 0, output_tokens: int = 0) -> a.Usage:
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
     }
+
+
+@dataclass(slots=True)
+class TokenUsage:
+    """The four token counts as plain numbers: what a multi-round answer sums and what a key's limits settle."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read: int = 0
+    cache_creation: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_read + self.cache_creation
+
+    def add(self, usage: a.Usage) -> None:
+        self.input_tokens += usage["input_tokens"]
+        self.output_tokens += usage["output_tokens"]
+        self.cache_read += usage["cache_read_input_tokens"]
+        self.cache_creation += usage["cache_creation_input_tokens"]
 
 
 def to_anthropic_usage(usage: r.ResponseUsage | None, *, service_tier: str | None = None) -> a.Usage:

@@ -16,6 +16,7 @@ import httpx
 import msgspec
 
 from messages_bridge.errors import UpstreamProtocolError, from_transport_error
+from messages_bridge.observability.upstream import UpstreamFacts
 from messages_bridge.protocol import responses as r
 from messages_bridge.protocol.responses_stream import StreamEvent, decode_event
 from messages_bridge.protocol.sse import DEFAULT_MAX_EVENT_BYTES, EventTooLargeError, ServerSentEvent, SSEDecoder
@@ -112,21 +113,25 @@ class ResponsesClient:
             url = self._urls[path] = httpx.URL(self._base + path + self._query)
         return url
 
-    async def _send(self, path: str, body: bytes, request_id: str | None) -> httpx.Response:
-        """POST with retries; the response is open (streamed) until read or closed."""
+    async def _send(
+        self, path: str, body: bytes, request_id: str | None, facts: UpstreamFacts | None
+    ) -> httpx.Response:
+        """POST with retries (counted on `facts`); the response is open (streamed) until read or closed."""
         request = httpx.Request(
             "POST", self._url(path), content=body, headers=self._request_headers(request_id), extensions=self._timeout
         )
         try:
-            return await send_with_retries(self._retry, lambda: self.transport.handle_async_request(request))
+            return await send_with_retries(self._retry, lambda: self.transport.handle_async_request(request), facts)
         except httpx.HTTPError as exc:
             error = from_transport_error(exc)
             error.before_response = True  # nothing was answered: another upstream may take the request
             raise error from exc
 
-    async def _post(self, path: str, body: bytes, request_id: str | None) -> tuple[httpx.Response, bytearray]:
+    async def _post(
+        self, path: str, body: bytes, request_id: str | None, facts: UpstreamFacts | None
+    ) -> tuple[httpx.Response, bytearray]:
         """The upstream's 2xx answer and its (decoded, size-checked) body; a non-2xx raises `UpstreamHTTPError`."""
-        reply = await self._send(path, body, request_id)
+        reply = await self._send(path, body, request_id, facts)
         try:
             if reply.status_code >= 300:
                 raise UpstreamHTTPError(reply.status_code, await error_body(reply), reply.headers)
@@ -134,19 +139,21 @@ class ResponsesClient:
         finally:
             await reply.aclose()
 
-    async def create(self, body: bytes, *, request_id: str | None) -> UpstreamReply:
-        """A non-streaming `Response`; raises `UpstreamHTTPError` or a `GatewayError`."""
-        reply, content = await self._post("/responses", body, request_id)
+    async def create(self, body: bytes, *, request_id: str | None, facts: UpstreamFacts | None = None) -> UpstreamReply:
+        """A non-streaming `Response`; raises `UpstreamHTTPError` or a `GatewayError`. Retries count on `facts`."""
+        reply, content = await self._post("/responses", body, request_id, facts)
         try:
             response = r.RESPONSE_DECODER.decode(content)
         except msgspec.DecodeError as exc:
             raise UpstreamProtocolError("The upstream answer is not a valid Responses API response") from exc
         return UpstreamReply(response, reply.headers.get("x-request-id"), reply.status_code, reply.headers)
 
-    async def input_tokens(self, body: bytes, *, request_id: str | None) -> int | None:
+    async def input_tokens(
+        self, body: bytes, *, request_id: str | None, facts: UpstreamFacts | None = None
+    ) -> int | None:
         """The upstream's input-token count, or None when it has no such endpoint (404/405)."""
         try:
-            _, content = await self._post("/responses/input_tokens", body, request_id)
+            _, content = await self._post("/responses/input_tokens", body, request_id, facts)
         except UpstreamHTTPError as exc:
             if exc.status in (404, 405):
                 return None
@@ -158,9 +165,11 @@ class ResponsesClient:
         return counted if counted >= 0 else None  # a negative count is no count: the local estimate stands in
 
     @asynccontextmanager
-    async def stream(self, body: bytes, *, request_id: str | None) -> AsyncIterator[httpx.Response]:
+    async def stream(
+        self, body: bytes, *, request_id: str | None, facts: UpstreamFacts | None = None
+    ) -> AsyncIterator[httpx.Response]:
         """An open streaming response (status already checked); closing the context releases the connection."""
-        response = await self._send("/responses", body, request_id)
+        response = await self._send("/responses", body, request_id, facts)
         try:
             if response.status_code >= 300:
                 raise UpstreamHTTPError(response.status_code, await error_body(response), response.headers)

@@ -15,7 +15,6 @@ is the right place for it. Every request has a retry count and a total time budg
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 import httpx
 
 from messages_bridge.errors import GatewayError, never_retry
-from messages_bridge.observability import record
+from messages_bridge.observability.upstream import UpstreamFacts
 from messages_bridge.protocol.headers import retry_after
 from messages_bridge.upstream.body import error_body
 
@@ -49,8 +48,6 @@ class RetryPolicy:
 
 
 NO_RETRIES = RetryPolicy(max_retries=0)
-# When a request may try several upstreams, they share one retry budget: set once per request (failover).
-REQUEST_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("retry_deadline", default=None)
 
 
 def answer_delay(policy: RetryPolicy, attempt: int, response: httpx.Response) -> float | None:
@@ -78,15 +75,18 @@ async def _code_forbids_retry(response: httpx.Response) -> bool:
     return never_retry(body)
 
 
-async def send_with_retries(policy: RetryPolicy, call: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+async def send_with_retries(
+    policy: RetryPolicy, call: Callable[[], Awaitable[httpx.Response]], facts: UpstreamFacts | None = None
+) -> httpx.Response:
     """`call()` until it gives a final answer; retryable transport errors propagate once the budget is spent.
 
     The returned response may be a non-2xx one (the caller maps it); a retried response is closed first so its
-    connection goes back to the pool.
+    connection goes back to the pool. Each retry is counted on `facts` (None: a call outside a request), and
+    stops at its `retry_deadline` too (the budget a request's attempts share when failover tries several).
     """
     deadline = time.monotonic() + policy.budget
-    if (shared := REQUEST_DEADLINE.get()) is not None:
-        deadline = min(deadline, shared)
+    if facts is not None and facts.retry_deadline is not None:
+        deadline = min(deadline, facts.retry_deadline)
     attempt = 0
     while True:
         try:
@@ -102,7 +102,7 @@ async def send_with_retries(policy: RetryPolicy, call: Callable[[], Awaitable[ht
             if delay is None or time.monotonic() + delay > deadline:
                 return response
             await response.aclose()
-        if (bound := record.bound()) is not None:  # the client is also used outside requests (readiness, tests)
-            bound.retries += 1
+        if facts is not None:
+            facts.retries += 1
         await asyncio.sleep(delay)
         attempt += 1

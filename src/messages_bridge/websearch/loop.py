@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from messages_bridge.observability.upstream import UpstreamFacts
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import responses as r
 from messages_bridge.translate.request import ReplyContext
 from messages_bridge.translate.response import to_anthropic_message
+from messages_bridge.translate.usage import TokenUsage
 from messages_bridge.translate.websearch import (
     FUNCTION_TOOL,
     MAX_QUERY_CHARS,
@@ -54,20 +56,6 @@ class SearchStats:
 
 
 @dataclass(slots=True)
-class _Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read: int = 0
-    cache_creation: int = 0
-
-    def add(self, usage: a.Usage) -> None:
-        self.input_tokens += usage["input_tokens"]
-        self.output_tokens += usage["output_tokens"]
-        self.cache_read += usage["cache_read_input_tokens"]
-        self.cache_creation += usage["cache_creation_input_tokens"]
-
-
-@dataclass(slots=True)
 class GatewaySearch:
     """One request's loop and its limits; `run` returns the whole message (`StreamedSearch` streams it)."""
 
@@ -77,6 +65,7 @@ class GatewaySearch:
     time_budget: float
     results: int = 8
     request_id: str | None = None
+    facts: UpstreamFacts | None = None  # where the upstream calls' retries are counted
     stats: SearchStats = field(default_factory=SearchStats)
     message_id: str = ""
     paused: bool = False  # ended by the round cap with searches unanswered: Anthropic's `pause_turn`
@@ -96,10 +85,10 @@ class GatewaySearch:
         body.pop("stream", None)
         body.pop("stream_options", None)
         content: list[a.ContentOut] = []
-        usage = _Usage()
+        usage = TokenUsage()
         while True:
             self.stats.rounds += 1
-            reply = await self.client.create(_ENCODER.encode(body), request_id=self.request_id)
+            reply = await self.client.create(_ENCODER.encode(body), request_id=self.request_id, facts=self.facts)
             message = to_anthropic_message(reply.response, t, model=model)
             self.message_id = self.message_id or message["id"]
             usage.add(message["usage"])
@@ -190,7 +179,7 @@ class GatewaySearch:
             for key in ("tools", "tool_choice", "parallel_tool_calls"):
                 body.pop(key, None)  # type: ignore[misc]
 
-    def _final(self, last: a.Message, content: list[a.ContentOut], usage: _Usage) -> a.Message:
+    def _final(self, last: a.Message, content: list[a.ContentOut], usage: TokenUsage) -> a.Message:
         total: a.Usage = {
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,

@@ -25,7 +25,7 @@ from messages_bridge.translate.websearch import FUNCTION_TOOL, server_id
 from messages_bridge.upstream.client import stream_events
 from messages_bridge.websearch.loop import GatewaySearch, as_input
 
-Send = Callable[[list[o.StreamEvent]], Awaitable[None]]
+SendEvents = Callable[[list[o.StreamEvent]], Awaitable[None]]  # where the Anthropic events go, in order
 _ENCODER = msgspec.json.Encoder()
 _QUERY = msgspec.json.Decoder(dict[str, object])
 
@@ -45,7 +45,7 @@ class StreamedSearch:
     """Runs `GatewaySearch`'s loop with streamed rounds; `send` gets the Anthropic events in order."""
 
     search: GatewaySearch
-    send: Send
+    send: SendEvents
     input_tokens: int
     _started: bool = False
     _next_index: int = 0  # the index the next block gets, across rounds
@@ -76,7 +76,10 @@ class StreamedSearch:
 
     async def _round(self, body: r.ResponsesRequest, translator: StreamTranslator, step: _Round) -> r.Response | None:
         completed: r.Response | None = None
-        async with self.search.client.stream(_ENCODER.encode(body), request_id=self.search.request_id) as upstream:
+        search = self.search
+        async with search.client.stream(
+            _ENCODER.encode(body), request_id=search.request_id, facts=search.facts
+        ) as upstream:
             async for events in stream_events(upstream):
                 for event in events:
                     if isinstance(event, rs.ResponseCompleted):
