@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -21,6 +22,12 @@ from tests.upstream_schema import assert_valid_count, assert_valid_create
 pytest_plugins = ["tests.services"]
 
 GATEWAY = "http://gateway.test"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What the collection imported (the SDKs' type modules, the app, the fixtures) lives to the end of the run:
+    frozen, it is left out of every garbage collection (each full one walked it all; the memory tests collect)."""
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True, scope="session")
