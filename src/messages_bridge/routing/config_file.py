@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from messages_bridge.websearch.config import WebSearchConfig
@@ -212,6 +211,8 @@ def describe_validation(exc: ValidationError) -> str:
 
 def parse_config(text: str, *, source: str, env: Mapping[str, str] | None = None) -> tuple[ConfigFile, list[str]]:
     """The validated file and its warnings; raises `ConfigError` naming the field."""
+    import yaml  # here, not at the top: without a routing file the server never loads the YAML parser
+
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -25,6 +25,7 @@ from messages_bridge.websearch.config import WebSearchConfig
 
 DEFAULT_UPSTREAM = "default"
 _CACHE_LIMIT = 4096
+_CACHED_NAME_CHARS = 256  # longer requested names are resolved each time, never kept
 
 
 @dataclass(eq=False, slots=True, weakref_slot=True)
@@ -82,10 +83,16 @@ class EnvRouter:
         self.upstreams = {DEFAULT_UPSTREAM: self.upstream}
         self.conditional = False
         self.web_search: WebSearchConfig = settings.web_search
+        self._targets: dict[str, tuple[Target, ...]] = {}  # requested name → its one target (names: client strings)
 
     def resolve(self, model: str, facts: RequestFacts) -> tuple[Target, ...]:
-        profile = self._settings.profile(model)
-        return (Target(self.upstream, profile.model, profile, 0),)
+        targets = self._targets.get(model)
+        if targets is None:
+            profile = self._settings.profile(model)
+            targets = (Target(self.upstream, profile.model, profile, 0),)
+            if len(self._targets) < _CACHE_LIMIT and len(model) <= _CACHED_NAME_CHARS:
+                self._targets[model] = targets
+        return targets
 
     def accepts(self, model: str) -> bool:
         return model in self._settings.listed_models or model in self._settings.model_map

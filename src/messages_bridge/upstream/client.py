@@ -218,11 +218,15 @@ async def stream_events(
     pacer = Pacer()
     try:
         async for raw in chunks:
-            for chunk in content.feed(raw):
+            for chunk in (raw,) if content.identity else content.feed(raw):
                 await pacer.step(len(chunk))
                 frames = decoder.feed(chunk)
                 # A long read is handed on in slices, so its first events are translated (and its first token
                 # sent) before the rest of it is decoded.
+                if len(frames) <= EVENTS_PER_SLICE:
+                    if events := _typed(frames):
+                        yield events
+                    continue
                 for start in range(0, len(frames), EVENTS_PER_SLICE):
                     if events := _typed(frames[start : start + EVENTS_PER_SLICE]):
                         yield events

@@ -84,6 +84,9 @@ class ContentDecoder:
     """`feed(raw) -> pieces`, then `flush()`; identity passes bytes through untouched (no copy)."""
 
     def __init__(self, content_encoding: str | None) -> None:
+        if content_encoding is None:  # what the gateway asks for, and nearly every answer
+            self._layers: list[_Inflater] = []
+            return
         codings = _codings(content_encoding)
         if len(codings) > MAX_CODINGS:
             raise UpstreamProtocolError(f"The upstream stacked more than {MAX_CODINGS} content-encodings")
