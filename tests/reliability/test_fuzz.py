@@ -269,6 +269,15 @@ async def test_deep_nesting_is_a_400_not_a_crash(gateway: httpx.AsyncClient) -> 
             assert_well_formed(reply)
 
 
+async def test_invalid_utf8_in_the_output_schema_is_a_400(gateway: httpx.AsyncClient) -> None:
+    """Found by the full `test_broken_bytes` search: the schema is kept raw, so its bytes are checked on decoding."""
+    raw = json.dumps(capture(SMALL)).encode()
+    at = raw.find(b'"additionalProperties"') + 1
+    assert at > 0
+    reply = await gateway.post("/v1/messages", content=raw[:at] + b"\xff" + raw[at:])
+    assert reply.status_code == 400 and reply.json()["error"]["type"] == "invalid_request_error"
+
+
 async def test_invalid_utf8_is_a_400(gateway: httpx.AsyncClient) -> None:
     raw = json.dumps(capture(SMALL)).encode()
     at = raw.find(b'"text"') + 9
