@@ -21,14 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import free_port
+
 _START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:

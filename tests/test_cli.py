@@ -57,6 +57,7 @@ def test_main_refuses_before_serving(capsys: pytest.CaptureFixture[str]) -> None
     assert "refusing" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a real `messages-bridge serve` process
 def test_serve_in_demo_mode_prints_the_banner_and_answers(tmp_path: Path) -> None:
     env = clean_env(BRIDGE_DATA_DIR=os.environ["BRIDGE_DATA_DIR"])
     log = tmp_path / "gateway.log"

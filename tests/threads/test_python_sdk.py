@@ -6,6 +6,7 @@ causes it, and the SDK's documented reaction to it (replay, unthread, or raise) 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -99,6 +100,7 @@ def test_a_continue_while_another_runs_is_replayed(start: Callable[..., SdkGatew
     gateway = start()
     seen: list[str] = []
     held: list[threading.Thread] = []
+    release = asyncio.Event()  # the held continue hangs until the runner is done
 
     def hold_a_continue(message: Any) -> None:
         seen.append(message.id)
@@ -114,7 +116,7 @@ def test_a_continue_while_another_runs_is_replayed(start: Callable[..., SdkGatew
                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool.id, "content": "slow"}]}
             ],
         }
-        upstream.script.push(Reply(hang=4.0, status=503, json_body={"error": {"message": "slow"}}))
+        upstream.script.push(Reply(hang=30.0, until=release, status=503, json_body={"error": {"message": "slow"}}))
         before = len(upstream.requests)
         other = threading.Thread(
             target=lambda: httpx.post(gateway.url + "/v1/messages", json=body, headers={"x-api-key": KEY}, timeout=30)
@@ -129,6 +131,7 @@ def test_a_continue_while_another_runs_is_replayed(start: Callable[..., SdkGatew
 
     with sdk(gateway) as client:
         assert run(client, stream=False, each=hold_a_continue) == ANSWER
+    upstream.release(release)
     for other in held:
         other.join(timeout=30)
     gateway.recorder.exchanges[:] = [e for e in gateway.exchanges if e.headers.get("x-stainless-helper")]
