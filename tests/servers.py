@@ -10,11 +10,15 @@ gateway's production protocol and limits) are started and stopped for each use, 
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
+import random
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -24,9 +28,39 @@ from uvicorn.lifespan.on import LifespanOn
 WAIT = 10.0
 
 
+@functools.cache
+def _ports() -> range:
+    """This process's ports: below the kernel's ephemeral range (so no outgoing connection takes one between a
+    `free_port()` and the child's bind), and under pytest-xdist only those `≡ worker index (mod workers)`, so two
+    workers never hand out the same port."""
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    low = 10_000 + (index - 10_000) % workers
+    return range(low, ephemeral_low, workers)
+
+
+def bound_socket() -> socket.socket:
+    """A TCP socket bound to a free port of this process on 127.0.0.1 (see `_ports`); the caller owns it."""
+    ports = _ports()
+    for _ in range(1000):
+        # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say so (else Nagle adds 40 ms waits).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            sock.bind(("127.0.0.1", random.choice(ports)))
+        except OSError:
+            sock.close()
+            continue
+        return sock
+    raise RuntimeError("no free port on 127.0.0.1")
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+    """A port nothing listens on now, for a child process to bind (in-process servers keep `bound_socket()`)."""
+    with bound_socket() as sock:
         return int(sock.getsockname()[1])
 
 
@@ -68,7 +102,13 @@ class ThreadedServer:
     """uvicorn serving `app` on 127.0.0.1 in a background thread (its own event loop)."""
 
     def __init__(self, app: Any, *, port: int | None = None, **options: Any) -> None:
-        self.port = port or free_port()
+        # A given port is bound by uvicorn; otherwise the socket bound here is handed over (no find-then-bind race).
+        self.socket: socket.socket | None = None
+        if port:
+            self.port = port
+        else:
+            self.socket = bound_socket()
+            self.port = int(self.socket.getsockname()[1])
         self.server = _Server(_config(app, self.port, **options))
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -78,7 +118,7 @@ class ThreadedServer:
 
     async def _serve(self) -> None:
         self.loop = asyncio.get_running_loop()
-        await self.server.serve()
+        await self.server.serve(sockets=None if self.socket is None else [self.socket])
 
     @property
     def url(self) -> str:

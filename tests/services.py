@@ -12,6 +12,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -21,14 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import free_port
+
 _START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
@@ -42,9 +38,9 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {_START_TIMEOUT} s")
 
 
-def _stop(proc: subprocess.Popen[bytes], what: str) -> None:
+def _stop(proc: subprocess.Popen[bytes], what: str, sig: signal.Signals = signal.SIGTERM) -> None:
     if proc.poll() is None:
-        proc.terminate()
+        proc.send_signal(sig)
         try:
             proc.wait(timeout=_START_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -165,7 +161,10 @@ class PostgresServer:
 
     def stop(self) -> None:
         if self._proc is not None:
-            _stop(self._proc, "postgres")
+            # SIGINT is PostgreSQL's "fast" shutdown (what `pg_ctl stop` and service managers use): clients are
+            # disconnected. SIGTERM's "smart" shutdown waits for every client to leave, and a connection pool never
+            # does, so a restart would sit out the whole timeout and end in SIGKILL.
+            _stop(self._proc, "postgres", signal.SIGINT)
             self._proc = None
 
     def restart(self) -> None:

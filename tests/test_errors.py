@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from messages_bridge import errors as e
+from tests.reliability.faults import RETRIED
 
 
 def _body(message: str = "upstream says no", code: str | None = None) -> bytes:
@@ -25,12 +26,7 @@ def _body(message: str = "upstream says no", code: str | None = None) -> bytes:
         (409, 409, "conflict_error"),
         (413, 413, "request_too_large"),
         (422, 400, "invalid_request_error"),
-        (429, 429, "rate_limit_error"),
-        (500, 500, "api_error"),
-        (502, 500, "api_error"),
-        (503, 529, "overloaded_error"),
-        (504, 504, "timeout_error"),
-        (529, 529, "overloaded_error"),
+        *RETRIED,
         (418, 400, "invalid_request_error"),
         (599, 500, "api_error"),
     ],

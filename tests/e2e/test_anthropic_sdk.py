@@ -156,6 +156,7 @@ def test_wrong_key_is_an_authentication_error(gateway: Gateway) -> None:
         client.messages.create(model=MODEL, max_tokens=16, messages=[{"role": "user", "content": "Hi"}])
 
 
+@pytest.mark.slow  # a second Python process importing its own SDK: seconds; the 2.x SDK above runs in process
 def test_sdk_0x_in_a_subprocess(gateway: Gateway, upstream: FakeUpstream) -> None:
     target = ensure_installed()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(REPO_ROOT)])}

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from messages_bridge.config import Settings
 from messages_bridge.demo.server import Reply
@@ -92,6 +93,7 @@ Metrics(Settings()).observe(record, record.started + 0.01)
 _SCRAPE = "from messages_bridge.observability.metrics import exposition; print(exposition()[0].decode())"
 
 
+@pytest.mark.slow  # three Python processes
 def test_multiprocess_mode_aggregates_workers(tmp_path: Path) -> None:
     """Two 'workers' write to PROMETHEUS_MULTIPROC_DIR; one scrape sees the sum."""
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}

@@ -18,6 +18,15 @@ from messages_bridge.upstream.aiohttp_transport import AiohttpTransport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 MESSAGE = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello there"}]}
+# The upstream statuses that are retried, with the status and error type the client gets once the retries are spent.
+RETRIED = [
+    (429, 429, "rate_limit_error"),
+    (500, 500, "api_error"),
+    (502, 500, "api_error"),
+    (503, 529, "overloaded_error"),
+    (504, 504, "timeout_error"),
+    (529, 529, "overloaded_error"),
+]
 
 
 def ok_response(text: str = "done", output: list[dict[str, Any]] | None = None) -> dict[str, Any]:

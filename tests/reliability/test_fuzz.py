@@ -2,7 +2,8 @@
 
 Inputs: a real Claude Code capture with one field replaced by a value of another type (or removed), random
 JSON shapes, truncated bodies, invalid UTF-8, huge numbers, deep nesting, odd headers, methods and paths. The
-examples run derandomized, so CI is reproducible; set FUZZ_EXAMPLES to run more.
+examples run derandomized, so CI is reproducible; set FUZZ_EXAMPLES to run more. Each search runs in full in the
+whole suite (marked slow) and as a `_quick` twin of the same check with a few dozen examples (QUICK) for the quick loop.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+QUICK = settings(FUZZ, max_examples=40)
 JSONValue = Any
 
 
@@ -161,43 +163,100 @@ async def gateway(
         yield http
 
 
-@FUZZ
-@given(body=mutated_capture(capture(SMALL)))
-async def test_any_field_of_a_real_request_with_a_wrong_value(gateway: httpx.AsyncClient, body: bytes) -> None:
-    assert_well_formed(await gateway.post("/v1/messages", content=body, headers={"content-type": "application/json"}))
+SMALL_WRONG_VALUES = mutated_capture(capture(SMALL))
+LARGE_WRONG_VALUES = mutated_capture(capture(LARGE))
+PATHS = st.sampled_from(["/v1/messages", "/v1/messages/count_tokens"])
+ODD_REQUESTS = {
+    "headers": ODD_HEADERS,
+    "stream": st.booleans(),
+    "method": st.sampled_from(["POST", "POST", "GET", "PUT", "DELETE", "PATCH"]),
+    "path": st.sampled_from(
+        ["/v1/messages", "/v1/messages/count_tokens", "/v1/models", "/v1/models/%00", "/v1/x", "/"]
+    ),
+}
 
 
-@settings(FUZZ, max_examples=max(EXAMPLES // 4, 20))
-@given(body=mutated_capture(capture(LARGE)))
-async def test_any_field_of_a_large_tool_request_with_a_wrong_value(gateway: httpx.AsyncClient, body: bytes) -> None:
-    assert_well_formed(await gateway.post("/v1/messages", content=body, headers={"content-type": "application/json"}))
-
-
-@FUZZ
-@given(body=byte_faults(capture(SMALL)), path=st.sampled_from(["/v1/messages", "/v1/messages/count_tokens"]))
-async def test_broken_bytes(gateway: httpx.AsyncClient, body: bytes, path: str) -> None:
+async def post_json(gateway: httpx.AsyncClient, body: bytes, path: str = "/v1/messages") -> None:
     assert_well_formed(await gateway.post(path, content=body, headers={"content-type": "application/json"}))
 
 
-@FUZZ
-@given(value=JSON_VALUES, path=st.sampled_from(["/v1/messages", "/v1/messages/count_tokens"]))
-async def test_random_json_shapes(gateway: httpx.AsyncClient, value: JSONValue, path: str) -> None:
-    assert_well_formed(await gateway.post(path, content=json.dumps(value).encode()))
-
-
-@FUZZ
-@given(
-    headers=ODD_HEADERS,
-    stream=st.booleans(),
-    method=st.sampled_from(["POST", "POST", "GET", "PUT", "DELETE", "PATCH"]),
-    path=st.sampled_from(["/v1/messages", "/v1/messages/count_tokens", "/v1/models", "/v1/models/%00", "/v1/x", "/"]),
-)
-async def test_odd_headers_methods_and_paths(
+async def odd_request(
     gateway: httpx.AsyncClient, headers: dict[str, str], stream: bool, method: str, path: str
 ) -> None:
     body = {**capture(SMALL), "stream": stream}
     reply = await gateway.request(method, path, content=json.dumps(body).encode(), headers=headers)
     assert_well_formed(reply)
+
+
+@pytest.mark.slow
+@FUZZ
+@given(body=SMALL_WRONG_VALUES)
+async def test_any_field_of_a_real_request_with_a_wrong_value(gateway: httpx.AsyncClient, body: bytes) -> None:
+    await post_json(gateway, body)
+
+
+@QUICK
+@given(body=SMALL_WRONG_VALUES)
+async def test_any_field_of_a_real_request_with_a_wrong_value_quick(gateway: httpx.AsyncClient, body: bytes) -> None:
+    await post_json(gateway, body)
+
+
+@pytest.mark.slow
+@settings(FUZZ, max_examples=max(EXAMPLES // 4, 20))
+@given(body=LARGE_WRONG_VALUES)
+async def test_any_field_of_a_large_tool_request_with_a_wrong_value(gateway: httpx.AsyncClient, body: bytes) -> None:
+    await post_json(gateway, body)
+
+
+@settings(QUICK, max_examples=10)
+@given(body=LARGE_WRONG_VALUES)
+async def test_any_field_of_a_large_tool_request_with_a_wrong_value_quick(
+    gateway: httpx.AsyncClient, body: bytes
+) -> None:
+    await post_json(gateway, body)
+
+
+@pytest.mark.slow
+@FUZZ
+@given(body=byte_faults(capture(SMALL)), path=PATHS)
+async def test_broken_bytes(gateway: httpx.AsyncClient, body: bytes, path: str) -> None:
+    await post_json(gateway, body, path)
+
+
+@QUICK
+@given(body=byte_faults(capture(SMALL)), path=PATHS)
+async def test_broken_bytes_quick(gateway: httpx.AsyncClient, body: bytes, path: str) -> None:
+    await post_json(gateway, body, path)
+
+
+@pytest.mark.slow
+@FUZZ
+@given(value=JSON_VALUES, path=PATHS)
+async def test_random_json_shapes(gateway: httpx.AsyncClient, value: JSONValue, path: str) -> None:
+    assert_well_formed(await gateway.post(path, content=json.dumps(value).encode()))
+
+
+@QUICK
+@given(value=JSON_VALUES, path=PATHS)
+async def test_random_json_shapes_quick(gateway: httpx.AsyncClient, value: JSONValue, path: str) -> None:
+    assert_well_formed(await gateway.post(path, content=json.dumps(value).encode()))
+
+
+@pytest.mark.slow
+@FUZZ
+@given(**ODD_REQUESTS)
+async def test_odd_headers_methods_and_paths(
+    gateway: httpx.AsyncClient, headers: dict[str, str], stream: bool, method: str, path: str
+) -> None:
+    await odd_request(gateway, headers, stream, method, path)
+
+
+@QUICK
+@given(**ODD_REQUESTS)
+async def test_odd_headers_methods_and_paths_quick(
+    gateway: httpx.AsyncClient, headers: dict[str, str], stream: bool, method: str, path: str
+) -> None:
+    await odd_request(gateway, headers, stream, method, path)
 
 
 async def test_deep_nesting_is_a_400_not_a_crash(gateway: httpx.AsyncClient) -> None:
@@ -208,6 +267,15 @@ async def test_deep_nesting_is_a_400_not_a_crash(gateway: httpx.AsyncClient) -> 
             reply = await gateway.post("/v1/messages", content=raw.encode())
             assert reply.status_code == 400, (kind, field, reply.text[:200])
             assert_well_formed(reply)
+
+
+async def test_invalid_utf8_in_the_output_schema_is_a_400(gateway: httpx.AsyncClient) -> None:
+    """Found by the full `test_broken_bytes` search: the schema is kept raw, so its bytes are checked on decoding."""
+    raw = json.dumps(capture(SMALL)).encode()
+    at = raw.find(b'"additionalProperties"') + 1
+    assert at > 0
+    reply = await gateway.post("/v1/messages", content=raw[:at] + b"\xff" + raw[at:])
+    assert reply.status_code == 400 and reply.json()["error"]["type"] == "invalid_request_error"
 
 
 async def test_invalid_utf8_is_a_400(gateway: httpx.AsyncClient) -> None:

@@ -17,24 +17,10 @@ from starlette.applications import Starlette
 from messages_bridge.app.factory import create_app
 from messages_bridge.config import Settings
 from tests.conftest import GATEWAY
+from tests.reliability.faults import ok_response
 
 CAPTURE = Path(__file__).parents[1] / "fixtures/captures/messages_main_after_read_tool_result.json"
-CANNED = {
-    "id": "resp_1",
-    "object": "response",
-    "status": "completed",
-    "model": "gpt-5",
-    "output": [
-        {
-            "id": "msg_1",
-            "type": "message",
-            "role": "assistant",
-            "status": "completed",
-            "content": [{"type": "output_text", "text": "Done.", "annotations": []}],
-        }
-    ],
-    "usage": {"input_tokens": 10, "output_tokens": 2, "total_tokens": 12},
-}
+CANNED = ok_response("Done.")
 MB = 1024 * 1024
 # What may stay after the requests: the one small (Claude Code) tool set kept in the cache (~70 KB), the metrics'
 # label children and interpreter free lists. The request bodies themselves are 20 MB and 100 x 1 MB.
@@ -79,8 +65,10 @@ async def _held(app: Starlette) -> int:
     return tracemalloc.get_traced_memory()[0]
 
 
+# 100 arrays take seconds under tracemalloc: the whole suite sends them all, the quick loop 10 (10 MB kept would show).
+@pytest.mark.parametrize("arrays", [pytest.param(10, id="quick"), pytest.param(100, id="full", marks=pytest.mark.slow)])
 async def test_memory_returns_to_idle_after_big_requests_and_many_tool_arrays(
-    gateway: tuple[httpx.AsyncClient, Starlette],
+    gateway: tuple[httpx.AsyncClient, Starlette], arrays: int
 ) -> None:
     client, app = gateway
     for _ in range(2):  # warm-up: lazily built objects of the app and the metrics exist before measuring
@@ -91,7 +79,7 @@ async def test_memory_returns_to_idle_after_big_requests_and_many_tool_arrays(
         idle = await _held(app)
         await _post(client, _claude_code_body("x" * (20 * MB)))
         after_big_body = await _held(app) - idle
-        for i in range(100):
+        for i in range(arrays):
             await _post(client, {**_claude_code_body("Hi"), "tools": _big_tools(i)})
         after_tool_arrays = await _held(app) - idle
     finally:

@@ -200,19 +200,36 @@ async def _pieces(body: bytes, sizes: list[int]) -> AsyncIterator[bytes]:
         start += size
 
 
-@settings(
+SEARCH = settings(
     max_examples=200,
     derandomize=True,
     database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(
-    st.sampled_from(["http", "stream_error", "stream_failed", "json_failed"]),
-    quoted_secret(),
-    st.lists(st.integers(1, 9), max_size=200),
-)
+TEXT_PATHS = st.sampled_from(["http", "stream_error", "stream_failed", "json_failed"])
+CUTS = st.lists(st.integers(1, 9), max_size=200)
+
+
+@pytest.mark.slow
+@SEARCH
+@given(TEXT_PATHS, quoted_secret(), CUTS)
 async def test_no_escaping_or_cut_lets_a_secret_through(
+    in_process: tuple[httpx.AsyncClient, list[httpx.Response]], path: str, fragment: str, sizes: list[int]
+) -> None:
+    await check_secret_kept_out(in_process, path, fragment, sizes)
+
+
+@settings(SEARCH, max_examples=30)
+@given(TEXT_PATHS, quoted_secret(), CUTS)
+async def test_no_escaping_or_cut_lets_a_secret_through_quick(
+    in_process: tuple[httpx.AsyncClient, list[httpx.Response]], path: str, fragment: str, sizes: list[int]
+) -> None:
+    """The search above, short, for the quick loop (the whole suite runs both)."""
+    await check_secret_kept_out(in_process, path, fragment, sizes)
+
+
+async def check_secret_kept_out(
     in_process: tuple[httpx.AsyncClient, list[httpx.Response]], path: str, fragment: str, sizes: list[int]
 ) -> None:
     http, answers = in_process

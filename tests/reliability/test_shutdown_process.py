@@ -9,12 +9,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import httpx
 import pytest
@@ -22,8 +20,9 @@ import pytest
 from messages_bridge.cli import FINAL_SHUTDOWN_WAIT
 from messages_bridge.demo.events import encode_sse, events_for
 from messages_bridge.demo.server import Reply, Script, create_upstream_app
+from tests.processes import GatewayProcess, clean_env, gateway_process
 from tests.reliability.faults import MESSAGE, ok_response
-from tests.servers import free_port, serving
+from tests.servers import serving
 
 pytestmark = pytest.mark.slow
 
@@ -33,14 +32,7 @@ TEXT = "Draining lets this answer reach the client in full, one slow piece after
 PIECES = 16
 DELAY = 0.25
 SETTLE = 0.5  # after the signal: without the drain, uvicorn would have closed its listener by then (0.1 s ticks)
-START_WITHIN = 20.0
 EXIT_WITHIN = 15.0
-
-
-class Gateway(NamedTuple):
-    base: str
-    proc: subprocess.Popen[bytes]
-    log: Path
 
 
 def slow_stream() -> Reply:
@@ -52,40 +44,19 @@ def slow_stream() -> Reply:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[Gateway]:
+def gateway(tmp_path: Path) -> Iterator[GatewayProcess]:
     """The fake upstream in a thread and the gateway as a subprocess in its own process group."""
     script = Script()
     script.push(slow_stream())
     with serving(create_upstream_app(script)) as upstream:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "OPENAI_"))}
-        env |= {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": f"{upstream.url}/v1", "BRIDGE_MAX_RETRIES": "0"}
-        env["BRIDGE_DATA_DIR"] = str(tmp_path / "data")
-        log = (tmp_path / "gateway.log").open("wb")
-        cmd = [sys.executable, "-m", "messages_bridge", "serve", "--port", str(port), "--shutdown-grace", "10"]
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            _wait_healthy(base, proc)
-            yield Gateway(base, proc, tmp_path / "gateway.log")
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-            log.close()
-
-
-def _wait_healthy(base: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_WITHIN
-    with httpx.Client(base_url=base, timeout=2) as http:
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if http.get("/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-    raise AssertionError(f"the gateway did not answer /healthz within {START_WITHIN} s (exit code {proc.poll()})")
+        env = clean_env(
+            OPENAI_API_KEY="sk-test",
+            OPENAI_BASE_URL=f"{upstream.url}/v1",
+            BRIDGE_MAX_RETRIES="0",
+            BRIDGE_DATA_DIR=str(tmp_path / "data"),
+        )
+        with gateway_process(env, tmp_path / "gateway.log", "--shutdown-grace", "10") as started:
+            yield started
 
 
 def frames(body: bytes) -> list[tuple[str, dict[str, Any]]]:
@@ -97,7 +68,7 @@ def frames(body: bytes) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def test_sigterm_drains_the_open_stream_refuses_new_work_and_exits(gateway: Gateway) -> None:
+def test_sigterm_drains_the_open_stream_refuses_new_work_and_exits(gateway: GatewayProcess) -> None:
     base, proc, log = gateway
     # One client: the open stream holds one pooled connection, the other requests take another.
     with (

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -20,6 +20,7 @@ from messages_bridge.demo.server import Reply
 from tests.conftest import FakeUpstream
 from tests.reliability.faults import (
     MESSAGE,
+    RETRIED,
     SECRETS,
     RawUpstream,
     assert_released,
@@ -41,9 +42,9 @@ STREAM = {**MESSAGE, "stream": True}
 TEXT = "The quick brown fox jumps over the lazy dog, twice over."
 
 
-def upstream_events(response: dict[str, Any] | None = None) -> list[bytes]:
-    """The Responses SSE stream of `response`, one encoded event per item."""
-    return [encode_sse([event]) for event in events_for(response or ok_response(TEXT))]
+def upstream_events(response: dict[str, Any] | None = None, *, chunk: int = 8) -> list[bytes]:
+    """The Responses SSE stream of `response`, one encoded event per item (text deltas of `chunk` characters)."""
+    return [encode_sse([event]) for event in events_for(response or ok_response(TEXT), chunk=chunk)]
 
 
 def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:
@@ -78,17 +79,19 @@ def text_of(frames: list[tuple[str, dict[str, Any]]]) -> str:
     return "".join(d["delta"].get("text", "") for n, d in frames if n == "content_block_delta")
 
 
-def sse_server(chunks: list[bytes], then: str, *, gap: float = 0.0) -> Callable[..., Any]:
-    """A raw upstream answering 200 SSE (read-until-close framing), then `reset`, `close` or `hang`."""
+def sse_server(chunks: Sequence[bytes | float], then: str) -> Callable[..., Any]:
+    """A raw upstream answering 200 SSE (read-until-close framing; a number among the chunks is a pause of that many
+    seconds), then `reset`, `close` or `hang`."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(response_head(extra=b"connection: close\r\n"))
         for chunk in chunks:
+            if isinstance(chunk, float):
+                await asyncio.sleep(chunk)
+                continue
             writer.write(chunk)
             await writer.drain()
-            if gap:
-                await asyncio.sleep(gap)
         if then == "reset":
             await asyncio.sleep(0.05)
             reset(writer)
@@ -135,14 +138,7 @@ async def test_stream_silent_before_headers_is_a_json_504(open_gateway: Any, ups
 
 @pytest.mark.parametrize(
     ("status", "client_status", "error_type"),
-    [
-        (429, 429, "rate_limit_error"),
-        (500, 500, "api_error"),
-        (502, 500, "api_error"),
-        (503, 529, "overloaded_error"),
-        (504, 504, "timeout_error"),
-        (529, 529, "overloaded_error"),
-    ],
+    RETRIED,
 )
 async def test_stream_retryable_status_is_retried_then_a_json_error(
     open_gateway: Any, upstream: FakeUpstream, status: int, client_status: int, error_type: str
@@ -215,7 +211,7 @@ async def test_silence_after_headers_past_the_read_timeout_is_a_timeout_error_ev
 
 async def test_a_stall_longer_than_the_ping_interval_keeps_pings_flowing(open_gateway: Any) -> None:
     events = upstream_events()
-    async with raw_upstream(sse_server(events[:3] + [b""] * 4 + events[3:], "close", gap=0.15)) as upstream:
+    async with raw_upstream(sse_server([*events[:3], 0.6, *events[3:]], "close")) as upstream:
         gateway = await open_gateway(openai_base_url=upstream.base_url, ping_interval=0.1, read_timeout=5)
         reply = await gateway.post(STREAM)
         frames = parse_sse(reply.text)

@@ -135,10 +135,18 @@ async def bounded_reply(gateway: Any, body: dict[str, Any]) -> tuple[Any, int, i
 # --- compression: decoded in bounded pieces, never inflated whole --------------------------------------------------
 
 CODINGS = ["gzip", "x-gzip", "gzip, gzip", "deflate", "raw-deflate", "deflate, gzip"]
+# Each bomb costs about a second (64 MiB inflated under tracemalloc): the quick loop sends one per shape, the whole
+# suite every coding in every shape (tests/upstream/test_content.py decodes every coding's bomb in bounded pieces).
+SLOW = pytest.mark.slow
+QUICK_BOMBS = {("json", "gzip, gzip"), ("stream", "deflate"), ("error", "raw-deflate")}
+BOMBS = [
+    pytest.param(shape, coding, id=f"{shape}-{coding}", marks=[] if (shape, coding) in QUICK_BOMBS else [SLOW])
+    for shape in ("json", "stream", "error")
+    for coding in CODINGS
+]
 
 
-@pytest.mark.parametrize("coding", CODINGS)
-@pytest.mark.parametrize("shape", ["json", "stream", "error"])
+@pytest.mark.parametrize(("shape", "coding"), BOMBS)
 async def test_compression_bomb_is_cut_at_the_limit(open_gateway: Any, coding: str, shape: str) -> None:
     """1 MiB-limited gateway, answers inflating to 64 MiB: JSON → 502, stream → in-band error, error body → cut."""
     opening = SSE_OPENING if shape == "stream" else JSON_OPENING
@@ -213,7 +221,8 @@ def oversized(opening: bytes, shape: str) -> bytes:
     return opening + b"a" * (4 * LIMIT)
 
 
-@pytest.mark.parametrize("shape", ["one_line", "data_lines"])
+# Under tracemalloc each costs about a second: the quick loop keeps one framing of each (the whole suite runs all).
+@pytest.mark.parametrize("shape", ["one_line", pytest.param("data_lines", marks=SLOW)])
 async def test_oversized_stream_event_is_an_in_band_api_error(open_gateway: Any, shape: str) -> None:
     body = b"".join(upstream_events()[:3]) + oversized(SSE_OPENING, shape)
     async with raw_upstream(answering(body, sse=True)) as upstream:
@@ -225,7 +234,9 @@ async def test_oversized_stream_event_is_an_in_band_api_error(open_gateway: Any,
     assert current < IDLE_CEILING, current
 
 
-@pytest.mark.parametrize("declared", [True, False], ids=["content_length", "until_close"])
+@pytest.mark.parametrize(
+    "declared", [pytest.param(True, id="content_length"), pytest.param(False, id="until_close", marks=SLOW)]
+)
 async def test_oversized_json_body_is_a_502(open_gateway: Any, declared: bool) -> None:
     async with raw_upstream(answering(oversized(JSON_OPENING, "one_line"), length=declared)) as upstream:
         gateway = await open_gateway(openai_base_url=upstream.base_url, **LIMITS)
@@ -238,7 +249,9 @@ async def test_oversized_json_body_is_a_502(open_gateway: Any, declared: bool) -
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 async def test_answers_just_under_the_limits_pass(open_gateway: Any, stream: bool) -> None:
     text = "b" * (LIMIT - 4096)  # the completed response event / JSON body carries the text once: under the limit
-    body = b"".join(upstream_events(ok_response(text))) if stream else json.dumps(ok_response(text)).encode()
+    # Deltas of 4 KiB, not 8 characters: the limit is on one event, and 130,000 deltas cost seconds of CPU.
+    events = upstream_events(ok_response(text), chunk=4096)
+    body = b"".join(events) if stream else json.dumps(ok_response(text)).encode()
     async with raw_upstream(answering(body, sse=stream)) as upstream:
         gateway = await open_gateway(openai_base_url=upstream.base_url, **LIMITS)
         reply = await gateway.post(STREAM if stream else MESSAGE)

@@ -81,12 +81,23 @@ async def routed(app_factory: AppFactory, config_path: Callable[[str], str]) -> 
         await http.aclose()
 
 
-def two_upstreams(fakes: dict[str, FakeUpstream], extra: str = "", routes: str | None = None) -> str:
-    """`a` then `b` for every model (a failover pair), both plain Responses upstreams with one key each."""
+def two_upstreams(
+    fakes: dict[str, FakeUpstream],
+    extra: str = "",
+    routes: str | None = None,
+    keys: tuple[str, str] = ("sk-a-0000000000000000000", "sk-b-0000000000000000000"),
+) -> str:
+    """`a` then `b` for every model (a failover pair) unless `routes` says otherwise, both plain Responses upstreams
+    with one key each."""
     routes = routes or '  - match: "*"\n    targets: [a/gpt-5, b/gpt-5]\n'
     return (
         "upstreams:\n"
-        f"  a: {{base_url: '{fakes['a'].base_url}', api_keys: [sk-a-0000000000000000000]}}\n"
-        f"  b: {{base_url: '{fakes['b'].base_url}', api_keys: [sk-b-0000000000000000000]}}\n"
+        f"  a: {{base_url: '{fakes['a'].base_url}', api_keys: ['{keys[0]}']}}\n"
+        f"  b: {{base_url: '{fakes['b'].base_url}', api_keys: ['{keys[1]}']}}\n"
         f"routes:\n{routes}{extra}"
     )
+
+
+def only(upstream: str, match: str = "*") -> str:
+    """The routes block sending every model that matches to `upstream` alone (its `gpt-5`)."""
+    return f"  - {{match: '{match}', targets: [{upstream}/gpt-5]}}\n"

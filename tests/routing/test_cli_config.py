@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 from messages_bridge.cli import main
+from tests.processes import clean_env
 from tests.routing.test_config_file import EXAMPLE
 
 
 @pytest.fixture(autouse=True)
 def _clean_env() -> Iterator[None]:
     saved = dict(os.environ)
-    for name in list(os.environ):
-        if name.startswith(("BRIDGE_", "OPENAI_", "AZURE_")):
-            del os.environ[name]
+    os.environ.clear()
+    os.environ.update(clean_env())
     yield
     os.environ.clear()
     os.environ.update(saved)

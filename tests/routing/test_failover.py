@@ -12,6 +12,7 @@ from messages_bridge.demo.events import encode_sse, events_for
 from messages_bridge.demo.server import Reply
 from tests.conftest import FakeUpstream
 from tests.observability.helpers import capture_logs
+from tests.reliability.faults import ok_response
 from tests.routing.conftest import HELLO, two_upstreams
 from tests.servers import free_port
 from tests.streamkit import parse_sse
@@ -119,23 +120,7 @@ async def test_when_every_target_fails_the_last_error_is_reported(routed: Make, 
 async def test_nothing_is_retried_after_the_first_byte(routed: Make, fakes: dict[str, FakeUpstream]) -> None:
     """The stream breaks after its first events reached the client: an error event ends it, no second upstream."""
     gateway = await routed(two_upstreams(fakes))
-    answer = {
-        "id": "resp_cut",
-        "object": "response",
-        "model": "gpt-5",
-        "status": "completed",
-        "output": [
-            {
-                "id": "msg_1",
-                "type": "message",
-                "status": "completed",
-                "role": "assistant",
-                "content": [{"type": "output_text", "text": "this never finishes", "annotations": []}],
-            }
-        ],
-        "usage": {"input_tokens": 1, "output_tokens": 4, "total_tokens": 5},
-    }
-    data = encode_sse(events_for(answer, chunk=4))
+    data = encode_sse(events_for(ok_response("this never finishes"), chunk=4))
     fakes["a"].script.push(Reply(chunks=[data[: len(data) // 2]]))
     status, names = await post(gateway, True)
     assert status == 200

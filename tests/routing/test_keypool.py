@@ -79,8 +79,11 @@ async def test_a_rejected_key_is_benched_and_its_conversations_move(
     assert all(key not in logs.text for key in KEYS)
 
 
-async def test_429_with_retry_after_benches_the_key_until_then(routed: Make, fakes: dict[str, FakeUpstream]) -> None:
+async def test_429_with_retry_after_benches_the_key_until_then(
+    routed: Make, fakes: dict[str, FakeUpstream], capture_logs: Any
+) -> None:
     gateway = await routed(pooled(fakes))
+    logs = capture_logs(gateway.state.settings)
     assert (await gateway.post(turn("user-carol"))).status_code == 200
     home = keys_used(fakes["a"])[0]
     limited = Reply(
@@ -92,7 +95,8 @@ async def test_429_with_retry_after_benches_the_key_until_then(routed: Make, fak
     assert (await gateway.post(turn("user-carol"))).status_code == 200
     pool = gateway.state.router.upstreams["a"].keys
     assert pool.benched() == [home]
-    assert 25 < pool._benched_until[home] - _now() <= 30
+    benched = [r for r in logs.records() if r["event"] == "upstream key benched"]
+    assert [(r["key_index"], r["reason"], r["bench_seconds"]) for r in benched] == [(home, "rate_limited", 30)]
 
 
 async def test_all_keys_resting_fails_over_to_the_next_target(routed: Make, fakes: dict[str, FakeUpstream]) -> None:
@@ -113,14 +117,10 @@ def test_benching_one_key_moves_only_its_conversations() -> None:
     pool.bench(2, 10, "rejected")
     moved = {c for c, home in homes.items() if pool.order(c)[0] != home}
     assert moved == {c for c, home in homes.items() if home == 2}
-    now[0] = 11.0  # rested: everyone is back home
+    now[0] = 9.9  # still resting
+    assert 2 not in pool.order("c0") and pool.benched() == [2]
+    now[0] = 10.0  # rested: everyone is back home
     assert all(pool.order(c)[0] == home for c, home in homes.items())
-
-
-def _now() -> float:
-    import time
-
-    return time.monotonic()
 
 
 async def test_when_every_key_rests_the_client_gets_the_upstreams_own_answer(

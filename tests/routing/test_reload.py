@@ -14,7 +14,8 @@ from messages_bridge.demo.events import encode_sse, events_for
 from messages_bridge.demo.server import Reply
 from tests.conftest import FakeUpstream
 from tests.observability.helpers import capture_logs
-from tests.routing.conftest import HELLO
+from tests.reliability.faults import ok_response
+from tests.routing.conftest import HELLO, only, two_upstreams
 from tests.streamkit import parse_sse
 
 Make = Callable[..., Any]
@@ -22,12 +23,7 @@ __all__ = ["capture_logs"]
 
 
 def to(fakes: dict[str, FakeUpstream], name: str) -> str:
-    return (
-        "upstreams:\n"
-        f"  a: {{base_url: '{fakes['a'].base_url}'}}\n"
-        f"  b: {{base_url: '{fakes['b'].base_url}'}}\n"
-        f"routes:\n  - {{match: '*', targets: [{name}/gpt-5]}}\n"
-    )
+    return two_upstreams(fakes, routes=only(name))
 
 
 def replace(path: str, text: str) -> None:
@@ -74,23 +70,7 @@ async def test_reload_under_load_fails_no_request(routed: Make, fakes: dict[str,
 
 async def test_a_request_in_flight_finishes_on_its_configuration(routed: Make, fakes: dict[str, FakeUpstream]) -> None:
     gateway = await routed(to(fakes, "a"))
-    answer = {
-        "id": "resp_slow",
-        "object": "response",
-        "model": "gpt-5",
-        "status": "completed",
-        "output": [
-            {
-                "id": "msg_1",
-                "type": "message",
-                "status": "completed",
-                "role": "assistant",
-                "content": [{"type": "output_text", "text": "slow but complete", "annotations": []}],
-            }
-        ],
-        "usage": {"input_tokens": 1, "output_tokens": 4, "total_tokens": 5},
-    }
-    data = encode_sse(events_for(answer, chunk=3))
+    data = encode_sse(events_for(ok_response("slow but complete"), chunk=3))
     fakes["a"].script.push(Reply(chunks=[data[i : i + 40] for i in range(0, len(data), 40)], delay=0.02))
     slow = asyncio.create_task(gateway.post(HELLO | {"stream": True}))
     async with asyncio.timeout(5):
@@ -131,9 +111,7 @@ async def test_an_unchanged_upstream_keeps_its_breaker_and_benched_keys(
     await hup_and_wait(gateway, "reloads", 0)
     after = gateway.state.router.upstreams
     assert after["a"] is before["a"] and after["b"] is before["b"]
-    changed = to(fakes, "b").replace(
-        f"b: {{base_url: '{fakes['b'].base_url}'}}", f"b: {{base_url: '{fakes['c'].base_url}'}}"
-    )
+    changed = to(fakes, "b").replace(fakes["b"].base_url, fakes["c"].base_url)  # `b` now points elsewhere
     replace(gateway.state.settings.config, changed)
     await hup_and_wait(gateway, "reloads", 1)
     assert gateway.state.router.upstreams["b"] is not before["b"]

@@ -60,7 +60,7 @@ class TeamGateway:
         from messages_bridge.team.schema import ledger
 
         with self.team.db.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(select(ledger).order_by(ledger.c.time))]
+            return [dict(r) for r in conn.execute(select(ledger).order_by(ledger.c.time)).mappings()]
 
 
 @pytest.fixture(scope="session")

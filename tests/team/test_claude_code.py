@@ -39,7 +39,7 @@ def test_claude_code_with_a_named_key_is_attributed_by_session(
         result = succeeded(run_claude(claude_bin, "Say the word", env=env, cwd=work))
         assert result["result"] == "attributed"
     with engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(select(ledger))]
+        rows = [dict(r) for r in conn.execute(select(ledger)).mappings()]
     engine.dispose()
     calls = [r for r in rows if r["route"] == "/v1/messages"]
     assert calls and all(r["key_name"] == "dev-laptop" for r in rows)

@@ -7,8 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import uvicorn
 
 from messages_bridge.cli import main
+from messages_bridge.team import keyring
 from messages_bridge.team.keys import Limits
 from tests.team.conftest import BODY, TeamGateway
 
@@ -87,11 +89,11 @@ async def test_without_named_keys_the_gateway_stays_open_and_with_one_every_requ
     assert (await gw.http.get("/v1/models")).status_code == 401
 
 
-async def test_a_key_created_elsewhere_works_at_once(open_team: Open) -> None:
+async def test_a_key_created_elsewhere_works_at_once(open_team: Open, monkeypatch: pytest.MonkeyPatch) -> None:
     gw = await open_team()
     gw.create_key("first")
     await gw.team.keyring.reload()
-    gw.team.keyring._attempted = -1e9  # as if the last reload were a second ago or more
+    monkeypatch.setattr(keyring, "MISS_RELOAD_SECONDS", 0.0)  # as if the last reload were a second ago or more
     secret = gw.create_key("second")  # not yet in this process's cache: an unknown key reloads it
     assert (await gw.post(secret)).status_code == 200
 
@@ -180,7 +182,8 @@ def test_a_non_loopback_bind_is_allowed_once_named_keys_guard_the_gateway(
     from messages_bridge.config import Settings
 
     monkeypatch.setenv("BRIDGE_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr("messages_bridge.cli._run", lambda settings: None)  # not actually serving
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: None)  # not actually serving
+    monkeypatch.setattr("messages_bridge.cli.raise_open_file_limit", lambda: 1 << 16)  # leave the limit alone
     monkeypatch.setattr("messages_bridge.cli.configure_logging", lambda settings: None)  # leave logging alone
     settings = Settings(host="0.0.0.0", openai_api_key="sk-x")
     assert serve(settings) == 2 and "refusing" in capsys.readouterr().err

@@ -104,11 +104,12 @@ async def test_rows_are_spooled_while_the_database_is_down_and_replayed_once_it_
     sink.down = True
     for i in range(20):
         writer.submit(_row(100 + i))
+    spool = Spool(tmp_path / "spool")
     for _ in range(100):
-        if writer.backlog == 20 and not writer._queue:
+        if spool.count() == 20:
             break
         await asyncio.sleep(0.02)
-    assert writer.backlog == 20 and list((tmp_path / "spool").glob("*.jsonl"))
+    assert writer.backlog == 20 and spool.count() == 20 and list((tmp_path / "spool").glob("*.jsonl"))
     assert _count(sql) == 5
     sink.down = False
     for _ in range(200):

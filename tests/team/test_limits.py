@@ -72,13 +72,15 @@ async def test_tokens_per_minute_checks_the_estimate_and_debits_the_real_usage(
 
 async def test_concurrent_requests(open_team: Open, upstream: FakeUpstream) -> None:
     gw, secret = await _keyed(open_team, max_concurrency=1)
-    upstream.script.push(Reply(json_body=canary_reply(), hang=1.0))
+    release = asyncio.Event()  # the first request holds its lease until the second was refused
+    upstream.script.push(Reply(json_body=canary_reply(), hang=30.0, until=release))
     slow = asyncio.create_task(gw.post(secret))
     for _ in range(200):
         if upstream.script.received:
             break
         await asyncio.sleep(0.01)
     busy = await gw.post(secret)
+    upstream.release(release)
     assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
     assert "concurrent" in busy.json()["error"]["message"]
     assert (await slow).status_code == 200

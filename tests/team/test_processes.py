@@ -8,9 +8,6 @@ import functools
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -27,66 +24,29 @@ from messages_bridge.team.keys import KeyStore, Limits
 from messages_bridge.team.schema import ledger
 from messages_bridge.team.settings import TeamSettings
 from tests.observability.helpers import canary_reply
-from tests.servers import ThreadedServer, free_port, serving
+from tests.processes import GatewayProcess, clean_env, gateway_process, wait_for
+from tests.servers import ThreadedServer, serving
 from tests.services import PostgresServer, RedisServer
 from tests.team.conftest import BODY, PRICES, TeamGateway
 
 pytestmark = pytest.mark.slow
 
-START_WITHIN = 30.0
 COST = 0.0004275  # canary_reply at the PRICES of gpt-5
 
 
-class Replica:
-    def __init__(self, base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-        self.base = base
-        self.proc = proc
-        self.log = log
-
-
 @contextmanager
-def replica(tmp_path: Path, name: str, upstream: ThreadedServer, **env: str) -> Iterator[Replica]:
+def replica(tmp_path: Path, name: str, upstream: ThreadedServer, **env: str) -> Iterator[GatewayProcess]:
     """`messages-bridge serve` in its own process group, its own data directory, the fake upstream behind it."""
-    port = free_port()
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "OPENAI_"))}
-    base_env |= {
-        "OPENAI_API_KEY": "sk-test",
-        "OPENAI_BASE_URL": f"{upstream.url}/v1",
-        "BRIDGE_MAX_RETRIES": "0",
-        "BRIDGE_DATA_DIR": str(tmp_path / f"data-{name}"),
-        "BRIDGE_PRICES": json.dumps(PRICES),
+    settings = clean_env(
+        OPENAI_API_KEY="sk-test",
+        OPENAI_BASE_URL=f"{upstream.url}/v1",
+        BRIDGE_MAX_RETRIES="0",
+        BRIDGE_DATA_DIR=str(tmp_path / f"data-{name}"),
+        BRIDGE_PRICES=json.dumps(PRICES),
         **env,
-    }
-    log_path = tmp_path / f"{name}.log"
-    log = log_path.open("wb")
-    cmd = [sys.executable, "-m", "messages_bridge", "serve", "--port", str(port), "--shutdown-grace", "10"]
-    proc = subprocess.Popen(cmd, env=base_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_healthy(base, proc, log_path)
-        yield Replica(base, proc, log_path)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # a graceful stop flushes the ledger
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        log.close()
-
-
-def _wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_WITHIN
-    with httpx.Client(base_url=base, timeout=2) as http:
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if http.get("/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-    raise AssertionError(f"gateway did not start (exit {proc.poll()}): {log.read_text()[-2000:]}")
+    )
+    with gateway_process(settings, tmp_path / f"{name}.log", "--shutdown-grace", "10") as started:
+        yield started
 
 
 def _shared(pg: PostgresServer, rds: RedisServer) -> dict[str, str]:
@@ -122,15 +82,6 @@ def _ledger_count(url: str, where: Any = None) -> int:
         engine.dispose()
 
 
-def _wait_for(condition: Callable[[], bool], within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached")
-
-
 def test_two_replicas_share_one_rpm_and_one_budget(
     tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer
 ) -> None:
@@ -150,17 +101,17 @@ def test_two_replicas_share_one_rpm_and_one_budget(
     ):
 
         async def burst() -> list[int]:
-            calls = [_post((a, b)[i % 2].base, secrets["rpm"]) for i in range(2 * rpm)]
+            calls = [_post((a, b)[i % 2].url, secrets["rpm"]) for i in range(2 * rpm)]
             return list(await asyncio.gather(*calls))
 
         statuses = asyncio.run(burst())
         assert sorted(statuses) == [200] * rpm + [429] * rpm, statuses
 
         async def spend() -> list[int]:
-            return [await _post((a, b)[i % 2].base, secrets["budget"]) for i in range(2 * budget_requests)]
+            return [await _post((a, b)[i % 2].url, secrets["budget"]) for i in range(2 * budget_requests)]
 
         assert asyncio.run(spend()) == [200] * budget_requests + [402] * budget_requests
-    _wait_for(lambda: _ledger_count(postgres_server.url) == 2 * rpm + 2 * budget_requests)
+    wait_for(lambda: _ledger_count(postgres_server.url) == 2 * rpm + 2 * budget_requests)
     assert _ledger_count(postgres_server.url, ledger.c.status == 402) == budget_requests
 
 
@@ -176,13 +127,13 @@ def test_revocation_and_rotation_reach_every_replica(
         replica(tmp_path, "b", upstream, **_shared(postgres_server, redis_server)) as b,
     ):
         for r in (a, b):
-            assert asyncio.run(_post(r.base, secrets["alice"])) == 200
+            assert asyncio.run(_post(r.url, secrets["alice"])) == 200
         store.revoke("alice")
         new_bob = store.rotate("bob", grace=timedelta(0))
         for r in (a, b):  # within the 10 s key cache
-            _wait_for(functools.partial(_rejected, r.base, secrets["alice"]), within=15)
-            _wait_for(functools.partial(_rejected, r.base, secrets["bob"]), within=15)
-            assert asyncio.run(_post(r.base, new_bob)) == 200
+            wait_for(functools.partial(_rejected, r.url, secrets["alice"]), within=15)
+            wait_for(functools.partial(_rejected, r.url, secrets["bob"]), within=15)
+            assert asyncio.run(_post(r.url, new_bob)) == 200
     engine.dispose()
 
 
@@ -226,7 +177,7 @@ def test_sigterm_with_rows_still_queued_loses_none(tmp_path: Path) -> None:
         with replica(
             tmp_path, "solo", upstream, BRIDGE_LEDGER_FLUSH_INTERVAL="60", BRIDGE_LEDGER_BATCH_SIZE="1000"
         ) as gw:
-            statuses = asyncio.run(_many(gw.base, 25))
+            statuses = asyncio.run(_many(gw.url, 25))
             assert statuses == [200] * 25
             os.kill(gw.proc.pid, signal.SIGTERM)
             gw.proc.wait(timeout=20)

@@ -1,4 +1,4 @@
-"""Shared pieces of the thread tests: a tool, request bodies, and reading thread rejections."""
+"""Shared pieces of the thread tests: a tool, request bodies, reading thread rejections, and a clock set by hand."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import json
 from typing import Any
 
 import httpx
+
+from messages_bridge.threads.memory import MemoryThreadStore
+from messages_bridge.threads.service import ThreadService
 
 BETA = {"anthropic-beta": "message-threads-2026-08-12"}
 MODEL = "claude-sonnet-5"
@@ -15,6 +18,25 @@ STEP: dict[str, Any] = {
     "input_schema": {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]},
 }
 SYSTEM = "You are terse."
+
+
+class Clock:
+    """A monotonic clock that moves only when the test sets `now`."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def on_clock(threads: ThreadService, clock: Clock) -> MemoryThreadStore:
+    """Give the gateway's thread service an empty in-memory store with the same limits that reads `clock`, so the
+    test decides when time passes (before the first request: nothing held is lost)."""
+    held = threads.store
+    assert isinstance(held, MemoryThreadStore) and len(held) == 0
+    threads.store = MemoryThreadStore(held.limits, clock=clock)
+    return threads.store
 
 
 def create(prompt: str = "Please call `step` 3 times", **extra: Any) -> dict[str, Any]:

@@ -13,10 +13,13 @@ from starlette.applications import Starlette
 from messages_bridge.app.factory import create_app
 from messages_bridge.config import Settings
 from messages_bridge.threads.memory import MemoryThreadStore
+from messages_bridge.threads.service import ThreadService
 from tests.servers import ThreadedServer, serving
 
 KEY = "gw-thread-key"
 CONTROL_PATH = "/__test/control"
+TURNS = 20  # the tool loop every SDK test runs: `step` called TURNS times, then this answer
+ANSWER = f"The tool returned {TURNS} results: " + ", ".join(f"r{n}" for n in range(1, TURNS + 1))
 
 
 @dataclass
@@ -83,8 +86,13 @@ class Recorder:
         await self.app(scope, received, sending)
 
     @property
+    def threads(self) -> ThreadService:
+        threads: ThreadService = self.app.state.gateway.threads
+        return threads
+
+    @property
     def store(self) -> MemoryThreadStore:
-        store = self.app.state.gateway.threads.store
+        store = self.threads.store
         assert isinstance(store, MemoryThreadStore)
         return store
 
@@ -133,3 +141,16 @@ def check_unthreaded_loop(exchanges: list[Exchange], turns: int) -> None:
     assert [e.status for e in rest] == [200] * (turns + 1)
     assert all("thread" not in e.body for e in rest)
     assert [len(e.body["messages"]) for e in rest] == [1 + 2 * i for i in range(turns + 1)]
+
+
+def replayed_after(gateway: SdkGateway, code: str) -> None:
+    """One rejection with `code`, then a create resending the whole conversation, then continues again."""
+    exchanges = gateway.exchanges
+    rejected = [i for i, e in enumerate(exchanges) if e.status != 200]
+    assert len(rejected) == 1, [(e.status, e.error_code) for e in exchanges]
+    i = rejected[0]
+    assert exchanges[i].error_code == code
+    replay = exchanges[i + 1]
+    assert replay.thread == {"type": "create"}
+    assert len(replay.body["messages"]) == 1 + 2 * i  # the prompt, then i replies and i tool results
+    assert all(e.thread is not None and e.thread["type"] == "continue" for e in exchanges[i + 2 :])

@@ -6,14 +6,7 @@ from msgspec import Raw
 
 from messages_bridge.threads.memory import MemoryThreadStore
 from messages_bridge.threads.store import Limits, Refusal, StoredThread
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.threads.helpers import Clock
 
 
 def thread(head: str, size: int = 10, tenant: str = "t") -> StoredThread:

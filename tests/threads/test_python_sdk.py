@@ -6,75 +6,34 @@ causes it, and the SDK's documented reaction to it (replay, unthread, or raise) 
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import anthropic
 import httpx
 import pytest
-from anthropic import beta_tool
-from anthropic.lib.streaming import BetaMessageStream
 from anthropic.types.thread_fingerprint_mismatch_error import ThreadFingerprintMismatchError
 from anthropic.types.thread_unsupported_request_error import ThreadUnsupportedRequestError
 
-from messages_bridge.config import Settings
 from messages_bridge.demo.server import Reply
 from tests.conftest import FakeUpstream
-from tests.threads.helpers import MODEL
-from tests.threads.sdk_gateway import KEY, SdkGateway, check_threaded_loop, check_unthreaded_loop, sdk_gateway
-
-TURNS = 20
-PROMPT = f"Please call `step` {TURNS} times"
-ANSWER = f"The tool returned {TURNS} results: " + ", ".join(f"r{n}" for n in range(1, TURNS + 1))
-
-
-@beta_tool
-def step(n: int) -> str:
-    """Take step number n.
-
-    Args:
-        n: the step number.
-    """
-    return f"r{n}"
-
-
-@pytest.fixture
-def start(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., SdkGateway]]:
-    opened: list[Any] = []
-
-    def open_(**overrides: Any) -> SdkGateway:
-        context = sdk_gateway(make_settings(api_keys=KEY, **overrides))
-        opened.append(context)
-        return context.__enter__()
-
-    yield open_
-    for context in reversed(opened):
-        context.__exit__(None, None, None)
+from tests.threads.helpers import MODEL, Clock, on_clock
+from tests.threads.python_sdk import run
+from tests.threads.sdk_gateway import (
+    ANSWER,
+    KEY,
+    TURNS,
+    SdkGateway,
+    check_threaded_loop,
+    check_unthreaded_loop,
+    replayed_after,
+)
 
 
 def sdk(gateway: SdkGateway) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=gateway.url, api_key=KEY, max_retries=0)
-
-
-def run(client: anthropic.Anthropic, *, stream: bool, each: Callable[[Any], None] | None = None) -> str:
-    """The tool runner with default settings to the end; `each(message)` runs after every assistant message."""
-    runner = client.beta.messages.tool_runner(
-        model=MODEL,
-        max_tokens=256,
-        system="Be terse.",
-        tools=[step],
-        stream=stream,
-        messages=[{"role": "user", "content": PROMPT}],
-    )
-    for item in runner:
-        message = item.get_final_message() if isinstance(item, BetaMessageStream) else item
-        if each is not None:
-            each(message)
-    final = runner.until_done()
-    text = final.content[0]
-    assert text.type == "text"
-    return text.text
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -93,30 +52,16 @@ def test_with_threads_off_the_tool_runner_still_finishes(start: Callable[..., Sd
     check_unthreaded_loop(gateway.exchanges, TURNS)
 
 
-def replayed_after(gateway: SdkGateway, code: str) -> None:
-    """One rejection with `code`, then a create resending the whole conversation, then continues again."""
-    exchanges = gateway.exchanges
-    rejected = [i for i, e in enumerate(exchanges) if e.status != 200]
-    assert len(rejected) == 1, [(e.status, e.error_code) for e in exchanges]
-    i = rejected[0]
-    assert exchanges[i].error_code == code
-    replay = exchanges[i + 1]
-    assert replay.thread == {"type": "create"}
-    assert len(replay.body["messages"]) == 1 + 2 * i  # the prompt, then i replies and i tool results
-    assert all(e.thread is not None and e.thread["type"] == "continue" for e in exchanges[i + 2 :])
-
-
 def test_an_expired_thread_is_replayed(start: Callable[..., SdkGateway]) -> None:
     gateway = start()
-    store = gateway.recorder.store
-    now = [1000.0]
-    store._clock = lambda: now[0]
+    clock = Clock()
+    on_clock(gateway.recorder.threads, clock)
     seen: list[str] = []
 
     def idle_after_the_third(message: Any) -> None:
         seen.append(message.id)
         if len(seen) == 3:
-            now[0] += 301  # more than five minutes pass before the next turn
+            clock.now += 301  # more than five minutes pass before the next turn
 
     with sdk(gateway) as client:
         assert run(client, stream=False, each=idle_after_the_third) == ANSWER
@@ -155,6 +100,7 @@ def test_a_continue_while_another_runs_is_replayed(start: Callable[..., SdkGatew
     gateway = start()
     seen: list[str] = []
     held: list[threading.Thread] = []
+    release = asyncio.Event()  # the held continue hangs until the runner is done
 
     def hold_a_continue(message: Any) -> None:
         seen.append(message.id)
@@ -170,7 +116,7 @@ def test_a_continue_while_another_runs_is_replayed(start: Callable[..., SdkGatew
                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool.id, "content": "slow"}]}
             ],
         }
-        upstream.script.push(Reply(hang=4.0, status=503, json_body={"error": {"message": "slow"}}))
+        upstream.script.push(Reply(hang=30.0, until=release, status=503, json_body={"error": {"message": "slow"}}))
         before = len(upstream.requests)
         other = threading.Thread(
             target=lambda: httpx.post(gateway.url + "/v1/messages", json=body, headers={"x-api-key": KEY}, timeout=30)
@@ -185,6 +131,7 @@ def test_a_continue_while_another_runs_is_replayed(start: Callable[..., SdkGatew
 
     with sdk(gateway) as client:
         assert run(client, stream=False, each=hold_a_continue) == ANSWER
+    upstream.release(release)
     for other in held:
         other.join(timeout=30)
     gateway.recorder.exchanges[:] = [e for e in gateway.exchanges if e.headers.get("x-stainless-helper")]

@@ -6,84 +6,45 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import anthropic
 import httpx
 import httpx2
 import pytest
 import redis
-from anthropic.lib.streaming import BetaMessageStream
 
-from tests.servers import free_port
+from tests.processes import GatewayProcess, clean_env, gateway_process
 from tests.services import RedisServer
-from tests.threads.helpers import BETA, MODEL, continue_, create, error_code, tool_results
-from tests.threads.test_python_sdk import ANSWER, TURNS, step
+from tests.threads.helpers import BETA, continue_, create, error_code, tool_results
+from tests.threads.python_sdk import PROMPT, run
+from tests.threads.sdk_gateway import ANSWER, TURNS
 
 pytestmark = pytest.mark.slow
 
 KEY = "gw-redis-key"
 CANARY = "canary-3b9f-never-in-redis"
-START_WITHIN = 30.0
-
-
-class Gateway(NamedTuple):
-    url: str
-    proc: subprocess.Popen[bytes]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_WITHIN
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"gateway exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"gateway did not start:\n{log.read_text()[-3000:]}")
+MARKED = f"{PROMPT}. {CANARY}"  # the prompt, with a marker that must never reach Redis in plaintext
 
 
 @pytest.fixture
-def gateways(redis_server: RedisServer, tmp_path: Path) -> Iterator[list[Gateway]]:
+def gateways(redis_server: RedisServer, tmp_path: Path) -> Iterator[list[GatewayProcess]]:
     """Two `messages-bridge serve` processes (demo upstream) with the same Redis and thread key."""
     key = base64.b64encode(os.urandom(32)).decode()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "OPENAI_"))}
-    env |= {"BRIDGE_REDIS_URL": redis_server.url, "BRIDGE_THREADS_KEY": key, "BRIDGE_API_KEYS": KEY}
-    started: list[Gateway] = []
-    try:
-        for i in range(2):
-            port = free_port()
-            log = tmp_path / f"gateway{i}.log"
-            with log.open("wb") as out:
-                cmd = [sys.executable, "-m", "messages_bridge", "serve", "--port", str(port)]
-                proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-            started.append(Gateway(f"http://127.0.0.1:{port}", proc))
-            _wait_healthy(started[-1].url, proc, log)
-        yield started
-    finally:
-        for gateway in started:
-            gateway.proc.terminate()
-            try:
-                gateway.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                gateway.proc.kill()
-                gateway.proc.wait(timeout=20)
+    env = clean_env(BRIDGE_REDIS_URL=redis_server.url, BRIDGE_THREADS_KEY=key, BRIDGE_API_KEYS=KEY)
+    with ExitStack() as stack:
+        yield [stack.enter_context(gateway_process(env, tmp_path / f"gateway{i}.log")) for i in range(2)]
 
 
-def post(gateway: Gateway, body: dict[str, Any]) -> httpx.Response:
+def post(gateway: GatewayProcess, body: dict[str, Any]) -> httpx.Response:
     return httpx.post(gateway.url + "/v1/messages", json=body, headers={**BETA, "x-api-key": KEY}, timeout=30)
 
 
 def test_a_thread_created_on_one_process_continues_on_the_other(
-    gateways: list[Gateway], redis_server: RedisServer
+    gateways: list[GatewayProcess], redis_server: RedisServer
 ) -> None:
     a, b = gateways
     first = post(a, create())
@@ -108,7 +69,7 @@ def _tenant() -> str:
 class Alternating:
     """An SDK client whose requests go to the two gateways in turn; `sent` records (port, status, error code)."""
 
-    def __init__(self, gateways: list[Gateway]) -> None:
+    def __init__(self, gateways: list[GatewayProcess]) -> None:
         self.ports = [httpx2.URL(g.url).port for g in gateways]
         self.sent: list[tuple[int | None, int, str | None]] = []
         self.http = httpx2.Client(event_hooks={"request": [self._route], "response": [self._note]})
@@ -128,33 +89,13 @@ class Alternating:
         self.sent.append((response.request.url.port, response.status_code, code))
 
 
-def run(
-    client: anthropic.Anthropic, *, system: str, stream: bool = False, each: Callable[[Any], None] | None = None
-) -> str:
-    runner = client.beta.messages.tool_runner(
-        model=MODEL,
-        max_tokens=256,
-        system=system,
-        tools=[step],
-        stream=stream,
-        messages=[{"role": "user", "content": f"Please call `step` {TURNS} times. {CANARY}"}],
-    )
-    for item in runner:
-        message = item.get_final_message() if isinstance(item, BetaMessageStream) else item
-        if each is not None:
-            each(message)
-    final = runner.until_done().content[0]
-    assert final.type == "text"
-    return final.text
-
-
 @pytest.mark.parametrize("stream", [False, True])
 def test_the_sdk_tool_loop_alternates_between_processes_and_redis_keeps_no_plaintext(
-    gateways: list[Gateway], redis_server: RedisServer, stream: bool
+    gateways: list[GatewayProcess], redis_server: RedisServer, stream: bool
 ) -> None:
     alternating = Alternating(gateways)
     with alternating.client:
-        assert run(alternating.client, system=f"Be terse. {CANARY}", stream=stream) == ANSWER
+        assert run(alternating.client, system=f"Be terse. {CANARY}", prompt=MARKED, stream=stream) == ANSWER
     assert [status for _, status, _ in alternating.sent] == [200] * (TURNS + 1)
     assert {port for port, _, _ in alternating.sent} == set(alternating.ports)
     with redis.Redis.from_url(redis_server.url) as raw:
@@ -166,7 +107,7 @@ def test_the_sdk_tool_loop_alternates_between_processes_and_redis_keeps_no_plain
     assert b"Please call" not in dump and b"Be terse" not in dump
 
 
-def test_a_redis_restart_costs_at_most_a_replay(gateways: list[Gateway], redis_server: RedisServer) -> None:
+def test_a_redis_restart_costs_at_most_a_replay(gateways: list[GatewayProcess], redis_server: RedisServer) -> None:
     alternating = Alternating(gateways)
     seen: list[str] = []
 
@@ -176,6 +117,6 @@ def test_a_redis_restart_costs_at_most_a_replay(gateways: list[Gateway], redis_s
             redis_server.restart()  # no persistence: every thread is lost
 
     with alternating.client:
-        assert run(alternating.client, system="Be terse.", each=restart_redis) == ANSWER
+        assert run(alternating.client, stream=False, prompt=MARKED, each=restart_redis) == ANSWER
     failures = [(status, code) for _, status, code in alternating.sent if status != 200]
     assert failures == [(404, "thread_not_found")], alternating.sent

@@ -15,19 +15,20 @@ import pytest
 from messages_bridge.app.state import GatewayState
 from messages_bridge.config import Settings
 from messages_bridge.demo.server import Reply
-from messages_bridge.threads.memory import MemoryThreadStore
 from tests.conftest import GATEWAY, FakeUpstream
-from tests.threads.helpers import BETA, SYSTEM, continue_, create, error_code, sse_message, tool_results
+from tests.threads.helpers import (
+    BETA,
+    SYSTEM,
+    Clock,
+    continue_,
+    create,
+    error_code,
+    on_clock,
+    sse_message,
+    tool_results,
+)
 
 AppFactory = Callable[[Settings], Any]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -88,10 +89,8 @@ async def test_unknown_expired_and_other_tenants_ids_are_not_found(
     gateway: tuple[httpx.AsyncClient, GatewayState], upstream: FakeUpstream
 ) -> None:
     http, state = gateway
-    store = state.threads.store
-    assert isinstance(store, MemoryThreadStore)
     clock = Clock()
-    store._clock = clock
+    store = on_clock(state.threads, clock)
     first = (await http.post("/v1/messages", json=create())).json()
     calls = len(upstream.requests)
     unknown = await http.post("/v1/messages", json=continue_("msg_01nosuchthing", tool_results(first)))

@@ -5,25 +5,24 @@ someone else, each answered by the SDK's documented replay."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from messages_bridge.config import Settings
 from messages_bridge.demo.server import Reply
 from tests.conftest import FakeUpstream
-from tests.threads.helpers import MODEL
+from tests.threads.helpers import MODEL, Clock, on_clock
 from tests.threads.sdk_gateway import (
+    ANSWER,
     CONTROL_PATH,
     KEY,
+    TURNS,
     SdkGateway,
     check_threaded_loop,
     check_unthreaded_loop,
-    sdk_gateway,
+    replayed_after,
 )
-from tests.threads.test_python_sdk import ANSWER, TURNS, replayed_after
 from tests.threads.ts_sdk import ensure_installed, run_script
 
 pytestmark = pytest.mark.slow
@@ -32,20 +31,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def sdk_folder() -> Path:
     return ensure_installed()
-
-
-@pytest.fixture
-def start(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., SdkGateway]]:
-    opened: list[Any] = []
-
-    def open_(**overrides: Any) -> SdkGateway:
-        context = sdk_gateway(make_settings(api_keys=KEY, **overrides))
-        opened.append(context)
-        return context.__enter__()
-
-    yield open_
-    for context in reversed(opened):
-        context.__exit__(None, None, None)
 
 
 def run(folder: Path, gateway: SdkGateway, *, stream: bool, disrupt: str = "none") -> str:
@@ -80,12 +65,11 @@ def test_with_threads_off_the_tool_runner_still_finishes(
 
 def test_an_expired_thread_is_replayed(sdk_folder: Path, start: Callable[..., SdkGateway]) -> None:
     gateway = start()
-    store = gateway.recorder.store
-    now = [1000.0]
-    store._clock = lambda: now[0]
+    clock = Clock()
+    on_clock(gateway.recorder.threads, clock)
 
     async def idle(_: str) -> None:
-        now[0] += 301
+        clock.now += 301
 
     gateway.recorder.on_control = idle
     assert run(sdk_folder, gateway, stream=True, disrupt="idle") == ANSWER

@@ -11,8 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from messages_bridge.app.tenant import tenant_of
 from messages_bridge.demo.server import Reply
 from messages_bridge.threads.memory import MemoryThreadStore
+from messages_bridge.threads.store import StoredThread
 from tests.conftest import GATEWAY, FakeUpstream
 from tests.fake_searxng import SearxScript, create_searxng_app
 from tests.servers import ThreadedServer, serving
@@ -47,7 +49,10 @@ async def test_a_web_search_answer_is_stored_and_continued(
         assert [b["type"] for b in first["content"]][:2] == ["server_tool_use", "web_search_tool_result"]
         store = app.state.gateway.threads.store
         assert isinstance(store, MemoryThreadStore) and len(store) == 1
-        held = next(iter(store._heads.values())).thread
+        tenant = tenant_of(BETA, app.state.gateway.keys)
+        held = await store.acquire(tenant, first["id"], "peek")  # the store's own reading, lease freed at once
+        await store.release(tenant, first["id"], "peek")
+        assert isinstance(held, StoredThread)
         assert json.loads(bytes(held.messages[-1]))["content"] == first["content"]  # exactly as returned
         body = {
             "model": "claude-opus-4-8",

@@ -45,7 +45,10 @@ def ensure_installed() -> Path:
                 raise RuntimeError(f"npm install {PACKAGE} timed out") from exc
             if done.returncode != 0 or _installed(folder) != VERSION:
                 raise RuntimeError(f"npm install {PACKAGE} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-        shutil.copyfile(SCRIPT, folder / SCRIPT.name)
+        # Replaced whole, never rewritten in place: another test process may be running the copy already there.
+        staged = folder / f".{SCRIPT.name}.{os.getpid()}"
+        shutil.copyfile(SCRIPT, staged)
+        staged.replace(folder / SCRIPT.name)
     return folder
 
 

@@ -10,10 +10,15 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from messages_bridge.app.body import decode_request
+from messages_bridge.config import Settings
 from messages_bridge.errors import InvalidRequestError
+from messages_bridge.protocol import request_fields as fields
+from messages_bridge.protocol.responses import ResponsesRequest
 from messages_bridge.translate import request
 from messages_bridge.translate import tools as t
 
+SETTINGS = Settings(openai_api_key="sk-test", openai_base_url="http://127.0.0.1:9/v1")
 TOOLS = [
     {"name": "Bash", "description": "Run a command", "input_schema": {"type": "object", "properties": {}}},
     {"name": "x" * 80, "input_schema": {"type": "object"}},
@@ -47,24 +52,24 @@ def test_invalid_arrays_are_rejected_every_time_and_never_cached() -> None:
     for _ in range(2):
         with pytest.raises(InvalidRequestError, match=r"^tools\[1\]: Object missing required field `name`"):
             t.tool_set(bad)
-    assert t.digest(bad) not in t._TOOL_SETS
+    assert t.digest(bad) not in t.TOOL_SETS
 
 
 def test_cache_is_keyed_by_a_digest_and_bounded_in_bytes() -> None:
     schema = {"type": "object", "description": "d" * 100_000}  # ~100 KB per array: 4 MiB hold about 40
     for i in range(60):
         t.tool_set(_raw([{"name": f"tool_{i}", "input_schema": schema}]))
-    assert all(len(key) == 32 for key in t._TOOL_SETS)  # never the array's bytes
-    assert t._TOOL_SETS.currsize <= t.TOOL_CACHE_BYTES
-    assert 30 <= len(t._TOOL_SETS) < 60
-    assert t.digest(_raw([{"name": "tool_59", "input_schema": schema}])) in t._TOOL_SETS  # least recent go first
-    assert t.digest(_raw([{"name": "tool_0", "input_schema": schema}])) not in t._TOOL_SETS
+    assert all(len(key) == 32 for key in t.TOOL_SETS)  # never the array's bytes
+    assert t.TOOL_SETS.currsize <= t.TOOL_CACHE_BYTES
+    assert 30 <= len(t.TOOL_SETS) < 60
+    assert t.digest(_raw([{"name": "tool_59", "input_schema": schema}])) in t.TOOL_SETS  # least recent go first
+    assert t.digest(_raw([{"name": "tool_0", "input_schema": schema}])) not in t.TOOL_SETS
 
 
 def test_an_array_too_big_to_keep_is_translated_but_not_cached() -> None:
     raw = _raw([{"name": "huge", "input_schema": {"type": "object", "description": "d" * t.TOOL_SET_MAX_BYTES}}])
     assert t.tool_set(raw).count == 1
-    assert t.digest(raw) not in t._TOOL_SETS
+    assert t.digest(raw) not in t.TOOL_SETS
 
 
 def test_a_tool_set_holds_nothing_decoded_from_the_body() -> None:
@@ -105,24 +110,48 @@ def test_a_kept_set_weighs_what_it_holds() -> None:
     assert held < 64 * 1024 and tools.held_bytes() < 64 * 1024  # bytes: the set, not the 300 KB array
 
 
+def _with_user(user_id: str) -> ResponsesRequest:
+    """The upstream body of a one-message request from `user_id`."""
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "Hi"}]}
+    req = decode_request(msgspec.json.encode(body | {"metadata": {"user_id": user_id}}), fields.MESSAGES)
+    return request.to_responses_request(req, t.tool_set(req.tools), SETTINGS.profile(req.model), api_version="").body
+
+
 def test_name_mapping_and_user_hashing_keep_nothing_across_requests() -> None:
-    """Keyed by client strings of any length, a cache of them would grow with what clients send: none is kept."""
-    assert not hasattr(t.upstream_name, "cache_info")
-    assert not hasattr(request._hashed_user, "cache_info")
-    long_name = "n." * 500_000
-    assert len(t.upstream_name(long_name)) <= t.MAX_NAME
+    """Keyed by client strings of any length, a cache of them would grow with what clients send: none is kept (not
+    even the last one: 16 distinct 128 KB names and user ids leave less than one of them behind)."""
+    size = 128 * 1024
+    _with_user("warm-up")  # first-use allocations (imports, profiles) are not what this measures
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(16):
+            assert len(t.upstream_name(f"n{i:02}." * (size // 4))) <= t.MAX_NAME
+            hashed = _with_user(f"user-{i}-" + "u" * size)["safety_identifier"]
+            assert isinstance(hashed, str) and hashed.startswith("mb_") and len(hashed) < 64
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < size, grown
 
 
-def test_a_repeat_of_the_last_array_finds_its_set_without_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    first = t.tool_set(_raw(TOOLS))
-    hashed: list[bytes] = []
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The arrays `tools.digest` hashes from now on."""
+    seen: list[bytes] = []
     real = t.digest
 
     def counted(raw: msgspec.Raw) -> bytes:
-        hashed.append(bytes(raw))
+        seen.append(bytes(raw))
         return real(raw)
 
     monkeypatch.setattr(t, "digest", counted)
+    return seen
+
+
+def test_a_repeat_of_the_last_array_finds_its_set_without_hashing(hashed: list[bytes]) -> None:
+    first = t.tool_set(_raw(TOOLS))
+    hashed.clear()
     assert t.tool_set(_raw(TOOLS)) is first
     assert hashed == []  # the same bytes as last time: the remembered key
     other = [{**TOOLS[0], "name": "Bas_"}, TOOLS[1]]  # same length, other bytes
@@ -133,10 +162,11 @@ def test_a_repeat_of_the_last_array_finds_its_set_without_hashing(monkeypatch: p
     assert len(hashed) == 2
 
 
-def test_the_remembered_array_follows_evictions_and_stays_bounded() -> None:
+def test_the_remembered_array_follows_evictions_and_stays_bounded(hashed: list[bytes]) -> None:
     first = t.tool_set(_raw(TOOLS))
-    t._TOOL_SETS.clear()  # evicted while remembered: translated again, never a stale or missing set
+    t.TOOL_SETS.clear()  # evicted while remembered: translated again, never a stale or missing set
     again = t.tool_set(_raw(TOOLS))
-    assert again == first and t.digest(_raw(TOOLS)) in t._TOOL_SETS
+    assert again == first and t.digest(_raw(TOOLS)) in t.TOOL_SETS
     t.tool_set(_raw([{"name": "huge", "input_schema": {"description": "d" * t.TOOL_SET_MAX_BYTES}}]))
-    assert t._LAST.array == bytes(_raw(TOOLS))  # an array too big to cache is not remembered
+    hashed.clear()
+    assert t.tool_set(_raw(TOOLS)) is again and hashed == []  # too big to cache, the huge one is not remembered

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -166,9 +167,27 @@ def events(draw: st.DrawFn) -> tuple[str, JSON]:
     return name, event
 
 
+STREAMS = st.lists(events(), max_size=10)
+STOPS = st.lists(st.text(min_size=1, max_size=2), max_size=1)
+
+
+@pytest.mark.slow
 @FUZZ
-@given(st.lists(events(), max_size=10), st.booleans(), st.lists(st.text(min_size=1, max_size=2), max_size=1))
+@given(STREAMS, st.booleans(), STOPS)
 def test_any_stream_is_a_message_or_an_error_event_in_grammar(stream: JSON, thinking: bool, stops: list[str]) -> None:
+    check_stream(stream, thinking, stops)
+
+
+@settings(FUZZ, max_examples=20)
+@given(STREAMS, st.booleans(), STOPS)
+def test_any_stream_is_a_message_or_an_error_event_in_grammar_quick(
+    stream: JSON, thinking: bool, stops: list[str]
+) -> None:
+    """The search above, short, for the quick loop (the whole suite runs both)."""
+    check_stream(stream, thinking, stops)
+
+
+def check_stream(stream: JSON, thinking: bool, stops: list[str]) -> None:
     translator = StreamTranslator(
         ReplyContext(thinking_requested=thinking, stop_sequences=tuple(stops)), model="m", input_tokens=3
     )

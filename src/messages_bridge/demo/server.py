@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections import deque
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ class Reply:
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     hang: float = 0.0  # seconds to wait before answering at all
+    until: asyncio.Event | None = None  # ends the hang early once set (on the simulator's event loop)
 
 
 @dataclass(slots=True)
@@ -72,7 +74,8 @@ def _render(reply: Reply) -> Response:
 async def _play(reply: Reply) -> Response:
     """A scripted reply, after its `hang`."""
     if reply.hang:
-        await asyncio.sleep(reply.hang)
+        with suppress(TimeoutError):
+            await asyncio.wait_for((reply.until or asyncio.Event()).wait(), reply.hang)
     return _render(reply)
 
 

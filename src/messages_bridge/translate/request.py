@@ -395,7 +395,7 @@ def _text_format(output_config: a.OutputConfig | None) -> r.TextConfig | None:
     try:
         decoded = msgspec.json.decode(schema)
         strict = is_strict_schema(decoded)
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:  # a Raw is not checked for UTF-8
         raise InvalidRequestError("output_config.format.schema: invalid JSON schema") from exc
     if not isinstance(decoded, dict):
         raise InvalidRequestError("output_config.format.schema: must be a JSON object")

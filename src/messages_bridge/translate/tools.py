@@ -128,7 +128,9 @@ _SET_OVERHEAD = 1024  # the objects around the bytes, and the web_search tool wh
 # array bigger than TOOL_SET_MAX_BYTES is translated for its request and not kept (it would evict many small ones).
 TOOL_CACHE_BYTES = 4 * 1024 * 1024
 TOOL_SET_MAX_BYTES = 512 * 1024
-_TOOL_SETS: LRUCache[bytes, ToolSet] = LRUCache(TOOL_CACHE_BYTES, getsizeof=ToolSet.held_bytes)
+# The one cross-request cache of the translator: a tool array's `digest` → its ToolSet, least recently used first
+# out, bounded by the bytes the sets hold (never the arrays': they are not kept). Only `tool_set` writes it.
+TOOL_SETS: LRUCache[bytes, ToolSet] = LRUCache(TOOL_CACHE_BYTES, getsizeof=ToolSet.held_bytes)
 
 
 @dataclass(slots=True)
@@ -162,13 +164,13 @@ def tool_set(raw: msgspec.Raw | msgspec.UnsetType) -> ToolSet:
         return NO_TOOLS
     array = bytes(raw)  # a copy: decoded `Raw`s reference their buffer
     key = _LAST.key if array == _LAST.array else digest(raw)
-    cached = _TOOL_SETS.get(key)
+    cached = TOOL_SETS.get(key)
     if cached is not None:
         _LAST.remember(array, key, cached)
         return cached
     built = _build_tool_set(array)
     if built.held_bytes() <= TOOL_SET_MAX_BYTES:
-        _TOOL_SETS[key] = built
+        TOOL_SETS[key] = built
         _LAST.remember(array, key, built)
     return built
 
