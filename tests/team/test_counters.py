@@ -18,7 +18,7 @@ from messages_bridge.team.counters import Counters, MemoryCounters
 from messages_bridge.team.identity import Identity
 from messages_bridge.team.keys import Limits
 from messages_bridge.team.limits import Limiter, Ticket, cost_nano
-from messages_bridge.team.redis_counters import RedisCounters, _keys
+from messages_bridge.team.redis_counters import RedisCounters, redis_keys
 from messages_bridge.translate.usage import TokenUsage
 from tests.services import RedisServer
 from tests.team.conftest import BODY, PRICES, TeamGateway
@@ -124,7 +124,7 @@ async def test_with_redis_a_request_makes_one_round_trip_and_settles_in_the_back
     await gw.team.limiter.counters.flush()
     spend = sum(round(r["cost_usd"] * NANO) for r in await gw.rows())
     store = redis.Redis.from_url(redis_server.url)
-    _, _, conc, spent, reserved = _keys("alice", period_id("day", datetime.now(UTC)))
+    _, _, conc, spent, reserved = redis_keys("alice", period_id("day", datetime.now(UTC)))
     assert store.zcard(conc) == 0, "every concurrency lease was let go"
     assert int(store.get(spent) or 0) == spend, "the spend in Redis is the ledger's"
     assert int(store.get(reserved) or 0) == 0, "no reservation is left behind"

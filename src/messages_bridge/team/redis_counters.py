@@ -111,14 +111,15 @@ return {refused, used_req, used_tok, used_conc, spent, retry}
 """
 
 
-def _keys(key: str, period: str) -> list[str]:
+def redis_keys(key: str, period: str) -> list[str]:
+    """The Redis keys of one API key's counters: requests, tokens, leases, the period's spend and reservations."""
     base = "mb:{" + key + "}:"
     return [base + "rpm", base + "tpm", base + "conc", base + "spent:" + period, base + "reserved:" + period]
 
 
 def _queue_settlement(pipe: Pipeline, s: Settlement) -> int:
     """Add one settlement's commands to `pipe`; returns how many replies they produce (the last: the spend)."""
-    _, tpm_key, conc_key, spent_key, reserved_key = _keys(s.key, s.period)
+    _, tpm_key, conc_key, spent_key, reserved_key = redis_keys(s.key, s.period)
     n = 0
     if s.tpm and s.tokens_delta:
         pipe.hincrby(tpm_key, str(int(time.time() // WINDOW)), s.tokens_delta)
@@ -171,7 +172,7 @@ class RedisCounters:
             int(LEASE_SECONDS * 1000),
             RESERVATION_TTL,
         ]
-        keys = _keys(ask.key, ask.period)
+        keys = redis_keys(ask.key, ask.period)
         queued = self._take()
         try:
             async with asyncio.timeout(SOCKET_TIMEOUT):
@@ -277,7 +278,7 @@ class RedisCounters:
         self._check_circuit()
         try:
             async with asyncio.timeout(SOCKET_TIMEOUT):
-                await self._redis.set(_keys(key, period)[3], spent, nx=True, ex=ttl)
+                await self._redis.set(redis_keys(key, period)[3], spent, nx=True, ex=ttl)
         except (RedisError, OSError, TimeoutError) as exc:
             raise self._trip(exc) from exc
 
