@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -144,6 +145,51 @@ async def test_shutdown_flushes_the_queue_or_spools_it_for_the_next_start(tmp_pa
     await third.flush()
     assert _count(sql) == 7 and third.backlog == 0
     await third.aclose()
+
+
+class HeldSink:
+    """The real SQL ledger, each write held (in its worker thread) until `release` is set."""
+
+    def __init__(self, inner: SqlLedger) -> None:
+        self.inner = inner
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def write(self, rows: list[LedgerRow]) -> None:
+        self.entered.set()
+        assert self.release.wait(10)
+        self.inner.write(rows)
+
+
+async def test_a_batch_being_written_is_still_backlog(tmp_path: Path) -> None:
+    sql = _sql(tmp_path)
+    sink = HeldSink(sql)
+    writer = LedgerWriter(sink, tmp_path / "spool", batch_size=2, flush_interval=60)
+    await writer.start()
+    writer.submit(_row(1))
+    writer.submit(_row(2))  # a full batch: the loop takes it off the queue and starts writing
+    assert await asyncio.to_thread(sink.entered.wait, 10)
+    assert writer.backlog == 2, "rows off the queue but not yet in the database are still owed"
+    sink.release.set()
+    await writer.flush()
+    assert writer.backlog == 0 and _count(sql) == 2
+    await writer.aclose()
+
+
+async def test_flush_waits_for_a_replay_already_running(tmp_path: Path) -> None:
+    sql = _sql(tmp_path)
+    Spool(tmp_path / "spool").put([_row(i) for i in range(3)])
+    sink = HeldSink(sql)
+    writer = LedgerWriter(sink, tmp_path / "spool", flush_interval=0.01, retry_interval=0.01)
+    await writer.start()  # its loop replays the spooled file and is held inside the write
+    assert await asyncio.to_thread(sink.entered.wait, 10)
+    flushed = asyncio.ensure_future(writer.flush())
+    await asyncio.sleep(0.05)
+    assert not flushed.done(), "flush returned while the replay's rows were not in the database"
+    sink.release.set()
+    await flushed
+    assert _count(sql) == 3 and writer.backlog == 0
+    await writer.aclose()
 
 
 async def test_a_replay_interrupted_half_way_writes_no_row_twice(tmp_path: Path) -> None:

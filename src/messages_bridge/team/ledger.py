@@ -155,13 +155,17 @@ class LedgerWriter:
         self._closing = False
         self._closed = False
         self._writing = asyncio.Lock()
+        # One replay at a time: a second one would find the files claimed by the first (same pid) and return at
+        # once, before those rows are written, and `flush` promises they are in the database when it returns.
+        self._replaying = asyncio.Lock()
+        self._in_flight = 0  # rows of the batch being written: taken off the queue, not yet written or spooled
         self._spooled = 0
         self._db_down = False
         self._replayed_at = 0.0
 
     @property
     def backlog(self) -> int:
-        return len(self._queue) + self._spooled
+        return len(self._queue) + self._in_flight + self._spooled
 
     def submit(self, row: LedgerRow) -> None:
         """Queue a row (never blocks). After shutdown (a request outlived the drain) it is spooled at once."""
@@ -221,25 +225,36 @@ class LedgerWriter:
         batch = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
         if not batch:
             return
-        written = False
+        self._in_flight = len(batch)
+        try:
+            written = await self._write_or_spool(batch)
+        finally:
+            self._in_flight = 0
+        if written:
+            LEDGER_WRITTEN.inc(len(batch))
+        LEDGER_BACKLOG.set(self.backlog)  # spooled rows stay backlog until a replay writes them
+
+    async def _write_or_spool(self, batch: list[LedgerRow]) -> bool:
+        """True when the batch reached the database; otherwise it is in the spool."""
         if not self._db_down:
             try:
                 await asyncio.to_thread(self._sink.write, batch)
-                written = True
             except Exception as exc:  # noqa: BLE001 - any database failure: the rows go to the spool instead
                 self._db_down = True
                 self._replayed_at = time.monotonic()
                 logger.warning("ledger database unreachable; spooling", extra={"exception_type": type(exc).__name__})
-        if written:
-            LEDGER_WRITTEN.inc(len(batch))
-        else:
-            await asyncio.to_thread(self._spool.put, batch)
-            self._spooled += len(batch)
-            LEDGER_SPOOLED.inc(len(batch))
-            return  # the rows are still backlog: the gauge keeps counting them until a replay writes them
-        LEDGER_BACKLOG.set(self.backlog)
+            else:
+                return True
+        await asyncio.to_thread(self._spool.put, batch)
+        self._spooled += len(batch)
+        LEDGER_SPOOLED.inc(len(batch))
+        return False
 
     async def _replay(self) -> None:
+        async with self._replaying:
+            await self._replay_claimed()
+
+    async def _replay_claimed(self) -> None:
         self._replayed_at = time.monotonic()
         for path in await asyncio.to_thread(self._spool.claim):
             rows = await asyncio.to_thread(self._spool.read, path)
