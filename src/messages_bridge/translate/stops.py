@@ -6,13 +6,22 @@ from dataclasses import dataclass, field
 
 
 def find_stop(text: str, stops: tuple[str, ...]) -> tuple[int, str] | None:
-    """The earliest (position, sequence) among `stops` in `text`; the longest wins a tie."""
-    best: tuple[int, str] | None = None
+    """(position, sequence) of the first of `stops` to be complete in `text`; of two ending together, the longer.
+
+    "First complete", not "first to start": a model stops as soon as a sequence has been generated, so with
+    `"` and `"X` the text `"X` stops at `"`. It is also the only rule a stream can follow without waiting: a
+    sequence not yet complete ends after every one already visible, so the streaming filter (which sees the
+    text piece by piece) and the whole-answer path agree however the text is cut.
+    """
+    best: tuple[int, int, str] | None = None  # (end, start, sequence)
     for stop in stops:
         pos = text.find(stop)
-        if pos >= 0 and (best is None or pos < best[0] or (pos == best[0] and len(stop) > len(best[1]))):
-            best = (pos, stop)
-    return best
+        if pos < 0:
+            continue
+        end = pos + len(stop)
+        if best is None or (end, pos) < best[:2]:
+            best = (end, pos, stop)
+    return None if best is None else (best[1], best[2])
 
 
 @dataclass(slots=True)
