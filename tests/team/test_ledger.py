@@ -192,6 +192,24 @@ async def test_flush_waits_for_a_replay_already_running(tmp_path: Path) -> None:
     await writer.aclose()
 
 
+async def test_a_failed_replay_gives_back_every_file_it_claimed(tmp_path: Path) -> None:
+    sql = _sql(tmp_path)
+    spool = Spool(tmp_path / "spool")
+    spool.put([_row(i) for i in range(3)])
+    spool.put([_row(i) for i in range(3, 5)])
+    sink = FlakySink(sql)
+    sink.down = True
+    writer = LedgerWriter(sink, tmp_path / "spool", flush_interval=60, retry_interval=60)
+    await writer.start()
+    await writer.flush()  # its replay fails on the first file, before the second is tried
+    assert _count(sql) == 0 and writer.backlog == 5
+    assert len(list((tmp_path / "spool").glob("*.jsonl"))) == 2, "both files can be claimed again"
+    sink.down = False
+    await writer.flush()
+    assert _count(sql) == 5 and writer.backlog == 0
+    await writer.aclose()
+
+
 async def test_a_replay_interrupted_half_way_writes_no_row_twice(tmp_path: Path) -> None:
     sql = _sql(tmp_path)
     rows = [_row(i) for i in range(6)]

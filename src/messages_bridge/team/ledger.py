@@ -256,14 +256,18 @@ class LedgerWriter:
 
     async def _replay_claimed(self) -> None:
         self._replayed_at = time.monotonic()
-        for path in await asyncio.to_thread(self._spool.claim):
+        claimed = await asyncio.to_thread(self._spool.claim)
+        for done, path in enumerate(claimed):
             rows = await asyncio.to_thread(self._spool.read, path)
             try:
                 for start in range(0, len(rows), self._batch):
                     await asyncio.to_thread(self._sink.write, rows[start : start + self._batch])
-            except Exception as exc:  # noqa: BLE001 - still unreachable: keep the file for the next attempt
+            except Exception as exc:  # noqa: BLE001 - still unreachable: keep the files for the next attempt
                 self._db_down = True
-                await asyncio.to_thread(self._spool.release, path)
+                # This one and every file claimed after it: a file left claimed by this (living) process would
+                # never be claimed again by it, and its rows would wait for the next restart.
+                for unwritten in claimed[done:]:
+                    await asyncio.to_thread(self._spool.release, unwritten)
                 logger.warning("ledger replay failed", extra={"exception_type": type(exc).__name__})
                 return
             await asyncio.to_thread(path.unlink)
