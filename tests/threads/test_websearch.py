@@ -29,6 +29,18 @@ def searx() -> Iterator[ThreadedServer]:
         yield server
 
 
+def _continue(previous_message_id: str, *, stream: bool) -> dict[str, Any]:
+    """The next turn of a thread: one new user message."""
+    return {
+        "model": "claude-opus-4-8",
+        "max_tokens": 256,
+        "stream": stream,
+        "output_config": {"effort": "high"},
+        "messages": [{"role": "user", "content": "And the one before?"}],
+        "thread": {"type": "continue", "previous_message_id": previous_message_id},
+    }
+
+
 def _answer(reply: httpx.Response, stream: bool) -> dict[str, Any]:
     assert reply.status_code == 200, reply.text
     return fold(parse_sse(reply.content)) if stream else reply.json()
@@ -54,14 +66,7 @@ async def test_a_web_search_answer_is_stored_and_continued(
         await store.release(tenant, first["id"], "peek")
         assert isinstance(held, StoredThread)
         assert json.loads(bytes(held.messages[-1]))["content"] == first["content"]  # exactly as returned
-        body = {
-            "model": "claude-opus-4-8",
-            "max_tokens": 256,
-            "stream": stream,
-            "output_config": {"effort": "high"},
-            "messages": [{"role": "user", "content": "And the one before?"}],
-            "thread": {"type": "continue", "previous_message_id": first["id"]},
-        }
+        body = _continue(first["id"], stream=stream)
         _answer(await http.post("/v1/messages", json=body), stream)
         assert error_code(await http.post("/v1/messages", json={**body, "stream": False})) == "thread_already_continued"
 
@@ -76,14 +81,7 @@ async def test_a_search_loop_refused_before_its_first_event_frees_the_turn(
         first = _answer(
             await http.post("/v1/messages", json={**subrequest(stream=stream), "thread": {"type": "create"}}), stream
         )
-        body = {
-            "model": "claude-opus-4-8",
-            "max_tokens": 256,
-            "stream": stream,
-            "output_config": {"effort": "high"},
-            "messages": [{"role": "user", "content": "And the one before?"}],
-            "thread": {"type": "continue", "previous_message_id": first["id"]},
-        }
+        body = _continue(first["id"], stream=stream)
         refusal = {"error": {"type": "invalid_request_error", "message": "bad input", "code": None, "param": None}}
         upstream.script.push(Reply(status=400, json_body=refusal))
         refused = await http.post("/v1/messages", json=body)
@@ -99,14 +97,7 @@ async def test_a_search_loop_given_up_before_its_first_event_frees_the_turn(
     app = await app_factory(make_settings(web_search_backend_url=searx.url))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY, headers=BETA) as http:
         first = _answer(await http.post("/v1/messages", json={**subrequest(), "thread": {"type": "create"}}), True)
-        body = {
-            "model": "claude-opus-4-8",
-            "max_tokens": 256,
-            "stream": True,
-            "output_config": {"effort": "high"},
-            "messages": [{"role": "user", "content": "And the one before?"}],
-            "thread": {"type": "continue", "previous_message_id": first["id"]},
-        }
+        body = _continue(first["id"], stream=True)
         sent = len(upstream.requests)
         upstream.script.push(Reply(hang=30.0))
         running = asyncio.create_task(http.post("/v1/messages", json=body))

@@ -48,6 +48,15 @@ async def _both(http: httpx.AsyncClient, body: JSON) -> tuple[JSON, JSON]:
     return fold(events), plain.json()
 
 
+async def _logged_gateway(
+    make_settings: Any, app_factory: Any, capture_logs: Callable[..., LogCapture], searx: ThreadedServer
+) -> tuple[Any, LogCapture]:
+    """The app in gateway mode against the fake SearXNG, and its captured log lines."""
+    settings = make_settings(web_search_backend_url=searx.url)
+    logs = capture_logs(settings)
+    return await app_factory(settings), logs
+
+
 def _kinds(message: JSON) -> list[str]:
     return [b["type"] for b in message["content"]]
 
@@ -254,9 +263,7 @@ async def test_gateway_search_observed_without_the_query(
     searx: tuple[ThreadedServer, SearxScript],
     capture_logs: Callable[..., LogCapture],
 ) -> None:
-    settings = make_settings(web_search_backend_url=searx[0].url)
-    logs = capture_logs(settings)
-    app = await app_factory(settings)
+    app, logs = await _logged_gateway(make_settings, app_factory, capture_logs, searx[0])
     async with _client(app) as http:
         reply = await http.post("/v1/messages", json=subrequest(stream=False))
         metrics = (await http.get("/metrics")).text
@@ -322,9 +329,7 @@ async def test_a_streamed_loop_records_its_upstream_facts_at_its_end(
     searx: tuple[ThreadedServer, SearxScript],
     capture_logs: Callable[..., LogCapture],
 ) -> None:
-    settings = make_settings(web_search_backend_url=searx[0].url)
-    logs = capture_logs(settings)
-    app = await app_factory(settings)
+    app, logs = await _logged_gateway(make_settings, app_factory, capture_logs, searx[0])
     async with _client(app) as http:
         reply = await http.post("/v1/messages", json=subrequest())
     assert reply.status_code == 200
@@ -349,9 +354,7 @@ async def test_an_upstream_refusal_before_the_first_event_is_a_json_error(
     capture_logs: Callable[..., LogCapture],
     stream: bool,
 ) -> None:
-    settings = make_settings(web_search_backend_url=searx[0].url)
-    logs = capture_logs(settings)
-    app = await app_factory(settings)
+    app, logs = await _logged_gateway(make_settings, app_factory, capture_logs, searx[0])
     refusal = {"error": {"type": "invalid_request_error", "message": "bad input", "code": None, "param": None}}
     upstream.script.push(Reply(status=400, json_body=refusal, headers={"x-request-id": "req_up_1"}))
     async with _client(app) as http:
