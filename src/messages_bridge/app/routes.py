@@ -14,7 +14,7 @@ from messages_bridge.app.body import check_content_type, decode_json, decode_req
 from messages_bridge.app.dispatch import plan_for
 from messages_bridge.app.relay import empty_message, relay_count_tokens, relay_message
 from messages_bridge.app.state import GatewayState, gateway
-from messages_bridge.app.streaming import prewarm_stream, stream_message
+from messages_bridge.app.streaming import message_stream, stream_message
 from messages_bridge.app.threads import abandon, capture_response, capture_stream, complete_message, open_turn
 from messages_bridge.app.upstream_health import readiness
 from messages_bridge.app.websearch import answered_by_gateway, search_message
@@ -120,7 +120,7 @@ async def _answer(
         if turn is not None:
             await turn.abandon()  # a pre-warm produces no reply to continue from
         prewarm = empty_message(req, tools)
-        return prewarm_stream(prewarm) if req.stream else json_response(prewarm)
+        return message_stream(prewarm) if req.stream else json_response(prewarm)
     if translation.reply.web_search is not None:
         record.web_search_mode = translation.reply.web_search_mode
         if answered_by_gateway(req, translation):

@@ -39,8 +39,10 @@ from messages_bridge.protocol import anthropic_stream as o
 from messages_bridge.protocol.anthropic_stream import PING_FRAME, encode_events
 from messages_bridge.protocol.responses_stream import StreamEvent
 from messages_bridge.routing.router import Target
+from messages_bridge.translate.blocks import BlockEvents
 from messages_bridge.translate.stream import StreamTranslator
 from messages_bridge.translate.tokens import estimate_input_tokens
+from messages_bridge.translate.usage import empty_usage
 from messages_bridge.upstream.client import ResponsesClient, stream_events
 
 _ENCODER = msgspec.json.Encoder()
@@ -87,13 +89,21 @@ async def stream_message(state: GatewayState, req: a.MessagesRequest, plan: Plan
     return EventStream(source, stack, ping_interval=settings.ping_interval, record=record, headers=headers)
 
 
-def prewarm_stream(message: a.Message) -> Response:
-    """`max_tokens: 0` with `stream: true`: the pre-warm answer as a complete (empty) event stream."""
-    start: a.Message = {**message, "stop_reason": None}
-    delta = o.MessageDeltaBody(stop_reason="max_tokens", stop_sequence=None)
-    events: list[o.StreamEvent] = [o.MessageStart(message=start), o.MessageDelta(delta=delta, usage=message["usage"])]
-    events.append(o.MessageStop())
-    return Response(o.encode_events(events), media_type="text/event-stream", headers=HEADERS)
+def message_stream(message: a.Message) -> Response:
+    """A Message known whole (the pre-warm answer, web search unavailable) as a complete event stream."""
+    start = o.MessageStart(
+        {
+            **message,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": empty_usage(input_tokens=message["usage"]["input_tokens"]),
+        }
+    )
+    end = o.MessageDeltaBody(message["stop_reason"] or "end_turn", message["stop_sequence"])
+    events: list[o.StreamEvent] = [start, *BlockEvents().events(message["content"])]
+    events += [o.MessageDelta(end, message["usage"]), o.MessageStop()]
+    return Response(encode_events(events), media_type="text/event-stream", headers=HEADERS)
 
 
 class FrameSource:

@@ -20,14 +20,13 @@ from starlette.types import Receive, Scope, Send
 
 from messages_bridge.app.relay import upstream_error
 from messages_bridge.app.state import GatewayState
-from messages_bridge.app.streaming import HEADERS, QUEUE_WRITES, send_frames
+from messages_bridge.app.streaming import HEADERS, QUEUE_WRITES, message_stream, send_frames
 from messages_bridge.errors import ApiError, GatewayError
 from messages_bridge.observability.record import RequestRecord
 from messages_bridge.observability.upstream import UpstreamFacts
 from messages_bridge.protocol import anthropic as a
 from messages_bridge.protocol import anthropic_stream as o
 from messages_bridge.protocol.anthropic_stream import PING_FRAME, encode_events
-from messages_bridge.translate.blocks import BlockEvents
 from messages_bridge.translate.request import Translation
 from messages_bridge.translate.tokens import estimate_input_tokens
 from messages_bridge.translate.tools import ToolSet
@@ -70,7 +69,7 @@ async def search_message(
         message = unavailable_message(req, t.tools, off_reason(state))
         facts.web_search_errors = 1
         record.apply(facts)
-        return _stream_static(message) if req.stream else message
+        return message_stream(message) if req.stream else message
     config = state.router.web_search
     runner = GatewaySearch(
         state.client,
@@ -126,21 +125,6 @@ def unavailable_message(req: a.MessagesRequest, tools: ToolSet, reason: str) -> 
 
 
 # ---- streaming ----------------------------------------------------------------------------------
-
-
-def _start_event(message: a.Message) -> o.MessageStart:
-    usage = empty_usage(input_tokens=message["usage"]["input_tokens"])
-    return o.MessageStart({**message, "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage})
-
-
-def _end_events(message: a.Message) -> list[o.StreamEvent]:
-    stop = message["stop_reason"] or "end_turn"
-    return [o.MessageDelta(o.MessageDeltaBody(stop, message["stop_sequence"]), message["usage"]), o.MessageStop()]
-
-
-def _stream_static(message: a.Message) -> Response:
-    events: list[o.StreamEvent] = [_start_event(message), *BlockEvents().events(message["content"])]
-    return Response(encode_events([*events, *_end_events(message)]), media_type="text/event-stream", headers=HEADERS)
 
 
 class SearchStream(StreamingResponse):
